@@ -1,0 +1,67 @@
+"""Plain dataclasses of the domain. No grpc, redis or protobuf here."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Single-block warehouse of DESIGN.md.
+
+    Aisle i runs along x = i * aisle_spacing_m from the front cross aisle (y = 0) to the back
+    cross aisle (y = L = slots_per_aisle * slot_length_m). Slot j sits at
+    y = (j + 0.5) * slot_length_m. The depot is at (0, 0).
+    """
+
+    aisles: int = 20
+    slots_per_aisle: int = 50
+    slot_length_m: float = 1.0
+    aisle_spacing_m: float = 3.0
+
+    @property
+    def length_m(self) -> float:
+        return self.slots_per_aisle * self.slot_length_m
+
+    def slot_y(self, slot: int) -> float:
+        return (slot + 0.5) * self.slot_length_m
+
+    def aisle_x(self, aisle: int) -> float:
+        return aisle * self.aisle_spacing_m
+
+
+def location_code(aisle: int, slot: int) -> str:
+    return f"A{aisle:02d}-S{slot:03d}"
+
+
+def parse_location(code: str) -> tuple[int, int]:
+    """``A03-S017`` -> (3, 17). Raises ValueError on anything else."""
+    if len(code) < 6 or code[0] != "A" or "-S" not in code:
+        raise ValueError(f"bad location code {code!r}, expected A{{aisle:02d}}-S{{slot:03d}}")
+    a, s = code[1:].split("-S", 1)
+    return int(a), int(s)
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    id: str
+    name: str
+    latitude: float
+    longitude: float
+    postal_code: str = ""
+    layout: Layout = field(default_factory=Layout)
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Line:
+    sku: str
+    quantity: int
+    unit_price_cents: int = 0
+
+
+@dataclass(frozen=True)
+class Allocation:
+    sku: str
+    warehouse_id: str
+    quantity: int
+    distance_km: float

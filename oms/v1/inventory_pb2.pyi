@@ -1,0 +1,70 @@
+from oms.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UpsertWarehouseRequest(_message.Message):
+    __slots__ = ("warehouse",)
+    WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
+    warehouse: _common_pb2.Warehouse
+    def __init__(self, warehouse: _Optional[_Union[_common_pb2.Warehouse, _Mapping]] = ...) -> None: ...
+
+class ListWarehousesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListWarehousesResponse(_message.Message):
+    __slots__ = ("warehouses",)
+    WAREHOUSES_FIELD_NUMBER: _ClassVar[int]
+    warehouses: _containers.RepeatedCompositeFieldContainer[_common_pb2.Warehouse]
+    def __init__(self, warehouses: _Optional[_Iterable[_Union[_common_pb2.Warehouse, _Mapping]]] = ...) -> None: ...
+
+class UpsertProductRequest(_message.Message):
+    __slots__ = ("product",)
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    product: _common_pb2.Product
+    def __init__(self, product: _Optional[_Union[_common_pb2.Product, _Mapping]] = ...) -> None: ...
+
+class SetStockRequest(_message.Message):
+    __slots__ = ("warehouse_id", "sku", "on_hand", "location")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    ON_HAND_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    sku: str
+    on_hand: int
+    location: str
+    def __init__(self, warehouse_id: _Optional[str] = ..., sku: _Optional[str] = ..., on_hand: _Optional[int] = ..., location: _Optional[str] = ...) -> None: ...
+
+class AdjustStockRequest(_message.Message):
+    __slots__ = ("warehouse_id", "sku", "delta", "reason", "idempotency_key")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    sku: str
+    delta: int
+    reason: str
+    idempotency_key: str
+    def __init__(self, warehouse_id: _Optional[str] = ..., sku: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class GetStockRequest(_message.Message):
+    __slots__ = ("sku",)
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    def __init__(self, sku: _Optional[str] = ...) -> None: ...
+
+class GetStockResponse(_message.Message):
+    __slots__ = ("levels", "total_available")
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    levels: _containers.RepeatedCompositeFieldContainer[_common_pb2.StockLevel]
+    total_available: int
+    def __init__(self, levels: _Optional[_Iterable[_Union[_common_pb2.StockLevel, _Mapping]]] = ..., total_available: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,39 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CountByKey(_message.Message):
+    __slots__ = ("key", "count")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    count: int
+    def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class Stats(_message.Message):
+    __slots__ = ("orders_by_status", "orders_by_channel", "orders_per_second", "fill_rate", "split_rate", "mean_allocation_distance_km", "pick_distance_saved_m", "orders_total")
+    ORDERS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    FILL_RATE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ALLOCATION_DISTANCE_KM_FIELD_NUMBER: _ClassVar[int]
+    PICK_DISTANCE_SAVED_M_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    orders_by_status: _containers.RepeatedCompositeFieldContainer[CountByKey]
+    orders_by_channel: _containers.RepeatedCompositeFieldContainer[CountByKey]
+    orders_per_second: float
+    fill_rate: float
+    split_rate: float
+    mean_allocation_distance_km: float
+    pick_distance_saved_m: float
+    orders_total: int
+    def __init__(self, orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_by_channel: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_per_second: _Optional[float] = ..., fill_rate: _Optional[float] = ..., split_rate: _Optional[float] = ..., mean_allocation_distance_km: _Optional[float] = ..., pick_distance_saved_m: _Optional[float] = ..., orders_total: _Optional[int] = ...) -> None: ...
