@@ -65,3 +65,99 @@ class Allocation:
     warehouse_id: str
     quantity: int
     distance_km: float
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    warehouse_id: str
+    sku: str
+    on_hand: int
+    reserved: int
+    location: str = ""
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str = ""
+    unit_price_cents: int = 0
+    weight_g: int = 0
+    length_mm: int = 0
+    width_mm: int = 0
+    height_mm: int = 0
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: str = ""
+    email: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str = ""
+    line1: str = ""
+    city: str = ""
+    region: str = ""
+    postal_code: str = ""
+    country: str = ""
+    latitude: float = 0.0
+    longitude: float = 0.0
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """A validated intake request: ship-to has coordinates (geocoded if they were absent)."""
+
+    idempotency_key: str
+    channel: str
+    customer: Customer
+    ship_to: Address
+    lines: tuple[Line, ...]
+    allow_partial: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: int
+    at_ms: int
+    reason: str = ""
+
+
+@dataclass
+class Order:
+    id: str
+    idempotency_key: str
+    channel: str
+    status: int  # engine.lifecycle.OrderStatus value
+    customer: Customer
+    ship_to: Address
+    lines: list[Line]
+    allocations: list[Allocation]
+    hold_until: int = 0
+    created_at: int = 0
+    updated_at: int = 0
+    history: list[HistoryEntry] = field(default_factory=list)
+    allow_partial: bool = False
+    wave_id: str = ""
+
+    @property
+    def warehouses(self) -> list[str]:
+        """Warehouses holding stock for this order, in allocation order without repeats."""
+        return list(dict.fromkeys(a.warehouse_id for a in self.allocations))
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    event_id: str
+    order_id: str
+    type: str
+    status: int
+    at_ms: int
+    detail: str = ""
+    channel: str = ""

@@ -1,0 +1,739 @@
+"""Pick routes in the single-block warehouse of DESIGN.md ("Warehouse geometry").
+
+Aisle i runs along x = i * aisle_spacing_m from the front cross aisle (y = 0) to the back
+cross aisle (y = L). Slot j sits at y = (j + 0.5) * slot_length_m. The depot is (0, 0), the
+front end of aisle 0. A route is a closed walk from the depot through every pick and back.
+
+* ``exact_route`` — the optimum, by the Ratliff & Rosenthal (1983) dynamic program. Its
+  states are the equivalence classes of partial tour subgraphs: for the front node a_j and the
+  back node b_j of the current aisle, whether each has degree zero / odd / even>0 and whether
+  they lie in one or two components (7 classes, incl. "nothing yet" and "tour closed"). Each
+  aisle adds one of six vertical configurations (none, traverse once, traverse twice, return
+  from the front, return from the back, return from both sides leaving the largest gap); each
+  pair of neighbouring aisles adds 0/1/2 copies of the front and back cross-aisle edges. The
+  transition tables are not typed in by hand: they are derived at import by simulating each
+  step on a four-node union-find (``_build_tables``), which is easy to check by reading.
+  The optimal subgraph is rebuilt by backtracking and its Euler circuit from the depot gives
+  the visiting order. Time is O(n log n + A) per route.
+* ``s_shape_route`` and ``largest_gap_route`` — the hand heuristics that serve as baselines.
+
+All kernels are numba ``njit(cache=True)``; the public functions validate and convert input.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from engine.errors import ValidationError
+from engine.models import Layout
+
+__all__ = [
+    "exact_route",
+    "exact_route_length",
+    "s_shape_route",
+    "largest_gap_route",
+    "route_lengths",
+    "walk_points",
+    "walk_length",
+    "point_distance",
+    "RR_TABLES",
+]
+
+_INF = 1.0e300
+
+# --------------------------------------------------------------------------------------------
+# Ratliff-Rosenthal equivalence classes and their transition tables
+# --------------------------------------------------------------------------------------------
+# Degree label of a frontier node: 0 = not in the subgraph, 1 = odd degree, 2 = even > 0.
+# A state is (label of a_j, label of b_j, components) with components: 0 = nothing built yet,
+# 1 = every present frontier node is in one component, 2 = a_j and b_j in different
+# components, 3 = the tour is closed (one finished component, frontier empty).
+_STATES: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),  # 0: EMPTY
+    (2, 0, 1),  # 1: only a_j, even
+    (0, 2, 1),  # 2: only b_j, even
+    (1, 1, 1),  # 3: both odd, connected
+    (2, 2, 1),  # 4: both even, connected
+    (2, 2, 2),  # 5: both even, two components
+    (0, 0, 3),  # 6: CLOSED
+)
+N_STATES = len(_STATES)
+S_EMPTY, S_CLOSED = 0, 6
+
+# Vertical configurations of one aisle: (added degree at a, added degree at b, links a-b).
+CFG_NONE, CFG_SINGLE, CFG_DOUBLE, CFG_FRONT, CFG_BACK, CFG_GAP = range(6)
+_CFG_EFFECT: tuple[tuple[int, int, bool], ...] = (
+    (0, 0, False),  # NONE: aisle unused (only when it holds no pick)
+    (1, 1, True),   # SINGLE: traversed once
+    (2, 2, True),   # DOUBLE: traversed twice
+    (2, 0, False),  # FRONT: entered from the front up to the farthest pick and back
+    (0, 2, False),  # BACK: entered from the back down to the nearest pick and back
+    (2, 2, False),  # GAP: from both ends, the largest gap between two picks left out
+)
+N_CFG = len(_CFG_EFFECT)
+
+
+def _add_degree(label: int, d: int) -> int:
+    if d == 0:
+        return label
+    parity = (1 if label == 1 else 0) + d
+    return 1 if parity % 2 else 2
+
+
+def _encode(pa: int, pb: int, comps: int) -> int:
+    try:
+        return _STATES.index((pa, pb, comps))
+    except ValueError:
+        return -1
+
+
+def _aisle_step(state: int, cfg: int) -> int:
+    """New class after adding configuration ``cfg`` to aisle j in class ``state``; -1 if the
+    result is not a class of any partial tour subgraph."""
+    if state == S_CLOSED:
+        return S_CLOSED if cfg == CFG_NONE else -1
+    pa, pb, comps = _STATES[state]
+    da, db, link = _CFG_EFFECT[cfg]
+    na, nb = _add_degree(pa, da), _add_degree(pb, db)
+    if na and nb:
+        connected = link or (comps == 1 and pa != 0 and pb != 0)
+        return _encode(na, nb, 1 if connected else 2)
+    if na or nb:
+        return _encode(na, nb, 1)
+    return S_EMPTY
+
+
+def _cross_step(state: int, f: int, g: int, leaves_depot: bool) -> int:
+    """New class at aisle j+1 after adding f front and g back cross-aisle edges between aisles
+    j and j+1 (f, g in 0..2). a_j and b_j leave the frontier, so their degree must now be even;
+    if j = 0, a_j is the depot and must be in the tour. A component that does not reach aisle
+    j+1 can never be joined again: allowed only if it is the whole tour (-> CLOSED)."""
+    if state == S_CLOSED:
+        return S_CLOSED if f == 0 and g == 0 else -1
+    pa, pb, comps = _STATES[state]
+    fa, fb = _add_degree(pa, f), _add_degree(pb, g)
+    if fa == 1 or fb == 1:
+        return -1
+    if leaves_depot and fa == 0:
+        return -1
+    # union-find over a=0, b=1, a'=2, b'=3
+    parent = [0, 1, 2, 3]
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    def union(x: int, y: int) -> None:
+        parent[find(x)] = find(y)
+
+    present = [fa != 0, fb != 0, f != 0, g != 0]
+    if comps == 1 and pa and pb:
+        union(0, 1)
+    if f:
+        union(0, 2)
+    if g:
+        union(1, 3)
+    roots = {find(x) for x in range(4) if present[x]}
+    frontier_roots = {find(x) for x in (2, 3) if present[x]}
+    if not roots:
+        return S_EMPTY
+    if not frontier_roots:
+        return S_CLOSED if len(roots) == 1 else -1
+    if roots - frontier_roots:
+        return -1  # a component is left behind while the tour goes on: disconnected
+    na = 0 if f == 0 else (1 if f % 2 else 2)
+    nb = 0 if g == 0 else (1 if g % 2 else 2)
+    if na and nb:
+        return _encode(na, nb, 1 if find(2) == find(3) else 2)
+    return _encode(na, nb, 1)
+
+
+def _build_tables() -> tuple[np.ndarray, np.ndarray]:
+    aisle_t = np.full((N_STATES, N_CFG), -1, dtype=np.int64)
+    cross_t = np.full((N_STATES, 3, 3, 2), -1, dtype=np.int64)
+    for s in range(N_STATES):
+        for c in range(N_CFG):
+            aisle_t[s, c] = _aisle_step(s, c)
+        for f in range(3):
+            for g in range(3):
+                for dep in range(2):
+                    cross_t[s, f, g, dep] = _cross_step(s, f, g, bool(dep))
+    return aisle_t, cross_t
+
+
+#: (aisle table [state, cfg] -> state, cross table [state, f, g, leaves_depot] -> state)
+RR_TABLES: tuple[np.ndarray, np.ndarray] = _build_tables()
+_AISLE_T, _CROSS_T = RR_TABLES
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------
+@njit(cache=True)
+def _sort_by_aisle_y(a: np.ndarray, y: np.ndarray, idx: np.ndarray, n: int) -> None:
+    """Insertion sort of idx[:n] by (a, y). Batches hold a few dozen picks, where this beats
+    allocating for np.lexsort; large inputs go through argsort in the caller."""
+    for i in range(1, n):
+        k = idx[i]
+        ak, yk = a[k], y[k]
+        j = i - 1
+        while j >= 0 and (a[idx[j]] > ak or (a[idx[j]] == ak and y[idx[j]] > yk)):
+            idx[j + 1] = idx[j]
+            j -= 1
+        idx[j + 1] = k
+
+
+@njit(cache=True)
+def _column_summary(a: np.ndarray, y: np.ndarray, idx: np.ndarray, n: int, L: float,
+                    has: np.ndarray, ymin: np.ndarray, ymax: np.ndarray,
+                    gap: np.ndarray) -> int:
+    """Per aisle: has picks, lowest / highest pick, largest gap between two consecutive picks
+    (0 when fewer than two distinct y). ``idx[:n]`` must be sorted by (a, y). Arrays are
+    reset up to the returned rightmost pick aisle r."""
+    r = a[idx[n - 1]]
+    for j in range(r + 1):
+        has[j] = False
+        gap[j] = 0.0
+    i = 0
+    while i < n:
+        col = a[idx[i]]
+        has[col] = True
+        lo = y[idx[i]]
+        prev = lo
+        g = 0.0
+        i += 1
+        while i < n and a[idx[i]] == col:
+            yy = y[idx[i]]
+            if yy - prev > g:
+                g = yy - prev
+            prev = yy
+            i += 1
+        ymin[col] = lo
+        ymax[col] = prev
+        gap[col] = g
+    return r
+
+
+@njit(cache=True)
+def _cfg_cost(cfg: int, has: bool, lo: float, hi: float, g: float, L: float) -> float:
+    """Length of vertical configuration ``cfg`` in one aisle, or -1 if not allowed there."""
+    if cfg == 0:
+        return 0.0 if not has else -1.0
+    if cfg == 1:
+        return L
+    if cfg == 2:
+        return 2.0 * L
+    if not has:
+        return -1.0  # front/back/gap returns in an empty aisle are just "none"
+    if cfg == 3:
+        return 2.0 * hi
+    if cfg == 4:
+        return 2.0 * (L - lo)
+    if g <= 0.0:
+        return -1.0  # no gap between two distinct picks to leave out
+    return 2.0 * (L - g)
+
+
+@njit(cache=True)
+def _rr_dp(has: np.ndarray, ymin: np.ndarray, ymax: np.ndarray, gap: np.ndarray, r: int,
+           L: float, dx: float, aisle_t: np.ndarray, cross_t: np.ndarray,
+           bp_state: np.ndarray, bp_move: np.ndarray, record: bool) -> float:
+    """Ratliff-Rosenthal DP over aisles 0..r. With ``record``, bp_state / bp_move (shape
+    (2*(r+1), N_STATES)) receive back-pointers: row 2j for the aisle step of aisle j (move =
+    cfg), row 2j+1 for the cross step j -> j+1 (move = 3*f + g). Returns the optimum length."""
+    cur = np.empty(7)
+    nxt = np.empty(7)
+    for s in range(7):
+        cur[s] = _INF
+    cur[0] = 0.0  # EMPTY before aisle 0
+    for j in range(r + 1):
+        # vertical configuration of aisle j
+        for s in range(7):
+            nxt[s] = _INF
+        hj, lo, hi, g = has[j], ymin[j], ymax[j], gap[j]
+        for c in range(6):
+            cc = _cfg_cost(c, hj, lo, hi, g, L)
+            if cc < 0.0:
+                continue
+            for s in range(7):
+                if cur[s] >= _INF:
+                    continue
+                ns = aisle_t[s, c]
+                if ns < 0:
+                    continue
+                v = cur[s] + cc
+                if v < nxt[ns]:
+                    nxt[ns] = v
+                    if record:
+                        bp_state[2 * j, ns] = s
+                        bp_move[2 * j, ns] = c
+        for s in range(7):
+            cur[s] = nxt[s]
+            nxt[s] = _INF
+        dep = 1 if j == 0 else 0
+        if j == r:
+            # leaving the last aisle with no edges to the right: the tour must be closed
+            best = _INF
+            bs = -1
+            for s in range(7):
+                if cur[s] < _INF and cross_t[s, 0, 0, dep] == 6 and cur[s] < best:
+                    best = cur[s]
+                    bs = s
+            if record:
+                bp_state[2 * j + 1, 6] = bs
+                bp_move[2 * j + 1, 6] = 0
+            return best
+        for f in range(3):
+            for gg in range(3):
+                cc = (f + gg) * dx
+                for s in range(7):
+                    if cur[s] >= _INF:
+                        continue
+                    ns = cross_t[s, f, gg, dep]
+                    if ns < 0:
+                        continue
+                    v = cur[s] + cc
+                    if v < nxt[ns]:
+                        nxt[ns] = v
+                        if record:
+                            bp_state[2 * j + 1, ns] = s
+                            bp_move[2 * j + 1, ns] = 3 * f + gg
+        for s in range(7):
+            cur[s] = nxt[s]
+    return _INF  # not reached
+
+
+@njit(cache=True)
+def _exact_length_sorted(a: np.ndarray, y: np.ndarray, idx: np.ndarray, n: int, L: float,
+                         dx: float, aisle_t: np.ndarray, cross_t: np.ndarray,
+                         has: np.ndarray, ymin: np.ndarray, ymax: np.ndarray, gap: np.ndarray,
+                         dummy_s: np.ndarray, dummy_m: np.ndarray) -> float:
+    if n == 0:
+        return 0.0
+    r = _column_summary(a, y, idx, n, L, has, ymin, ymax, gap)
+    return _rr_dp(has, ymin, ymax, gap, r, L, dx, aisle_t, cross_t, dummy_s, dummy_m, False)
+
+
+@njit(cache=True)
+def exact_length_of(a: np.ndarray, y: np.ndarray, idx: np.ndarray, n: int, L: float,
+                    dx: float, aisle_t: np.ndarray, cross_t: np.ndarray,
+                    has: np.ndarray, ymin: np.ndarray, ymax: np.ndarray, gap: np.ndarray,
+                    dummy_s: np.ndarray, dummy_m: np.ndarray) -> float:
+    """Optimal route length through picks a[idx[:n]], y[idx[:n]] (idx is reordered in place).
+    The work arrays has/ymin/ymax/gap need one entry per aisle; dummy_s/dummy_m are unused
+    back-pointer arrays (any 2-D int64). Meant to be called from other numba kernels."""
+    _sort_by_aisle_y(a, y, idx, n)
+    return _exact_length_sorted(a, y, idx, n, L, dx, aisle_t, cross_t, has, ymin, ymax, gap,
+                                dummy_s, dummy_m)
+
+
+@njit(cache=True)
+def _exact_route_kernel(a: np.ndarray, y: np.ndarray, order: np.ndarray, L: float, dx: float,
+                        aisle_t: np.ndarray, cross_t: np.ndarray) -> tuple[float, np.ndarray]:
+    """Optimal length and visiting order. ``order`` = input indices sorted by (aisle, y)."""
+    n = order.shape[0]
+    r = a[order[n - 1]]
+    ncol = r + 1
+    has = np.zeros(ncol, dtype=np.bool_)
+    ymin = np.zeros(ncol)
+    ymax = np.zeros(ncol)
+    gap = np.zeros(ncol)
+    _column_summary(a, y, order, n, L, has, ymin, ymax, gap)
+    bp_state = np.full((2 * ncol, 7), -1, dtype=np.int64)
+    bp_move = np.full((2 * ncol, 7), -1, dtype=np.int64)
+    best = _rr_dp(has, ymin, ymax, gap, r, L, dx, aisle_t, cross_t, bp_state, bp_move, True)
+
+    # ---- backtrack: configuration of every aisle and cross-aisle multiplicities
+    cfg = np.zeros(ncol, dtype=np.int64)
+    fm = np.zeros(ncol, dtype=np.int64)  # front edges between aisle j and j+1
+    gm = np.zeros(ncol, dtype=np.int64)
+    s = bp_state[2 * r + 1, 6]  # class after the aisle step of aisle r
+    for j in range(r, -1, -1):
+        if j < r:
+            mv = bp_move[2 * j + 1, s]
+            fm[j] = mv // 3
+            gm[j] = mv % 3
+            s = bp_state[2 * j + 1, s]
+        cfg[j] = bp_move[2 * j, s]
+        s = bp_state[2 * j, s]
+
+    # ---- distinct pick points (node ids 2*ncol + k) and which input indices sit there
+    pt_of = np.empty(n, dtype=np.int64)  # position in `order` -> point id
+    npts = 0
+    for i in range(n):
+        if i > 0 and a[order[i]] == a[order[i - 1]] and y[order[i]] == y[order[i - 1]]:
+            pt_of[i] = pt_of[i - 1]
+        else:
+            pt_of[i] = npts
+            npts += 1
+    pt_start = np.empty(npts + 1, dtype=np.int64)  # positions in `order` of each point
+    for i in range(n - 1, -1, -1):
+        pt_start[pt_of[i]] = i
+    pt_start[npts] = n
+    nnodes = 2 * ncol + npts
+
+    # ---- edge list of the optimal subgraph
+    max_e = 4 * ncol + 2 * (n + ncol) + 4
+    eu = np.empty(max_e, dtype=np.int64)
+    ev = np.empty(max_e, dtype=np.int64)
+    ne = 0
+    for j in range(ncol):
+        if j < r:
+            for _ in range(fm[j]):
+                eu[ne] = 2 * j
+                ev[ne] = 2 * (j + 1)
+                ne += 1
+            for _ in range(gm[j]):
+                eu[ne] = 2 * j + 1
+                ev[ne] = 2 * (j + 1) + 1
+                ne += 1
+        c = cfg[j]
+        if c == 0:
+            continue
+        # chain of nodes along aisle j: a_j, its distinct points by y, b_j
+        p0 = -1
+        p1 = -1
+        if has[j]:
+            for i in range(n):
+                if a[order[i]] == j:
+                    if p0 < 0:
+                        p0 = pt_of[i]
+                    p1 = pt_of[i]
+        nseg = 1 if p0 < 0 else (p1 - p0 + 2)
+        # the segment to leave out (GAP: the first largest gap between two points)
+        skip = -1
+        if c == 3:
+            skip = nseg - 1
+        elif c == 4:
+            skip = 0
+        elif c == 5:
+            gbest = -1.0
+            for k in range(1, nseg - 1):
+                yk0 = y[order[pt_start[p0 + k - 1]]]
+                yk1 = y[order[pt_start[p0 + k]]]
+                if yk1 - yk0 > gbest:
+                    gbest = yk1 - yk0
+                    skip = k
+        mult = 1 if c == 1 else 2
+        for k in range(nseg):
+            if k == skip:
+                continue
+            u = 2 * j if k == 0 else 2 * ncol + p0 + k - 1
+            v = 2 * j + 1 if k == nseg - 1 else 2 * ncol + p0 + k
+            for _ in range(mult):
+                eu[ne] = u
+                ev[ne] = v
+                ne += 1
+
+    # ---- Euler circuit from the depot (node 0), Hierholzer with an explicit stack
+    deg = np.zeros(nnodes + 1, dtype=np.int64)
+    for e in range(ne):
+        deg[eu[e] + 1] += 1
+        deg[ev[e] + 1] += 1
+    for v in range(nnodes):
+        deg[v + 1] += deg[v]
+    adj = np.empty(2 * ne, dtype=np.int64)
+    fill = deg[:nnodes].copy()
+    for e in range(ne):
+        adj[fill[eu[e]]] = e
+        fill[eu[e]] += 1
+        adj[fill[ev[e]]] = e
+        fill[ev[e]] += 1
+    ptr = deg[:nnodes].copy()
+    used = np.zeros(ne, dtype=np.bool_)
+    stack = np.empty(ne + 1, dtype=np.int64)
+    sp = 0
+    stack[0] = 0
+    seen = np.zeros(npts, dtype=np.bool_)
+    visit = np.empty(n, dtype=np.int64)
+    nv = 0
+    # Points are recorded when popped (circuit order reversed); a reversed Euler circuit is
+    # an Euler circuit too, so the first-pop order of points is a valid visiting order.
+    while sp >= 0:
+        v = stack[sp]
+        while ptr[v] < deg[v + 1] and used[adj[ptr[v]]]:
+            ptr[v] += 1
+        if ptr[v] < deg[v + 1]:
+            e = adj[ptr[v]]
+            used[e] = True
+            sp += 1
+            stack[sp] = ev[e] if eu[e] == v else eu[e]
+        else:
+            sp -= 1
+            if v >= 2 * ncol:
+                p = v - 2 * ncol
+                if not seen[p]:
+                    seen[p] = True
+                    for i in range(pt_start[p], pt_start[p + 1]):
+                        visit[nv] = order[i]
+                        nv += 1
+    return best, visit
+
+
+@njit(cache=True)
+def _s_shape_kernel(a: np.ndarray, y: np.ndarray, order: np.ndarray, L: float, dx: float,
+                    with_order: bool) -> tuple[float, np.ndarray]:
+    """S-shape (traversal): every pick aisle is traversed, left to right, alternating
+    direction; if the number of pick aisles is odd the last one is entered from the front up
+    to its farthest pick and left the same way. ``order`` sorted by (aisle, y)."""
+    n = order.shape[0]
+    k = 1
+    for i in range(1, n):
+        if a[order[i]] != a[order[i - 1]]:
+            k += 1
+    r = a[order[n - 1]]
+    length = 2.0 * r * dx
+    if k % 2 == 0:
+        length += k * L
+    else:
+        length += (k - 1) * L + 2.0 * y[order[n - 1]]
+    visit = np.empty(n if with_order else 0, dtype=np.int64)
+    if with_order:
+        nv = 0
+        t = 0
+        i = 0
+        while i < n:
+            e = i
+            while e < n and a[order[e]] == a[order[i]]:
+                e += 1
+            if t % 2 == 0:  # up (also the odd last aisle, entered from the front)
+                for q in range(i, e):
+                    visit[nv] = order[q]
+                    nv += 1
+            else:
+                for q in range(e - 1, i - 1, -1):
+                    visit[nv] = order[q]
+                    nv += 1
+            t += 1
+            i = e
+    return length, visit
+
+
+@njit(cache=True)
+def _largest_gap_kernel(a: np.ndarray, y: np.ndarray, order: np.ndarray, L: float, dx: float,
+                        with_order: bool) -> tuple[float, np.ndarray]:
+    """Largest gap: the leftmost pick aisle is traversed (front -> back), the back cross aisle
+    is followed to the rightmost pick aisle, which is traversed back -> front; every aisle in
+    between is entered from the back and from the front, each up to its largest gap (gaps
+    counted between the front end, the picks and the back end). One pick aisle only: a return
+    trip from the front to its farthest pick. ``order`` sorted by (aisle, y)."""
+    n = order.shape[0]
+    # aisle groups [gs[t], gs[t+1]) in `order`
+    gs = np.empty(n + 1, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        if i == 0 or a[order[i]] != a[order[i - 1]]:
+            gs[k] = i
+            k += 1
+    gs[k] = n
+    r = a[order[n - 1]]
+    visit = np.empty(n if with_order else 0, dtype=np.int64)
+    if k == 1:
+        if with_order:
+            for i in range(n):
+                visit[i] = order[i]
+        return 2.0 * r * dx + 2.0 * y[order[n - 1]], visit
+    length = 2.0 * r * dx + 2.0 * L
+    # split position per middle aisle: picks [gs[t], cut[t]) from the front, rest from the back
+    cut = np.empty(k, dtype=np.int64)
+    for t in range(1, k - 1):
+        s, e = gs[t], gs[t + 1]
+        best = y[order[s]]  # gap front end -> first pick: everything from the back
+        bc = s
+        for q in range(s + 1, e):
+            gq = y[order[q]] - y[order[q - 1]]
+            if gq > best:
+                best = gq
+                bc = q
+        if L - y[order[e - 1]] > best:
+            best = L - y[order[e - 1]]
+            bc = e
+        cut[t] = bc
+        length += 2.0 * (L - best)
+    if with_order:
+        nv = 0
+        for q in range(gs[0], gs[1]):  # leftmost aisle upwards
+            visit[nv] = order[q]
+            nv += 1
+        for t in range(1, k - 1):  # back parts, left to right, downwards
+            for q in range(gs[t + 1] - 1, cut[t] - 1, -1):
+                visit[nv] = order[q]
+                nv += 1
+        for q in range(gs[k] - 1, gs[k - 1] - 1, -1):  # rightmost aisle downwards
+            visit[nv] = order[q]
+            nv += 1
+        for t in range(k - 2, 0, -1):  # front parts, right to left, upwards
+            for q in range(gs[t], cut[t]):
+                visit[nv] = order[q]
+                nv += 1
+    return length, visit
+
+
+@njit(cache=True, parallel=True)
+def _batch_lengths_kernel(ptr: np.ndarray, a: np.ndarray, y: np.ndarray, n_aisles: int,
+                          L: float, dx: float, aisle_t: np.ndarray, cross_t: np.ndarray,
+                          method: int) -> np.ndarray:
+    nb = ptr.shape[0] - 1
+    out = np.zeros(nb)
+    for b in prange(nb):
+        s, e = ptr[b], ptr[b + 1]
+        n = e - s
+        if n == 0:
+            continue
+        aa = a[s:e]
+        yy = y[s:e]
+        idx = np.argsort(aa * (2.0 * L + 1.0) + yy)  # (aisle, y) order; y < L
+        if method == 0:
+            has = np.zeros(n_aisles, dtype=np.bool_)
+            lo = np.zeros(n_aisles)
+            hi = np.zeros(n_aisles)
+            gp = np.zeros(n_aisles)
+            d = np.zeros((1, 1), dtype=np.int64)
+            out[b] = _exact_length_sorted(aa, yy, idx, n, L, dx, aisle_t, cross_t, has, lo,
+                                          hi, gp, d, d)
+        elif method == 1:
+            out[b] = _s_shape_kernel(aa, yy, idx, L, dx, False)[0]
+        else:
+            out[b] = _largest_gap_kernel(aa, yy, idx, L, dx, False)[0]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+def _prepare(aisle: np.ndarray, slot: np.ndarray,
+             layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate picks; return (aisle int64, y float64, indices sorted by (aisle, y))."""
+    a = np.ascontiguousarray(aisle, dtype=np.int64).reshape(-1)
+    s = np.ascontiguousarray(slot, dtype=np.int64).reshape(-1)
+    if a.shape != s.shape:
+        raise ValidationError.one("slot", f"{s.size} slots for {a.size} aisles")
+    if a.size and (a.min() < 0 or a.max() >= layout.aisles):
+        raise ValidationError.one("aisle", f"aisle outside 0..{layout.aisles - 1}")
+    if s.size and (s.min() < 0 or s.max() >= layout.slots_per_aisle):
+        raise ValidationError.one("slot", f"slot outside 0..{layout.slots_per_aisle - 1}")
+    y = (s + 0.5) * float(layout.slot_length_m)
+    order = np.lexsort((s, a)).astype(np.int64)
+    return a, y, order
+
+
+def exact_route(aisle: np.ndarray, slot: np.ndarray,
+                layout: Layout) -> tuple[float, np.ndarray]:
+    """Shortest closed walk from the depot through all picks (Ratliff & Rosenthal).
+
+    Returns (length in metres, visiting order): the order is an int64 permutation of the
+    input indices; picks at the same location are consecutive. Walking the picks in that
+    order along shortest paths (``walk_length``) gives exactly the returned length.
+    """
+    a, y, order = _prepare(aisle, slot, layout)
+    if a.size == 0:
+        return 0.0, np.empty(0, dtype=np.int64)
+    length, visit = _exact_route_kernel(a, y, order, float(layout.length_m),
+                                        float(layout.aisle_spacing_m), _AISLE_T, _CROSS_T)
+    return float(length), visit
+
+
+def exact_route_length(aisle: np.ndarray, slot: np.ndarray, layout: Layout) -> float:
+    """Length of ``exact_route`` without rebuilding the route (no back-pointers, no Euler)."""
+    a, y, order = _prepare(aisle, slot, layout)
+    if a.size == 0:
+        return 0.0
+    r = int(a[order[-1]]) + 1
+    d = np.zeros((1, 1), dtype=np.int64)
+    return float(_exact_length_sorted(a, y, order, a.size, float(layout.length_m),
+                                      float(layout.aisle_spacing_m), _AISLE_T, _CROSS_T,
+                                      np.zeros(r, dtype=np.bool_), np.zeros(r), np.zeros(r),
+                                      np.zeros(r), d, d))
+
+
+def s_shape_route(aisle: np.ndarray, slot: np.ndarray,
+                  layout: Layout) -> tuple[float, np.ndarray]:
+    """S-shape (traversal) heuristic route: (length, visiting order)."""
+    a, y, order = _prepare(aisle, slot, layout)
+    if a.size == 0:
+        return 0.0, np.empty(0, dtype=np.int64)
+    length, visit = _s_shape_kernel(a, y, order, float(layout.length_m),
+                                    float(layout.aisle_spacing_m), True)
+    return float(length), visit
+
+
+def largest_gap_route(aisle: np.ndarray, slot: np.ndarray,
+                      layout: Layout) -> tuple[float, np.ndarray]:
+    """Largest-gap heuristic route: (length, visiting order)."""
+    a, y, order = _prepare(aisle, slot, layout)
+    if a.size == 0:
+        return 0.0, np.empty(0, dtype=np.int64)
+    length, visit = _largest_gap_kernel(a, y, order, float(layout.length_m),
+                                        float(layout.aisle_spacing_m), True)
+    return float(length), visit
+
+
+_METHODS = {"exact": 0, "s_shape": 1, "largest_gap": 2}
+
+
+def route_lengths(ptr: np.ndarray, aisle: np.ndarray, slot: np.ndarray, layout: Layout,
+                  method: str = "exact") -> np.ndarray:
+    """Route length of many pick lists at once (numba, parallel over lists).
+
+    Pick list b is ``aisle[ptr[b]:ptr[b+1]]``, ``slot[ptr[b]:ptr[b+1]]`` (CSR layout).
+    ``method`` is "exact", "s_shape" or "largest_gap". Returns float64 lengths.
+    """
+    if method not in _METHODS:
+        raise ValidationError.one("method", f"unknown route method {method!r}")
+    p = np.ascontiguousarray(ptr, dtype=np.int64)
+    a, y, _ = _prepare(aisle, slot, layout)
+    if p.size == 0:
+        return np.zeros(0)
+    if p[0] != 0 or p[-1] != a.size or np.any(np.diff(p) < 0):
+        raise ValidationError.one("ptr", "ptr must rise from 0 to the number of picks")
+    return _batch_lengths_kernel(p, a, y, int(layout.aisles), float(layout.length_m),
+                                 float(layout.aisle_spacing_m), _AISLE_T, _CROSS_T,
+                                 _METHODS[method])
+
+
+def point_distance(p: tuple[float, float], q: tuple[float, float], layout: Layout) -> float:
+    """Shortest walking distance between two points on aisles (x on an aisle line, 0<=y<=L):
+    |dy| within one aisle, else min(y1 + y2, 2L - y1 - y2) + |dx| via a cross aisle."""
+    (x1, y1), (x2, y2) = p, q
+    if x1 == x2:
+        return abs(y1 - y2)
+    L = layout.length_m
+    return min(y1 + y2, 2.0 * L - y1 - y2) + abs(x1 - x2)
+
+
+def walk_points(order: np.ndarray, aisle: np.ndarray, slot: np.ndarray,
+                layout: Layout) -> list[tuple[float, float]]:
+    """Polyline (x, y) of the walk depot -> picks in ``order`` -> depot, moving between two
+    aisles along the nearer cross aisle. Consecutive duplicates are dropped. Its length
+    (sum of segment lengths, all axis-parallel) equals ``walk_length``."""
+    a = np.asarray(aisle, dtype=np.int64)
+    s = np.asarray(slot, dtype=np.int64)
+    L = layout.length_m
+    stops = [(layout.aisle_x(int(a[i])), layout.slot_y(int(s[i]))) for i in order]
+    pts: list[tuple[float, float]] = [(0.0, 0.0)]
+    for x2, y2 in stops + [(0.0, 0.0)]:
+        x1, y1 = pts[-1]
+        if x1 != x2:
+            yc = 0.0 if y1 + y2 <= 2.0 * L - y1 - y2 else L
+            for p in ((x1, yc), (x2, yc)):
+                if p != pts[-1]:
+                    pts.append(p)
+        if (x2, y2) != pts[-1]:
+            pts.append((x2, y2))
+    return pts
+
+
+def walk_length(order: np.ndarray, aisle: np.ndarray, slot: np.ndarray,
+                layout: Layout) -> float:
+    """Length of visiting the picks in ``order`` from the depot and back along shortest
+    paths (sum of ``point_distance`` over consecutive stops)."""
+    a = np.asarray(aisle, dtype=np.int64)
+    s = np.asarray(slot, dtype=np.int64)
+    prev = (0.0, 0.0)
+    total = 0.0
+    for i in list(order) + [-1]:
+        cur = (0.0, 0.0) if i < 0 else (layout.aisle_x(int(a[i])), layout.slot_y(int(s[i])))
+        total += point_distance(prev, cur, layout)
+        prev = cur
+    return total

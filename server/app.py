@@ -1,0 +1,70 @@
+"""create_server(config) -> (server, port): the grpc.aio server with every service, health
+checking and reflection. The caller owns the Redis connection (see server/cli.py)."""
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from oms.v1 import (
+    fulfillment_pb2,
+    fulfillment_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+    orders_pb2,
+    orders_pb2_grpc,
+    reporting_pb2,
+    reporting_pb2_grpc,
+    returns_pb2,
+    returns_pb2_grpc,
+)
+from server.config import Config
+from server.intake import Intake
+from server.redis.store import Store
+from server.services.inventory import InventoryServicer
+from server.services.orders import OrderServicer
+from server.services.reporting import ReportingServicer
+
+SERVICE_NAMES = (
+    inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+    orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,
+    fulfillment_pb2.DESCRIPTOR.services_by_name["FulfillmentService"].full_name,
+    returns_pb2.DESCRIPTOR.services_by_name["ReturnsService"].full_name,
+    reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
+)
+
+MAX_MESSAGE = 64 * 1024 * 1024  # a 1,000-order batch is a few hundred KB; leave room
+
+
+def create_server(config: Config, store: Store, *, reuse_port: bool = False
+                  ) -> tuple[grpc.aio.Server, int]:
+    """Build the server and bind ``config.listen`` (port 0 picks a free one). Not started."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    server = grpc.aio.server(options=options)
+    intake = Intake(store, fraud_hold_seconds=config.fraud_hold_seconds,
+                    replan_attempts=config.replan_attempts)
+    inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store), server)
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(
+        OrderServicer(store, intake, config.max_batch), server)
+    reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store), server)
+    # Services whose issue has not landed yet answer UNIMPLEMENTED (the generated base class).
+    fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
+        fulfillment_pb2_grpc.FulfillmentServiceServicer(), server)
+    returns_pb2_grpc.add_ReturnsServiceServicer_to_server(returns_pb2_grpc.ReturnsServiceServicer(), server)
+
+    health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(config.listen)
+    server.health = health_servicer  # type: ignore[attr-defined]
+    server.health_names = ("",) + SERVICE_NAMES  # type: ignore[attr-defined]
+    return server, port
+
+
+async def mark_serving(server: grpc.aio.Server) -> None:
+    for name in server.health_names:  # type: ignore[attr-defined]
+        await server.health.set(name, health_pb2.HealthCheckResponse.SERVING)  # type: ignore[attr-defined]

@@ -1,0 +1,100 @@
+"""``oms-server``: run the gRPC service, on an embedded redis-server unless --redis-url."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import multiprocessing
+import signal
+import socket
+import sys
+
+from server.app import create_server, mark_serving
+from server.config import Config
+from server.redis.embedded import EmbeddedRedis
+from server.redis.store import Store
+
+log = logging.getLogger("oms.server")
+
+
+async def serve(config: Config, *, reuse_port: bool = False, ready: object = None) -> None:
+    """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight RPCs get 5 s)."""
+    store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
+                           idempotency_ttl_s=config.idempotency_ttl_s)
+    await store.r.ping()
+    released = await store.recover(config.grace_ms)
+    if released:
+        log.warning("recovery sweep released %d orphaned reservations", released)
+    server, port = create_server(config, store, reuse_port=reuse_port)
+    await server.start()
+    await mark_serving(server)
+    log.info("oms-server listening on port %d (redis %s)", port, config.redis_url)
+    print(f"oms-server listening on {config.listen.rsplit(':', 1)[0]}:{port}", flush=True)
+    if ready is not None:
+        ready.set()  # type: ignore[attr-defined]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await server.stop(5)
+    await store.close()
+
+
+def _worker(config: Config) -> None:
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
+    from engine import allocation  # noqa: PLC0415 - compile kernels before taking traffic
+
+    allocation.warmup()
+    asyncio.run(serve(config, reuse_port=True))
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = Config.from_args(argv)
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
+    embedded = None
+    if not config.redis_url:
+        embedded = EmbeddedRedis(config.data_dir).start()
+        config = dataclasses.replace(config, redis_url=embedded.url)
+        log.info("embedded redis-server at %s (data in %s, AOF on)", embedded.url, config.data_dir)
+    try:
+        from engine import allocation  # noqa: PLC0415
+
+        allocation.warmup()
+        if config.workers <= 1:
+            asyncio.run(serve(config))
+            return 0
+        # N processes on one port (SO_REUSEPORT). Each is a fresh interpreter ("spawn"):
+        # gRPC must not be created before a fork.
+        host, _, port = config.listen.rpartition(":")
+        if port == "0":
+            config = dataclasses.replace(config, listen=f"{host}:{_free_port(host)}")
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=_worker, args=(config,), daemon=False) for _ in range(config.workers)]
+        for p in procs:
+            p.start()
+
+        def forward(sig: int, _frame: object) -> None:
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        for p in procs:
+            p.join()
+        return 0
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Proto <-> domain conversion, with validation of everything that comes in.
+
+Decoders raise engine.errors.ValidationError with one FieldViolation per bad field, before any
+state is touched. Encoders never fail.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from engine import geo
+from engine.errors import FieldViolation, ValidationError
+from engine.lifecycle import OrderStatus
+from engine.models import (
+    Address,
+    Customer,
+    Layout,
+    Line,
+    Order,
+    OrderEvent,
+    OrderRequest,
+    Product,
+    StockLevel,
+    Warehouse,
+    parse_location,
+)
+from oms.v1 import common_pb2 as c
+from oms.v1 import orders_pb2 as o
+from server.redis.keys import ID_RE, SKU_RE
+
+CHANNEL_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+MAX_LINES = 100
+MAX_QTY = 1_000_000
+MAX_KEY_LEN = 128
+
+
+# ---- decoding -------------------------------------------------------------------------------
+
+def decode_warehouse(w: c.Warehouse) -> Warehouse:
+    v: list[FieldViolation] = []
+    if not ID_RE.match(w.id):
+        v.append(FieldViolation("warehouse.id", f"{w.id!r} must match {ID_RE.pattern}"))
+    if not -90 <= w.latitude <= 90 or not math.isfinite(w.latitude):
+        v.append(FieldViolation("warehouse.latitude", f"{w.latitude} is outside [-90, 90]"))
+    if not -180 <= w.longitude <= 180 or not math.isfinite(w.longitude):
+        v.append(FieldViolation("warehouse.longitude", f"{w.longitude} is outside [-180, 180]"))
+    lat, lon = w.latitude, w.longitude
+    if lat == 0 and lon == 0 and w.postal_code:
+        found = geo.geocode_us_zip(w.postal_code)
+        if found is None:
+            v.append(FieldViolation("warehouse.postal_code", f"unknown US postal code {w.postal_code!r}"))
+        else:
+            lat, lon = found
+    layout = Layout()
+    if w.HasField("layout"):
+        lo = w.layout
+        layout = Layout(lo.aisles or layout.aisles, lo.slots_per_aisle or layout.slots_per_aisle,
+                        lo.slot_length_m or layout.slot_length_m,
+                        lo.aisle_spacing_m or layout.aisle_spacing_m)
+        if not (0 < layout.aisles <= 1000 and 0 < layout.slots_per_aisle <= 1000
+                and layout.slot_length_m > 0 and layout.aisle_spacing_m > 0):
+            v.append(FieldViolation("warehouse.layout", f"layout {lo} must be positive, <= 1000 aisles/slots"))
+    if v:
+        raise ValidationError(v)
+    return Warehouse(w.id, w.name or w.id, lat, lon, w.postal_code, layout, w.disabled)
+
+
+def decode_product(p: c.Product) -> Product:
+    if not SKU_RE.match(p.sku):
+        raise ValidationError.one("product.sku", f"{p.sku!r} must match {SKU_RE.pattern}")
+    for name in ("unit_price_cents", "weight_g", "length_mm", "width_mm", "height_mm"):
+        if getattr(p, name) < 0:
+            raise ValidationError.one(f"product.{name}", f"{getattr(p, name)} must be >= 0")
+    return Product(p.sku, p.name, p.unit_price_cents, p.weight_g, p.length_mm, p.width_mm, p.height_mm)
+
+
+def check_warehouse_id(value: str, field: str = "warehouse_id") -> str:
+    if not ID_RE.match(value):
+        raise ValidationError.one(field, f"{value!r} must match {ID_RE.pattern}")
+    return value
+
+
+def check_sku(value: str, field: str = "sku") -> str:
+    if not SKU_RE.match(value):
+        raise ValidationError.one(field, f"{value!r} must match {SKU_RE.pattern}")
+    return value
+
+
+def check_location(value: str, layout: Layout, field: str = "location") -> str:
+    if not value:
+        return value
+    try:
+        a, s = parse_location(value)
+    except ValueError:
+        raise ValidationError.one(field, f"{value!r} is not a bin code like A03-S017") from None
+    if not (0 <= a < layout.aisles and 0 <= s < layout.slots_per_aisle):
+        raise ValidationError.one(
+            field, f"{value!r} is outside the layout ({layout.aisles} aisles x "
+                   f"{layout.slots_per_aisle} slots)")
+    return value
+
+
+def decode_place_order(r: o.PlaceOrderRequest, prefix: str = "") -> OrderRequest:
+    v: list[FieldViolation] = []
+    if len(r.idempotency_key) > MAX_KEY_LEN:
+        v.append(FieldViolation(prefix + "idempotency_key", f"longer than {MAX_KEY_LEN} characters"))
+    channel = r.channel or "web"
+    if not CHANNEL_RE.match(channel):
+        v.append(FieldViolation(prefix + "channel", f"{r.channel!r} must match {CHANNEL_RE.pattern}"))
+    if not r.lines:
+        v.append(FieldViolation(prefix + "lines", "an order needs at least one line"))
+    if len(r.lines) > MAX_LINES:
+        v.append(FieldViolation(prefix + "lines", f"{len(r.lines)} lines, at most {MAX_LINES}"))
+    lines = []
+    for i, ln in enumerate(r.lines):
+        if not SKU_RE.match(ln.sku):
+            v.append(FieldViolation(f"{prefix}lines[{i}].sku", f"{ln.sku!r} must match {SKU_RE.pattern}"))
+        if not 0 < ln.quantity <= MAX_QTY:
+            v.append(FieldViolation(f"{prefix}lines[{i}].quantity", f"{ln.quantity} must be in 1..{MAX_QTY}"))
+        if ln.unit_price_cents < 0:
+            v.append(FieldViolation(f"{prefix}lines[{i}].unit_price_cents", f"{ln.unit_price_cents} must be >= 0"))
+        lines.append(Line(ln.sku, ln.quantity, ln.unit_price_cents))
+    st = r.ship_to
+    lat, lon = st.latitude, st.longitude
+    if lat == 0 and lon == 0:
+        if not st.postal_code:
+            v.append(FieldViolation(prefix + "ship_to", "needs latitude/longitude or a US postal_code"))
+        elif st.country and st.country.upper() not in ("US", "USA"):
+            v.append(FieldViolation(prefix + "ship_to.postal_code",
+                                    f"only US postal codes are geocoded, country is {st.country!r}"))
+        else:
+            found = geo.geocode_us_zip(st.postal_code)
+            if found is None:
+                v.append(FieldViolation(prefix + "ship_to.postal_code",
+                                        f"unknown US postal code {st.postal_code!r}"))
+            else:
+                lat, lon = found
+    elif not (-90 <= lat <= 90 and -180 <= lon <= 180 and math.isfinite(lat) and math.isfinite(lon)):
+        v.append(FieldViolation(prefix + "ship_to", f"latitude {lat}, longitude {lon} out of range"))
+    if v:
+        raise ValidationError(v)
+    cu = r.customer
+    return OrderRequest(
+        idempotency_key=r.idempotency_key, channel=channel,
+        customer=Customer(cu.id, cu.email, cu.name),
+        ship_to=Address(st.name, st.line1, st.city, st.region, st.postal_code, st.country, lat, lon),
+        lines=tuple(lines), allow_partial=r.allow_partial)
+
+
+def decode_status(value: int, field: str = "status") -> int:
+    if value == 0:
+        return 0
+    try:
+        return int(OrderStatus(value))
+    except ValueError:
+        raise ValidationError.one(field, f"{value} is not an OrderStatus") from None
+
+
+# ---- encoding -------------------------------------------------------------------------------
+
+def encode_warehouse(w: Warehouse) -> c.Warehouse:
+    lo = w.layout
+    return c.Warehouse(id=w.id, name=w.name, latitude=w.latitude, longitude=w.longitude,
+                       postal_code=w.postal_code, disabled=w.disabled,
+                       layout=c.WarehouseLayout(aisles=lo.aisles, slots_per_aisle=lo.slots_per_aisle,
+                                                slot_length_m=lo.slot_length_m,
+                                                aisle_spacing_m=lo.aisle_spacing_m))
+
+
+def encode_product(p: Product) -> c.Product:
+    return c.Product(sku=p.sku, name=p.name, unit_price_cents=p.unit_price_cents, weight_g=p.weight_g,
+                     length_mm=p.length_mm, width_mm=p.width_mm, height_mm=p.height_mm)
+
+
+def encode_stock(s: StockLevel) -> c.StockLevel:
+    return c.StockLevel(warehouse_id=s.warehouse_id, sku=s.sku, on_hand=s.on_hand,
+                        reserved=s.reserved, available=s.available, location=s.location)
+
+
+def encode_order(x: Order) -> c.Order:
+    cu, st = x.customer, x.ship_to
+    return c.Order(
+        id=x.id, idempotency_key=x.idempotency_key, channel=x.channel, status=x.status,
+        customer=c.Customer(id=cu.id, email=cu.email, name=cu.name),
+        ship_to=c.Address(name=st.name, line1=st.line1, city=st.city, region=st.region,
+                          postal_code=st.postal_code, country=st.country,
+                          latitude=st.latitude, longitude=st.longitude),
+        lines=[c.OrderLine(sku=ln.sku, quantity=ln.quantity, unit_price_cents=ln.unit_price_cents)
+               for ln in x.lines],
+        allocations=[c.AllocationLine(sku=a.sku, warehouse_id=a.warehouse_id, quantity=a.quantity,
+                                      distance_km=a.distance_km) for a in x.allocations],
+        hold_until=x.hold_until, created_at=x.created_at, updated_at=x.updated_at,
+        history=[c.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason) for h in x.history])
+
+
+def encode_event(e: OrderEvent) -> c.OrderEvent:
+    return c.OrderEvent(event_id=e.event_id, order_id=e.order_id, type=e.type, status=e.status,
+                        at_ms=e.at_ms, detail=e.detail, channel=e.channel)

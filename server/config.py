@@ -1,0 +1,34 @@
+"""One Config dataclass, filled from command-line flags and ``OMS_*`` environment variables."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+
+
+@dataclass
+class Config:
+    listen: str = "127.0.0.1:50051"
+    redis_url: str = ""  # empty: start an embedded redis-server
+    data_dir: str = "var/redis"  # embedded redis data (AOF) directory
+    fraud_hold_seconds: int = 3600
+    workers: int = 1
+    idempotency_ttl_s: int = 24 * 3600
+    events_maxlen: int = 1_000_000
+    max_batch: int = 1000
+    replan_attempts: int = 8
+    grace_ms: int = 30_000  # recovery sweep leaves younger in-flight reservations alone
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> "Config":
+        base = cls()
+        env = os.environ
+        parser = argparse.ArgumentParser(prog="oms-server", description="Order management gRPC server")
+        for f in fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            default = env.get("OMS_" + f.name.upper(), getattr(base, f.name))
+            parser.add_argument(flag, type=type(getattr(base, f.name)), default=default,
+                                help=f"(env OMS_{f.name.upper()}, default {getattr(base, f.name)!r})")
+        ns = parser.parse_args(argv)
+        return cls(**{f.name: type(getattr(base, f.name))(getattr(ns, f.name)) for f in fields(cls)})

@@ -1,0 +1,292 @@
+"""Order intake: plan a batch of orders with the allocation kernel, make the plan real with
+one PLACE_ORDERS call per warehouse, re-plan what a stale snapshot got wrong.
+
+Steps for a batch (every order independent, results in request order):
+1. idempotency claims (SET NX, one pipeline); repeats resolve to the first order;
+2. one availability snapshot for the batch's skus, one ``engine.allocation.allocate`` call;
+3. split orders: reservations in their non-home warehouses first (kind R entries);
+4. home entries (kind O: the order record, its home reservation, indexes, event, counters)
+   in one atomic script per warehouse;
+5. any entry short of stock (the snapshot was stale): compensate (release its R entries) and
+   re-plan those orders with a fresh snapshot.
+A crash between 3 and 4 leaves reservations without an order; the recovery sweep releases
+them after a grace period, and ``oms audit`` reports any that remain.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from engine import allocation, geo
+from engine.errors import ConflictError, NotFoundError, OmsError, PreconditionError, ValidationError
+from engine.lifecycle import OrderStatus
+from engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
+from server.redis import keys
+from server.redis.store import PlaceEntry, Store, encode_alloc, encode_doc, now_ms
+
+log = logging.getLogger(__name__)
+
+Result = Order | OmsError
+
+
+class _IdGen:
+    """Order ids ``<home>.<suffix>``; the suffix is time-sortable (ms in hex first) and unique
+    across processes (random instance part + counter)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+        self._inst = secrets.token_hex(4)
+        self._pid = os.getpid()
+
+    def __call__(self, home: str, ms: int) -> str:
+        with self._lock:
+            if os.getpid() != self._pid:  # forked worker: new instance part
+                self._inst, self._pid = secrets.token_hex(4), os.getpid()
+            self._n = (self._n + 1) & 0xFFFFFF
+            return f"{home}.{ms:011x}{self._inst}{self._n:06x}"
+
+
+new_order_id = _IdGen()
+
+
+@dataclass
+class _Planned:
+    idx: int  # position in the request list
+    req: OrderRequest
+    order: Order
+    home: str
+    secondary: dict[str, list[tuple[str, int]]]  # warehouse -> merged lines
+    home_lines: list[tuple[str, int]]
+
+
+class Intake:
+    def __init__(self, store: Store, *, fraud_hold_seconds: int = 3600,
+                 replan_attempts: int = 8) -> None:
+        self.store = store
+        self.fraud_hold_ms = fraud_hold_seconds * 1000
+        self.replan_attempts = replan_attempts
+
+    async def place(self, requests: Sequence[OrderRequest | OmsError]) -> list[Result]:
+        """Place independent orders. An entry that is already an error (failed validation)
+        passes through untouched, so results stay in request order."""
+        results: list[Result | None] = [r if isinstance(r, OmsError) else None for r in requests]
+        todo = [i for i, r in enumerate(requests) if not isinstance(r, OmsError)]
+        if not todo:
+            return results  # type: ignore[return-value]
+
+        # Unknown skus are NOT_FOUND before anything is claimed or reserved.
+        unknown = await self.store.unknown_skus({ln.sku for i in todo for ln in requests[i].lines})
+        if unknown:
+            keep = []
+            for i in todo:
+                bad = sorted({ln.sku for ln in requests[i].lines} & unknown)
+                if bad:
+                    results[i] = NotFoundError("sku", bad[0])
+                else:
+                    keep.append(i)
+            todo = keep
+
+        # Idempotency: the first request of a key in this batch claims it; later ones in the
+        # batch, and requests whose key is already claimed, resolve to that order.
+        first_of: dict[str, int] = {}
+        followers: list[tuple[int, int]] = []
+        claimants: list[int] = []
+        for i in todo:
+            k = requests[i].idempotency_key
+            if not k:
+                claimants.append(i)
+            elif k in first_of:
+                followers.append((i, first_of[k]))
+            else:
+                first_of[k] = i
+                claimants.append(i)
+        keyed = [i for i in claimants if requests[i].idempotency_key]
+        token = secrets.token_hex(8)
+        claims = await self.store.claim_keys([requests[i].idempotency_key for i in keyed], token)
+        existing: list[tuple[int, str]] = []
+        owned = set(claimants)
+        for i, c in zip(keyed, claims):
+            if c is not None:
+                owned.discard(i)
+                existing.append((i, c))
+        to_place = [i for i in claimants if i in owned]
+
+        placed = await self._place_new([(i, requests[i]) for i in to_place]) if to_place else {}
+        for i, res in placed.items():
+            results[i] = res
+        done = [(requests[i].idempotency_key, r.id) for i, r in placed.items()
+                if isinstance(r, Order) and requests[i].idempotency_key]
+        dropped = [requests[i].idempotency_key for i, r in placed.items()
+                   if not isinstance(r, Order) and requests[i].idempotency_key]
+        await self.store.finish_keys(done, dropped)
+
+        for i, value in existing:
+            results[i] = await self._resolve_existing(requests[i].idempotency_key, value)
+        for i, j in followers:
+            results[i] = results[j]
+        return results  # type: ignore[return-value]
+
+    async def _resolve_existing(self, key: str, value: str) -> Result:
+        try:
+            oid = value
+            if value.startswith("pending:"):
+                oid = await self.store.wait_for_key(key)
+            return await self.store.get_order(oid)
+        except OmsError as e:
+            return e
+
+    async def _place_new(self, items: list[tuple[int, OrderRequest]]) -> dict[int, Result]:
+        whs = [w for w in await self.store.warehouses() if not w.disabled]
+        if not whs:
+            err = PreconditionError("no enabled warehouse: add one with UpsertWarehouse")
+            return {i: err for i, _ in items}
+        out: dict[int, Result] = {}
+        pending = items
+        for attempt in range(self.replan_attempts):
+            if not pending:
+                break
+            failed = await self._attempt(pending, whs, out)
+            if failed:
+                log.debug("re-planning %d orders after a stale snapshot (attempt %d)",
+                          len(failed), attempt + 1)
+            pending = failed
+        for i, _ in pending:
+            out[i] = ConflictError(
+                f"stock for this order kept changing under {self.replan_attempts} attempts; retry")
+        return out
+
+    async def _attempt(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
+                       out: dict[int, Result]) -> list[tuple[int, OrderRequest]]:
+        now = now_ms()
+        plans = await self._plan(items, whs, now)
+        # Phase 1: reservations of split orders outside their home warehouse.
+        groups: dict[str, list[PlaceEntry]] = {}
+        for p in plans:
+            for wid, lines in p.secondary.items():
+                groups.setdefault(wid, []).append(PlaceEntry("R", p.order.id, lines))
+        failed_ids: set[str] = set()
+        compensate: list[tuple[str, str]] = []
+        if groups:
+            codes = await self.store.place_groups(groups, now)
+            for wid, es in groups.items():
+                for e, c in zip(es, codes[wid]):
+                    if c == 0:
+                        failed_ids.add(e.order_id)
+            for wid, es in groups.items():
+                for e, c in zip(es, codes[wid]):
+                    if c != 0 and e.order_id in failed_ids:
+                        compensate.append((wid, e.order_id))
+        # Phase 2: the order records with their home reservations.
+        homes: dict[str, list[PlaceEntry]] = {}
+        live = [p for p in plans if p.order.id not in failed_ids]
+        for p in live:
+            homes.setdefault(p.home, []).append(self._home_entry(p))
+        retry: list[tuple[int, OrderRequest]] = []
+        if homes:
+            codes = await self.store.place_groups(homes, now)
+            by_id = {p.order.id: p for p in live}
+            for wid, es in homes.items():
+                for e, c in zip(es, codes[wid]):
+                    p = by_id[e.order_id]
+                    if c == 0:
+                        failed_ids.add(p.order.id)
+                        compensate += [(w, p.order.id) for w in p.secondary]
+                    else:
+                        out[p.idx] = p.order
+        await self.store.release_many(compensate)
+        for p in plans:
+            if p.order.id in failed_ids:
+                retry.append((p.idx, p.req))
+        return retry
+
+    def _home_entry(self, p: _Planned) -> PlaceEntry:
+        o = p.order
+        stats = [f"m:{o.created_at // 60000}=1"]
+        if o.status == OrderStatus.ALLOCATED:
+            n_wh = len(o.warehouses)
+            dist = {a.warehouse_id: a.distance_km for a in o.allocations}
+            stats += ["alloc=1", f"ship={n_wh}", f"dist_m={int(sum(dist.values()) * 1000)}"]
+            if n_wh > 1:
+                stats.append("split=1")
+            if sum(a.quantity for a in o.allocations) < sum(ln.quantity for ln in o.lines):
+                stats.append("partial=1")
+        else:
+            stats.append("backorder=1")
+        return PlaceEntry(
+            "O", o.id, p.home_lines, status=int(o.status), channel=o.channel,
+            idem_digest=keys._digest(o.idempotency_key) if o.idempotency_key else "",
+            hold_until=o.hold_until, doc=encode_doc(o), alloc=encode_alloc(o.allocations),
+            history=orjson.dumps([[h.status, h.at_ms, h.reason] for h in o.history]),
+            stat_fields=",".join(stats))
+
+    async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
+                    now: int) -> list[_Planned]:
+        sku_index: dict[str, int] = {}
+        line_ptr = np.zeros(len(items) + 1, dtype=np.int64)
+        line_sku: list[int] = []
+        line_qty: list[int] = []
+        for k, (_, req) in enumerate(items):
+            for ln in req.lines:
+                line_sku.append(sku_index.setdefault(ln.sku, len(sku_index)))
+                line_qty.append(ln.quantity)
+            line_ptr[k + 1] = len(line_sku)
+        skus = list(sku_index)
+        wids = [w.id for w in whs]
+        available = await self.store.snapshot(wids, skus)
+        lat = np.array([r.ship_to.latitude for _, r in items], dtype=np.float64)
+        lon = np.array([r.ship_to.longitude for _, r in items], dtype=np.float64)
+        dist = geo.distance_matrix(lat, lon, np.array([w.latitude for w in whs]),
+                                   np.array([w.longitude for w in whs]))
+        plan = allocation.allocate(
+            line_ptr, np.array(line_sku, dtype=np.int64), np.array(line_qty, dtype=np.int64),
+            dist, available, np.ones(len(whs), dtype=np.bool_),
+            np.array([r.allow_partial for _, r in items], dtype=np.bool_))
+
+        rows_by_order: dict[int, list[int]] = {}
+        for r in range(len(plan.alloc_order)):
+            rows_by_order.setdefault(int(plan.alloc_order[r]), []).append(r)
+        out = []
+        for k, (idx, req) in enumerate(items):
+            rows = rows_by_order.get(k, [])
+            allocs: list[Allocation] = []
+            per_wh: dict[str, dict[str, int]] = {}
+            for r in rows:
+                w = int(plan.alloc_wh[r])
+                ln = req.lines[int(plan.alloc_line[r]) - int(line_ptr[k])]
+                q = int(plan.alloc_qty[r])
+                allocs.append(Allocation(ln.sku, wids[w], q, round(float(dist[k, w]), 3)))
+                d = per_wh.setdefault(wids[w], {})
+                d[ln.sku] = d.get(ln.sku, 0) + q
+            status = OrderStatus.ALLOCATED if allocs else OrderStatus.BACKORDERED
+            if allocs:
+                # Home = nearest warehouse of the allocation; its part is atomic with the record.
+                home = min(per_wh, key=lambda wid: (dist[k, wids.index(wid)], wid))
+            else:
+                home = wids[int(np.argmin(dist[k]))]
+            oid = new_order_id(home, now)
+            order = Order(
+                id=oid, idempotency_key=req.idempotency_key, channel=req.channel,
+                status=int(status), customer=req.customer, ship_to=req.ship_to,
+                lines=list(req.lines), allocations=allocs,
+                hold_until=now + self.fraud_hold_ms if allocs else 0,
+                created_at=now, updated_at=now,
+                history=[HistoryEntry(int(OrderStatus.RECEIVED), now, "received"),
+                         HistoryEntry(int(status), now,
+                                      "allocated" if allocs else "no stock in the network")],
+                allow_partial=req.allow_partial)
+            out.append(_Planned(
+                idx=idx, req=req, order=order, home=home,
+                secondary={w: list(d.items()) for w, d in per_wh.items() if w != home},
+                home_lines=list(per_wh.get(home, {}).items())))
+        return out
+
+
+__all__ = ["Intake", "ValidationError", "new_order_id"]

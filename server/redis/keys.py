@@ -1,0 +1,80 @@
+"""Every Redis key name the service uses, in one place.
+
+Hash tags put keys that one script touches into ONE slot, so the same scripts run on Redis
+Cluster:
+- ``{net}``: the network registry (warehouses, products). Small and read-mostly.
+- ``{w:<warehouse>}``: a warehouse's shard: its stock, its reservations, and the orders whose
+  *home* is that warehouse (the first warehouse of the allocation, or the nearest enabled one
+  for a backorder) with their indexes, events and counters. The home is encoded in the order
+  id (``<warehouse>.<suffix>``) so the shard of any order is known from its id alone.
+- ``{i:<sha1 of key>}``: one idempotency claim per client key.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+PREFIX = "oms:"
+NET = PREFIX + "{net}:"
+WAREHOUSES = NET + "warehouses"  # hash id -> warehouse JSON
+PRODUCTS = NET + "products"  # hash sku -> product JSON
+WAVE_SEQ = NET + "wave_seq"
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+SKU_RE = re.compile(r"^[A-Za-z0-9_./-]{1,64}$")
+
+
+def shard(warehouse_id: str) -> str:
+    """Key prefix of a warehouse's shard, e.g. ``oms:{w:DSM}:``. Scripts get it as ARGV[1]."""
+    return f"{PREFIX}{{w:{warehouse_id}}}:"
+
+
+class Shard:
+    """The fixed keys of one warehouse shard. Per-order keys are built from ``prefix``."""
+
+    __slots__ = ("prefix", "onhand", "reserved", "loc", "resv", "events", "stats", "waves")
+
+    def __init__(self, warehouse_id: str) -> None:
+        p = shard(warehouse_id)
+        self.prefix = p
+        self.onhand = p + "onhand"  # hash sku -> units on hand
+        self.reserved = p + "reserved"  # hash sku -> units reserved by open orders
+        self.loc = p + "loc"  # hash sku -> bin location code
+        self.resv = p + "resv"  # hash order id -> "ts_ms sku qty [sku qty ...]"
+        self.events = p + "events"  # stream of OrderEvent
+        self.stats = p + "stats"  # hash of counters (see scripts.PLACE_ORDERS)
+        self.waves = p + "waves"  # zset wave id by creation time
+
+    def order(self, order_id: str) -> str:
+        return f"{self.prefix}o:{order_id}"
+
+    def idx_all(self) -> str:
+        return self.prefix + "idx:all"
+
+    def idx_status(self, status: int) -> str:
+        return f"{self.prefix}idx:s:{status}"
+
+    def idx_channel(self, channel: str) -> str:
+        return f"{self.prefix}idx:c:{channel}"
+
+    def adjust(self, idempotency_key: str) -> str:
+        return f"{self.prefix}adj:{_digest(idempotency_key)}"
+
+    def wave(self, wave_id: str) -> str:
+        return f"{self.prefix}wave:{wave_id}"
+
+
+def idem_claim(idempotency_key: str) -> str:
+    return f"{PREFIX}{{i:{_digest(idempotency_key)}}}:claim"
+
+
+def home_of(order_id: str) -> str:
+    """The home warehouse encoded in an order id; ValueError if the id is malformed."""
+    home, sep, suffix = order_id.rpartition(".")
+    if not sep or not suffix or not ID_RE.match(home):
+        raise ValueError(f"malformed order id {order_id!r}")
+    return home
+
+
+def _digest(s: str) -> str:
+    return hashlib.sha1(s.encode()).hexdigest()

@@ -1,0 +1,168 @@
+"""OrderService: intake (unary, batch, stream), reads, cancel, events. Thin servicer."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import grpc
+
+from engine.errors import OmsError, PreconditionError, ResourceExhaustedError, ValidationError
+from engine.lifecycle import OrderStatus
+from oms.v1 import common_pb2 as c
+from oms.v1 import orders_pb2 as pb
+from oms.v1 import orders_pb2_grpc as rpc
+from server import codec
+from server.errors import handle_errors, handle_stream_errors, to_status
+from server.intake import Intake
+from server.redis import keys
+from server.redis.store import Store
+
+STREAM_MICROBATCH = 256
+
+
+def _result(r: object) -> pb.PlaceOrderResult:
+    if isinstance(r, OmsError):
+        return pb.PlaceOrderResult(error=to_status(r))
+    return pb.PlaceOrderResult(order=codec.encode_order(r))  # type: ignore[arg-type]
+
+
+def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
+    out: list = []
+    for i, r in enumerate(requests):
+        try:
+            out.append(codec.decode_place_order(r))
+        except ValidationError as e:
+            out.append(e)
+    return out
+
+
+class OrderServicer(rpc.OrderServiceServicer):
+    def __init__(self, store: Store, intake: Intake, max_batch: int = 1000) -> None:
+        self.store = store
+        self.intake = intake
+        self.max_batch = max_batch
+
+    @handle_errors
+    async def PlaceOrder(self, request: pb.PlaceOrderRequest,
+                         context: grpc.aio.ServicerContext) -> c.Order:
+        req = codec.decode_place_order(request)
+        (res,) = await self.intake.place([req])
+        if isinstance(res, OmsError):
+            raise res
+        return codec.encode_order(res)
+
+    @handle_errors
+    async def BatchPlaceOrders(self, request: pb.BatchPlaceOrdersRequest,
+                               context: grpc.aio.ServicerContext) -> pb.BatchPlaceOrdersResponse:
+        n = len(request.requests)
+        if n > self.max_batch:
+            raise ResourceExhaustedError(f"batch of {n} orders, at most {self.max_batch} a call")
+        results = await self.intake.place(_decode_all(list(request.requests)))
+        return pb.BatchPlaceOrdersResponse(results=[_result(r) for r in results])
+
+    async def PlaceOrders(self, request_iterator: AsyncIterator[pb.PlaceOrderRequest],
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlaceOrderResult]:
+        """Micro-batching: a reader task queues requests; each round takes whatever has
+        arrived (up to STREAM_MICROBATCH) and places it with one intake call, so results stay
+        in request order and one bad order never ends the stream."""
+        queue: asyncio.Queue[pb.PlaceOrderRequest | None] = asyncio.Queue()
+
+        async def reader() -> None:
+            try:
+                async for r in request_iterator:
+                    await queue.put(r)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(reader())
+        try:
+            done = False
+            while not done:
+                first = await queue.get()
+                if first is None:
+                    break
+                batch = [first]
+                while len(batch) < STREAM_MICROBATCH and not queue.empty():
+                    nxt = queue.get_nowait()
+                    if nxt is None:
+                        done = True
+                        break
+                    batch.append(nxt)
+                try:
+                    results = await self.intake.place(_decode_all(batch))
+                except OmsError as e:
+                    results = [e] * len(batch)
+                for r in results:
+                    yield _result(r)
+        finally:
+            task.cancel()
+
+    @handle_errors
+    async def GetOrder(self, request: pb.GetOrderRequest,
+                       context: grpc.aio.ServicerContext) -> c.Order:
+        if not request.order_id:
+            raise ValidationError.one("order_id", "required")
+        return codec.encode_order(await self.store.get_order(request.order_id))
+
+    @handle_errors
+    async def ListOrders(self, request: pb.ListOrdersRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
+        status = codec.decode_status(request.status)
+        if request.channel and not codec.CHANNEL_RE.match(request.channel):
+            raise ValidationError.one("channel", f"{request.channel!r} must match {codec.CHANNEL_RE.pattern}")
+        size = request.page_size or 50
+        if not 0 < size <= 1000:
+            raise ValidationError.one("page_size", f"{request.page_size} must be in 1..1000")
+        token = request.page_token
+        if token and not all(ch in "0123456789abcdef" for ch in token):
+            raise ValidationError.one("page_token", f"{token!r} is not a token from ListOrders")
+        orders, nxt = await self.store.list_orders(status, request.channel, size, token)
+        return pb.ListOrdersResponse(orders=[codec.encode_order(o) for o in orders],
+                                     next_page_token=nxt)
+
+    @handle_errors
+    async def CancelOrder(self, request: pb.CancelOrderRequest,
+                          context: grpc.aio.ServicerContext) -> c.Order:
+        if not request.order_id:
+            raise ValidationError.one("order_id", "required")
+        before = await self.store.get_order(request.order_id)
+        # Home part: status change and reservation release are one script call.
+        _, after = await self.store.transition(
+            request.order_id, OrderStatus.CANCELLED, action="release",
+            reason=request.reason or "cancelled by request", event="order.cancelled")
+        # Other warehouses of a split order: released after; the sweep finishes a crash here.
+        home = keys.home_of(request.order_id)
+        await self.store.release_many([(w, request.order_id) for w in before.warehouses if w != home])
+        return codec.encode_order(after)
+
+    @handle_errors
+    async def ReleaseHold(self, request: pb.ReleaseHoldRequest,
+                          context: grpc.aio.ServicerContext) -> c.Order:
+        if not request.order_id:
+            raise ValidationError.one("order_id", "required")
+        o = await self.store.get_order(request.order_id)
+        if o.status == OrderStatus.ON_HOLD:
+            target = OrderStatus.ALLOCATED if o.allocations else OrderStatus.BACKORDERED
+            _, o = await self.store.transition(o.id, target, reason=request.reason or "hold released",
+                                               event="order.hold_released", extra={"hu": "0"})
+        elif o.status == OrderStatus.ALLOCATED and o.hold_until:
+            # The fraud-hold delay ends early: the order may join the next wave.
+            _, o = await self.store.transition(o.id, OrderStatus.ALLOCATED, extra={"hu": "0"},
+                                               reason=request.reason or "hold released",
+                                               event="order.hold_released")
+        else:
+            raise PreconditionError(f"order {o.id!r} is {OrderStatus(o.status).name} and not on hold")
+        return codec.encode_order(o)
+
+    @handle_stream_errors
+    async def WatchOrderEvents(self, request: pb.WatchOrderEventsRequest,
+                               context: grpc.aio.ServicerContext) -> AsyncIterator[c.OrderEvent]:
+        try:
+            cursor = await self.store.event_cursor(request.after_event_id)
+        except OmsError as e:
+            raise ValidationError.one("after_event_id", str(e)) from None
+        while not context.done():
+            for e in await self.store.read_events(cursor, block_ms=1000):
+                if request.order_id and e.order_id != request.order_id:
+                    continue
+                yield codec.encode_event(e)

@@ -1,0 +1,98 @@
+"""Fixtures on real parts: a real redis-server child process and the real gRPC server on a
+free port (port 0), running on its own asyncio loop in a background thread."""
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from clients.client import OmsClient
+from server.app import create_server, mark_serving
+from server.config import Config
+from server.redis.embedded import EmbeddedRedis
+from server.redis.store import Store
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as r:
+        yield r.url
+
+
+@pytest.fixture()
+def clean_redis(redis_url: str) -> str:
+    redis.Redis.from_url(redis_url).flushall()
+    return redis_url
+
+
+class ServerThread:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.error: BaseException | None = None
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._start())
+        except BaseException as e:  # surfaced to the test
+            self.error = e
+            self._started.set()
+            return
+        self._started.set()
+        self.loop.run_forever()
+
+    async def _start(self) -> None:
+        self.store = Store.from_url(self.config.redis_url)
+        self.server, self.port = create_server(self.config, self.store)
+        await self.server.start()
+        await mark_serving(self.server)
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        self._started.wait(60)
+        if self.error:
+            raise self.error
+        return self
+
+    def stop(self) -> None:
+        async def _stop() -> None:
+            await self.server.stop(1)
+            await self.store.close()
+
+        asyncio.run_coroutine_threadsafe(_stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+    def run(self, coro):  # run a coroutine on the server's loop (e.g. store.audit())
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(120)
+
+
+@pytest.fixture(scope="session")
+def _server(redis_url: str) -> Iterator[ServerThread]:
+    from engine import allocation
+
+    allocation.warmup()
+    cfg = Config(listen="127.0.0.1:0", redis_url=redis_url, fraud_hold_seconds=3600)
+    st = ServerThread(cfg).start()
+    yield st
+    st.stop()
+
+
+@pytest.fixture()
+def server(_server: ServerThread, clean_redis: str) -> ServerThread:
+    _server.store._wh_cache = None
+    _server.store._skus.clear()
+    return _server
+
+
+@pytest.fixture()
+def client(server: ServerThread) -> Iterator[OmsClient]:
+    with OmsClient(f"127.0.0.1:{server.port}", timeout=60) as c:
+        yield c

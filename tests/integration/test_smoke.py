@@ -1,0 +1,20 @@
+from oms.v1 import common_pb2 as c
+
+
+def test_place_and_get(client, server):
+    client.upsert_warehouse("DSM", "Des Moines", postal_code="50309")
+    client.upsert_warehouse("CHI", "Chicago", postal_code="60601")
+    client.set_stock("DSM", "SKU-1", 5, "A01-S002")
+    client.set_stock("CHI", "SKU-1", 5, "A01-S002")
+    o = client.place_order(client.order_request([("SKU-1", 2)], postal_code="50010"))
+    assert o.status == c.ORDER_STATUS_ALLOCATED
+    assert [a.warehouse_id for a in o.allocations] == ["DSM"]
+    got = client.get_order(o.id)
+    assert got == o
+    lv = {s.warehouse_id: s for s in client.get_stock("SKU-1").levels}
+    assert lv["DSM"].reserved == 2 and lv["DSM"].available == 3
+    cancelled = client.cancel_order(o.id)
+    assert cancelled.status == c.ORDER_STATUS_CANCELLED
+    lv = {s.warehouse_id: s for s in client.get_stock("SKU-1").levels}
+    assert lv["DSM"].reserved == 0
+    assert server.run(server.store.audit()) == []
