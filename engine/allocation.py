@@ -322,7 +322,7 @@ def _allocate_kernel(line_ptr, line_sku, line_qty, dist, available, enabled, all
         for t in range(n_en):
             w = en[t]
             d = drow[w]
-            if best_w < 0 or d <= best_d:  # scanning in index order: ties keep the lower index
+            if best_w < 0 or d < best_d:  # scanning in index order: ties keep the lower index
                 ok = True
                 for j in range(r):
                     if available[w, usku[j]] < dem[j]:

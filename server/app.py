@@ -50,7 +50,7 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store), server)
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(store, intake, config.max_batch), server)
-    reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store), server)
+    reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store, config.grace_ms), server)
     # Services whose issue has not landed yet answer UNIMPLEMENTED (the generated base class).
     fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
         fulfillment_pb2_grpc.FulfillmentServiceServicer(), server)

@@ -6,6 +6,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AuditRequest(_message.Message):
+    __slots__ = ("recover",)
+    RECOVER_FIELD_NUMBER: _ClassVar[int]
+    recover: bool
+    def __init__(self, recover: _Optional[bool] = ...) -> None: ...
+
+class AuditReport(_message.Message):
+    __slots__ = ("problems", "released_by_recovery", "ok")
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_BY_RECOVERY_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    released_by_recovery: int
+    ok: bool
+    def __init__(self, problems: _Optional[_Iterable[str]] = ..., released_by_recovery: _Optional[int] = ..., ok: _Optional[bool] = ...) -> None: ...
+
 class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

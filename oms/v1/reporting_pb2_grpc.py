@@ -39,6 +39,11 @@ class ReportingServiceStub:
                 request_serializer=oms_dot_v1_dot_reporting__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_reporting__pb2.Stats.FromString,
                 _registered_method=True)
+        self.Audit = channel.unary_unary(
+                '/oms.v1.ReportingService/Audit',
+                request_serializer=oms_dot_v1_dot_reporting__pb2.AuditRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_reporting__pb2.AuditReport.FromString,
+                _registered_method=True)
 
 
 class ReportingServiceServicer:
@@ -50,6 +55,14 @@ class ReportingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Audit(self, request, context):
+        """Checks the stock invariants (reserved == sum of open reservations, available >= 0, no
+        reservation without its order, no allocated order without its reservations).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +70,11 @@ def add_ReportingServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=oms_dot_v1_dot_reporting__pb2.GetStatsRequest.FromString,
                     response_serializer=oms_dot_v1_dot_reporting__pb2.Stats.SerializeToString,
+            ),
+            'Audit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Audit,
+                    request_deserializer=oms_dot_v1_dot_reporting__pb2.AuditRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_reporting__pb2.AuditReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +104,33 @@ class ReportingService:
             '/oms.v1.ReportingService/GetStats',
             oms_dot_v1_dot_reporting__pb2.GetStatsRequest.SerializeToString,
             oms_dot_v1_dot_reporting__pb2.Stats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Audit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.ReportingService/Audit',
+            oms_dot_v1_dot_reporting__pb2.AuditRequest.SerializeToString,
+            oms_dot_v1_dot_reporting__pb2.AuditReport.FromString,
             options,
             channel_credentials,
             insecure,

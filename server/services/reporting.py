@@ -13,8 +13,9 @@ from server.redis.store import Store
 
 
 class ReportingServicer(rpc.ReportingServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, grace_ms: int = 30_000) -> None:
         self.store = store
+        self.grace_ms = grace_ms
 
     @handle_errors
     async def GetStats(self, request: pb.GetStatsRequest,
@@ -37,3 +38,10 @@ class ReportingServicer(rpc.ReportingServiceServicer):
             mean_allocation_distance_km=k.get("dist_m", 0) / 1000.0 / k["ship"] if k.get("ship") else 0.0,
             pick_distance_saved_m=k.get("pick_saved_cm", 0) / 100.0,
         )
+
+    @handle_errors
+    async def Audit(self, request: pb.AuditRequest,
+                    context: grpc.aio.ServicerContext) -> pb.AuditReport:
+        released = await self.store.recover(self.grace_ms) if request.recover else 0
+        problems = await self.store.audit()
+        return pb.AuditReport(problems=problems, released_by_recovery=released, ok=not problems)

@@ -1,0 +1,184 @@
+"""``oms``: the everyday operations from a shell.
+
+  oms [--target HOST:PORT] warehouse add DSM --postal-code 50309 [--name ...] [--lat .. --lon ..]
+  oms warehouse list | warehouse disable DSM | warehouse enable DSM
+  oms stock set DSM SKU-1 100 [--location A01-S002] | stock adjust DSM SKU-1 -3 [--key K]
+  oms stock get SKU-1
+  oms order place --zip 50010 SKU-1:2 SKU-2:1 [--key K] [--channel web] [--allow-partial]
+  oms order get ID | order list [--status ALLOCATED] [--channel web] [--limit 50]
+  oms order cancel ID [--reason ...] | order release-hold ID
+  oms events [--after ID] [--order ID] [--seconds 10]
+  oms stats | oms audit [--recover]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from google.protobuf import json_format
+
+from clients.client import ClientError, OmsClient
+from oms.v1 import common_pb2 as c
+
+
+def _print(msg: Any) -> None:
+    if isinstance(msg, list):
+        print(json.dumps([json_format.MessageToDict(m) for m in msg], indent=2))
+    else:
+        print(json.dumps(json_format.MessageToDict(msg), indent=2))
+
+
+def _status(name: str) -> int:
+    if not name:
+        return 0
+    return c.OrderStatus.Value("ORDER_STATUS_" + name.upper())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oms", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--target", default=os.environ.get("OMS_TARGET", "127.0.0.1:50051"))
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    wh = sub.add_parser("warehouse").add_subparsers(dest="sub", required=True)
+    a = wh.add_parser("add")
+    a.add_argument("id")
+    a.add_argument("--name", default="")
+    a.add_argument("--postal-code", default="")
+    a.add_argument("--lat", type=float, default=0.0)
+    a.add_argument("--lon", type=float, default=0.0)
+    a.add_argument("--aisles", type=int, default=0)
+    a.add_argument("--slots", type=int, default=0)
+    wh.add_parser("list")
+    for name in ("disable", "enable"):
+        wh.add_parser(name).add_argument("id")
+
+    st = sub.add_parser("stock").add_subparsers(dest="sub", required=True)
+    s = st.add_parser("set")
+    s.add_argument("warehouse")
+    s.add_argument("sku")
+    s.add_argument("on_hand", type=int)
+    s.add_argument("--location", default="")
+    s = st.add_parser("adjust")
+    s.add_argument("warehouse")
+    s.add_argument("sku")
+    s.add_argument("delta", type=int)
+    s.add_argument("--reason", default="")
+    s.add_argument("--key", default="")
+    st.add_parser("get").add_argument("sku")
+
+    od = sub.add_parser("order").add_subparsers(dest="sub", required=True)
+    s = od.add_parser("place")
+    s.add_argument("lines", nargs="+", help="SKU:QTY")
+    s.add_argument("--zip", default="")
+    s.add_argument("--lat", type=float, default=0.0)
+    s.add_argument("--lon", type=float, default=0.0)
+    s.add_argument("--key", default="")
+    s.add_argument("--channel", default="web")
+    s.add_argument("--email", default="")
+    s.add_argument("--allow-partial", action="store_true")
+    od.add_parser("get").add_argument("id")
+    s = od.add_parser("list")
+    s.add_argument("--status", default="")
+    s.add_argument("--channel", default="")
+    s.add_argument("--limit", type=int, default=50)
+    s = od.add_parser("cancel")
+    s.add_argument("id")
+    s.add_argument("--reason", default="")
+    s = od.add_parser("release-hold")
+    s.add_argument("id")
+    s.add_argument("--reason", default="")
+
+    ev = sub.add_parser("events")
+    ev.add_argument("--after", default="")
+    ev.add_argument("--order", default="")
+    ev.add_argument("--seconds", type=float, default=10.0)
+    sub.add_parser("stats")
+    au = sub.add_parser("audit")
+    au.add_argument("--recover", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace, cl: OmsClient) -> int:
+    if args.cmd == "warehouse":
+        if args.sub == "add":
+            _print(cl.upsert_warehouse(args.id, args.name, latitude=args.lat, longitude=args.lon,
+                                       postal_code=args.postal_code, aisles=args.aisles,
+                                       slots_per_aisle=args.slots))
+        elif args.sub == "list":
+            _print(cl.list_warehouses())
+        else:
+            w = next((w for w in cl.list_warehouses() if w.id == args.id), None)
+            if w is None:
+                raise ClientError(__import__("grpc").StatusCode.NOT_FOUND, f"warehouse {args.id!r} not found")
+            w.disabled = args.sub == "disable"
+            from oms.v1 import inventory_pb2 as inv  # noqa: PLC0415
+
+            _print(cl.inventory.UpsertWarehouse(inv.UpsertWarehouseRequest(warehouse=w)))
+    elif args.cmd == "stock":
+        if args.sub == "set":
+            _print(cl.set_stock(args.warehouse, args.sku, args.on_hand, args.location))
+        elif args.sub == "adjust":
+            _print(cl.adjust_stock(args.warehouse, args.sku, args.delta, args.reason, args.key))
+        else:
+            _print(cl.get_stock(args.sku))
+    elif args.cmd == "order":
+        if args.sub == "place":
+            lines = []
+            for t in args.lines:
+                sku, _, q = t.rpartition(":")
+                if not sku or not q.isdigit():
+                    print(f"bad line {t!r}, expected SKU:QTY", file=sys.stderr)
+                    return 2
+                lines.append((sku, int(q)))
+            _print(cl.place_order(cl.order_request(
+                lines, postal_code=args.zip, latitude=args.lat, longitude=args.lon,
+                idempotency_key=args.key, channel=args.channel, email=args.email,
+                allow_partial=args.allow_partial)))
+        elif args.sub == "get":
+            _print(cl.get_order(args.id))
+        elif args.sub == "list":
+            out = []
+            for o in cl.iter_orders(_status(args.status), args.channel, min(args.limit, 1000)):
+                out.append(o)
+                if len(out) >= args.limit:
+                    break
+            for o in out:
+                wh = ",".join(dict.fromkeys(a.warehouse_id for a in o.allocations)) or "-"
+                print(f"{o.id}\t{c.OrderStatus.Name(o.status)[13:]}\t{o.channel}\t{wh}")
+        elif args.sub == "cancel":
+            _print(cl.cancel_order(args.id, args.reason))
+        else:
+            _print(cl.release_hold(args.id, args.reason))
+    elif args.cmd == "events":
+        for e in cl.watch_events(args.after or "0", args.order, timeout=args.seconds):
+            print(f"{e.event_id}\t{e.order_id}\t{e.type}\t{c.OrderStatus.Name(e.status)[13:]}")
+    elif args.cmd == "stats":
+        _print(cl.get_stats())
+    elif args.cmd == "audit":
+        from oms.v1 import reporting_pb2 as rep  # noqa: PLC0415
+
+        report = cl.reporting.Audit(rep.AuditRequest(recover=args.recover))
+        for line in report.problems:
+            print("PROBLEM", line)
+        print(f"audit: {'ok' if report.ok else 'FAILED'} ({len(report.problems)} problems, "
+              f"{report.released_by_recovery} released by recovery)")
+        return 0 if report.ok else 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with OmsClient(args.target) as cl:
+            return run(args, cl)
+    except ClientError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

