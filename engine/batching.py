@@ -655,7 +655,7 @@ def cp_sat_batches(w: WaveArrays, max_orders: int, max_items: int, *,
     if hint is not None:
         chosen = {tuple(sorted(b)) for b in hint}
         for i, sub in enumerate(subsets):
-            model.add_hint(x[i], tuple(sub) in chosen)
+            model.add_hint(x[i], int(tuple(sub) in chosen))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(max(time_budget_s, 0.01))
     solver.parameters.num_workers = int(workers)

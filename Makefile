@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:  make demo  |  make test
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: env demo test test-fast bench proto serve clean
+
+$(BIN)/oms-server: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+env: $(BIN)/oms-server
+
+## demo: create the environment, start oms-server on its embedded Redis, run the realistic demo
+demo: env
+	$(BIN)/python -m clients.demo
+
+## test: the whole test suite (unit, integration on real Redis + gRPC, end-to-end)
+test: env
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: env
+	$(BIN)/python -m benchmarks.run
+
+proto: env
+	PYTHON=$(BIN)/python bash scripts/gen_proto.sh
+
+serve: env
+	$(BIN)/oms-server --listen 127.0.0.1:50051
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
