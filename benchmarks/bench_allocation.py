@@ -149,7 +149,8 @@ def main() -> None:
         print(f"{name:<9} {plan.n_orders:>6} {n_lines:>6}  {mix:<40} "
               f"{n_lines / t_alloc:>14,.0f} {n_lines / t_kernel:>14,.0f} "
               f"{n_lines / t_ref:>12,.0f} {t_ref / t_alloc:>6.0f}x")
-    print(f"(ratio = reference time / allocate() time; total {time.perf_counter() - t_start:.1f} s)")
+    total = time.perf_counter() - t_start
+    print(f"(ratio = reference time / allocate() time; total {total:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -116,9 +116,11 @@ def distance_matrix(order_lat: np.ndarray, order_lon: np.ndarray, wh_lat: np.nda
 
 _ZIP_RE = re.compile(r"(\d{5})(?:-\d{4})?")
 
+ZipRow = tuple[str, float, float, str, str]  # (zip, lat, lon, city, state)
+
 _lock = threading.Lock()
 _zip_index: dict[str, tuple[float, float]] | None = None
-_standard_zips: tuple[tuple[str, float, float, str, str], ...] | None = None
+_standard_zips: tuple[ZipRow, ...] | None = None
 
 
 def _raw_zip_records() -> list[dict]:
@@ -148,7 +150,7 @@ def _parse_coord(value: object) -> float | None:
     return x
 
 
-def _load() -> tuple[dict[str, tuple[float, float]], tuple[tuple[str, float, float, str, str], ...]]:
+def _load() -> tuple[dict[str, tuple[float, float]], tuple[ZipRow, ...]]:
     global _zip_index, _standard_zips
     index, standard = _zip_index, _standard_zips
     if index is not None and standard is not None:
@@ -156,7 +158,7 @@ def _load() -> tuple[dict[str, tuple[float, float]], tuple[tuple[str, float, flo
     with _lock:
         if _zip_index is None or _standard_zips is None:
             idx: dict[str, tuple[float, float]] = {}
-            std: list[tuple[str, float, float, str, str]] = []
+            std: list[ZipRow] = []
             for rec in _raw_zip_records():
                 z = rec.get("zip_code")
                 lat = _parse_coord(rec.get("lat"))
@@ -188,7 +190,7 @@ def geocode_us_zip(postal_code: str) -> tuple[float, float] | None:
     return _load()[0].get(m.group(1))
 
 
-def all_us_zips() -> list[tuple[str, float, float, str, str]]:
+def all_us_zips() -> list[ZipRow]:
     """Active STANDARD ZIPs as ``(zip, lat, lon, city, state)``, sorted by ZIP — for demos and
     realistic benchmark demand. PO boxes, unique (single-organisation) and military ZIPs are
     left out because they are not ship-to neighbourhoods."""

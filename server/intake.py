@@ -63,8 +63,8 @@ class _Planned:
     req: OrderRequest
     order: Order
     home: str
-    secondary: dict[str, list[tuple[str, int]]]  # warehouse -> merged lines
-    home_lines: list[tuple[str, int]]
+    secondary: dict[str, list[tuple[str, int, int]]]  # warehouse -> merged (sku, id, qty)
+    home_lines: list[tuple[str, int, int]]
 
 
 class Intake:
@@ -239,8 +239,10 @@ class Intake:
                 line_qty.append(ln.quantity)
             line_ptr[k + 1] = len(line_sku)
         skus = list(sku_index)
+        ids = await self.store.sku_ids(skus)
+        sku_ids = np.array([ids[s] for s in skus], dtype=np.int64)
         wids = [w.id for w in whs]
-        available = await self.store.snapshot(wids, skus)
+        available = await self.store.snapshot(wids, sku_ids)
         lat = np.array([r.ship_to.latitude for _, r in items], dtype=np.float64)
         lon = np.array([r.ship_to.longitude for _, r in items], dtype=np.float64)
         dist = geo.distance_matrix(lat, lon, np.array([w.latitude for w in whs]),
@@ -284,8 +286,9 @@ class Intake:
                 allow_partial=req.allow_partial)
             out.append(_Planned(
                 idx=idx, req=req, order=order, home=home,
-                secondary={w: list(d.items()) for w, d in per_wh.items() if w != home},
-                home_lines=list(per_wh.get(home, {}).items())))
+                secondary={w: [(s, ids[s], q) for s, q in d.items()]
+                           for w, d in per_wh.items() if w != home},
+                home_lines=[(s, ids[s], q) for s, q in per_wh.get(home, {}).items()]))
         return out
 
 

@@ -18,6 +18,8 @@ PREFIX = "oms:"
 NET = PREFIX + "{net}:"
 WAREHOUSES = NET + "warehouses"  # hash id -> warehouse JSON
 PRODUCTS = NET + "products"  # hash sku -> product JSON
+SKU_IDS = NET + "sku_ids"  # hash sku -> numeric id (index into every shard's avail array)
+SKU_SEQ = NET + "sku_seq"  # counter for the ids
 WAVE_SEQ = NET + "wave_seq"
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -32,13 +34,14 @@ def shard(warehouse_id: str) -> str:
 class Shard:
     """The fixed keys of one warehouse shard. Per-order keys are built from ``prefix``."""
 
-    __slots__ = ("prefix", "onhand", "reserved", "loc", "resv", "events", "stats", "waves")
+    __slots__ = ("prefix", "onhand", "reserved", "avail", "loc", "resv", "events", "stats", "waves")
 
     def __init__(self, warehouse_id: str) -> None:
         p = shard(warehouse_id)
         self.prefix = p
         self.onhand = p + "onhand"  # hash sku -> units on hand
         self.reserved = p + "reserved"  # hash sku -> units reserved by open orders
+        self.avail = p + "avail"  # packed big-endian int32 per sku id: onhand - reserved
         self.loc = p + "loc"  # hash sku -> bin location code
         self.resv = p + "resv"  # hash order id -> "ts_ms sku qty [sku qty ...]"
         self.events = p + "events"  # stream of OrderEvent

@@ -45,7 +45,7 @@ class PlaceEntry:
 
     kind: str
     order_id: str
-    lines: list[tuple[str, int]]
+    lines: list[tuple[str, int, int]]  # (sku, sku id, qty)
     status: int = 0
     channel: str = ""
     idem_digest: str = ""
@@ -55,11 +55,25 @@ class PlaceEntry:
     history: bytes = b""
     stat_fields: str = ""
 
+    def pack(self) -> bytes:
+        """One PLACE_ORDERS argument (fields joined by \x1f; orjson escapes control
+        characters, so JSON never contains a raw \x1f)."""
+        lines = " ".join(f"{s} {i} {q}" for s, i, q in self.lines)
+        head = f"{self.kind}\x1f{self.order_id}\x1f{lines}"
+        if self.kind != "O":
+            return head.encode()
+        return b"\x1f".join((
+            head.encode(), str(self.status).encode(), self.channel.encode(), self.idem_digest.encode(),
+            str(self.hold_until).encode(), self.doc, self.alloc, self.history, self.stat_fields.encode()))
+
 
 def encode_doc(order: Order) -> bytes:
+    cu, st = order.customer, order.ship_to
     return orjson.dumps({
-        "cu": asdict(order.customer),
-        "st": asdict(order.ship_to),
+        "cu": {"id": cu.id, "email": cu.email, "name": cu.name},
+        "st": {"name": st.name, "line1": st.line1, "city": st.city, "region": st.region,
+               "postal_code": st.postal_code, "country": st.country,
+               "latitude": st.latitude, "longitude": st.longitude},
         "ln": [[ln.sku, ln.quantity, ln.unit_price_cents] for ln in order.lines],
         "ap": order.allow_partial,
         "ik": order.idempotency_key,
@@ -78,11 +92,13 @@ class Store:
         self.idempotency_ttl_s = idempotency_ttl_s
         self._s = {name: client.register_script(src) for name, src in scripts.ALL.items()}
         self._wh_cache: tuple[float, list[Warehouse]] | None = None
-        self._skus: set[str] = set()
+        self._skus: dict[str, int] = {}
 
     @classmethod
     def from_url(cls, url: str, **kw: int) -> "Store":
-        return cls(aioredis.Redis.from_url(url, decode_responses=False), **kw)
+        # A blocking pool: bursts of concurrent RPCs wait for a connection instead of failing.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=30)
+        return cls(aioredis.Redis(connection_pool=pool), **kw)
 
     async def close(self) -> None:
         await self.r.aclose()
@@ -119,32 +135,46 @@ class Store:
         raise NotFoundError("warehouse", warehouse_id)
 
     async def upsert_product(self, p: Product) -> Product:
-        await self.r.hset(keys.PRODUCTS, p.sku, orjson.dumps(asdict(p)))
-        self._skus.add(p.sku)
+        (sid,) = await self._s["REGISTER_SKUS"](
+            keys=[keys.PRODUCTS, keys.SKU_IDS, keys.SKU_SEQ], args=["upsert", p.sku, orjson.dumps(asdict(p))])
+        self._skus[p.sku] = int(sid)
         return p
 
-    async def unknown_skus(self, skus: Iterable[str]) -> set[str]:
-        missing = {s for s in skus if s not in self._skus}
+    async def ensure_sku(self, sku: str) -> int:
+        """The sku's numeric id, registering a bare product record if it has none."""
+        sid = self._skus.get(sku)
+        if sid is None:
+            (sid,) = await self._s["REGISTER_SKUS"](
+                keys=[keys.PRODUCTS, keys.SKU_IDS, keys.SKU_SEQ],
+                args=["ensure", sku, orjson.dumps(asdict(Product(sku=sku)))])
+            self._skus[sku] = sid = int(sid)
+        return sid
+
+    async def sku_ids(self, skus: Iterable[str]) -> dict[str, int]:
+        """Ids of the known skus among ``skus`` (unknown ones are left out). Ids never
+        change, so they are cached for the life of the process."""
+        skus = list(skus)
+        missing = sorted({s for s in skus if s not in self._skus})
         if missing:
-            ordered = sorted(missing)
-            found = await self.r.hmget(keys.PRODUCTS, ordered)
-            for s, v in zip(ordered, found):
+            found = await self.r.hmget(keys.SKU_IDS, missing)
+            for s, v in zip(missing, found):
                 if v is not None:
-                    self._skus.add(s)
-                    missing.discard(s)
-        return missing
+                    self._skus[s] = int(v)
+        return {s: self._skus[s] for s in skus if s in self._skus}
+
+    async def unknown_skus(self, skus: Iterable[str]) -> set[str]:
+        skus = set(skus)
+        return skus - set(await self.sku_ids(skus))
 
     # ---- stock --------------------------------------------------------------------------
 
     async def set_stock(self, warehouse_id: str, sku: str, on_hand: int, location: str) -> StockLevel:
         await self.warehouse(warehouse_id)
         sh = keys.Shard(warehouse_id)
-        if sku not in self._skus:
-            # Setting stock registers the sku, so a catalogue without dimensions still works.
-            await self.r.hsetnx(keys.PRODUCTS, sku, orjson.dumps(asdict(Product(sku=sku))))
-            self._skus.add(sku)
-        res = await self._s["SET_STOCK"](keys=[sh.onhand, sh.reserved, sh.loc],
-                                         args=[sku, on_hand, location])
+        # Setting stock registers the sku, so a catalogue without dimensions still works.
+        sid = await self.ensure_sku(sku)
+        res = await self._s["SET_STOCK"](keys=[sh.onhand, sh.reserved, sh.loc, sh.avail],
+                                         args=[sku, sid, on_hand, location])
         if res[0] == -1:
             raise PreconditionError(
                 f"on_hand {on_hand} for sku {sku!r} in warehouse {warehouse_id!r} is below the "
@@ -154,12 +184,13 @@ class Store:
     async def adjust_stock(self, warehouse_id: str, sku: str, delta: int,
                            idempotency_key: str) -> StockLevel:
         await self.warehouse(warehouse_id)
-        if await self.unknown_skus([sku]):
+        ids = await self.sku_ids([sku])
+        if sku not in ids:
             raise NotFoundError("sku", sku)
         sh = keys.Shard(warehouse_id)
         res = await self._s["ADJUST_STOCK"](
-            keys=[sh.onhand, sh.reserved, sh.loc, sh.adjust(idempotency_key or "-")],
-            args=[sku, delta, self.idempotency_ttl_s, "1" if idempotency_key else "0"])
+            keys=[sh.onhand, sh.reserved, sh.loc, sh.adjust(idempotency_key or "-"), sh.avail],
+            args=[sku, ids[sku], delta, self.idempotency_ttl_s, "1" if idempotency_key else "0"])
         if res[0] == -1:
             raise PreconditionError(
                 f"adjusting sku {sku!r} in warehouse {warehouse_id!r} by {delta} would leave "
@@ -185,22 +216,23 @@ class Store:
             out.append(StockLevel(w.id, sku, int(oh or 0), int(rs or 0), _s(loc)))
         return out
 
-    async def snapshot(self, warehouse_ids: Sequence[str], skus: Sequence[str]) -> np.ndarray:
-        """available[w, s] = on_hand - reserved, read in one pipeline round trip. A snapshot
-        can be stale by the time it is used; PLACE_ORDERS re-checks atomically."""
-        if not skus:
-            return np.zeros((len(warehouse_ids), 0), dtype=np.int64)
+    async def snapshot(self, warehouse_ids: Sequence[str], sku_ids: np.ndarray) -> np.ndarray:
+        """available[w, k] = on_hand - reserved of sku id ``sku_ids[k]`` in warehouse w: one
+        GET of each warehouse's packed avail array, in one pipeline round trip. A snapshot can
+        be stale by the time it is used; PLACE_ORDERS re-checks atomically."""
+        out = np.zeros((len(warehouse_ids), len(sku_ids)), dtype=np.int64)
+        if not len(sku_ids):
+            return out
         async with self.r.pipeline(transaction=False) as p:
             for wid in warehouse_ids:
-                sh = keys.Shard(wid)
-                p.hmget(sh.onhand, skus)
-                p.hmget(sh.reserved, skus)
+                p.get(keys.Shard(wid).avail)
             raw = await p.execute()
-        out = np.zeros((len(warehouse_ids), len(skus)), dtype=np.int64)
-        for i in range(len(warehouse_ids)):
-            oh = np.array([int(v) if v is not None else 0 for v in raw[2 * i]], dtype=np.int64)
-            rs = np.array([int(v) if v is not None else 0 for v in raw[2 * i + 1]], dtype=np.int64)
-            out[i] = oh - rs
+        for i, buf in enumerate(raw):
+            if not buf:
+                continue
+            arr = np.frombuffer(buf, dtype=">i4")
+            inside = sku_ids < len(arr)
+            out[i, inside] = arr[sku_ids[inside]]
         return out
 
     # ---- placement ----------------------------------------------------------------------
@@ -214,23 +246,18 @@ class Store:
         async with self.r.pipeline(transaction=False) as p:
             for wid in order:
                 sh = keys.Shard(wid)
-                args: list[object] = [sh.prefix, now, self.events_maxlen, len(groups[wid])]
-                for e in groups[wid]:
-                    args += [e.kind, e.order_id, len(e.lines)]
-                    for sku, q in e.lines:
-                        args += [sku, q]
-                    if e.kind == "O":
-                        args += [e.status, e.channel, e.idem_digest, e.hold_until, e.doc, e.alloc,
-                                 e.history, self.idempotency_ttl_s, e.stat_fields]
+                args: list[object] = [sh.prefix, now, self.events_maxlen, self.idempotency_ttl_s]
+                args += [e.pack() for e in groups[wid]]
                 await self._s["PLACE_ORDERS"](
-                    keys=[sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats], args=args, client=p)
+                    keys=[sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail],
+                    args=args, client=p)
             raw = await p.execute()
         return {wid: [int(x) for x in res] for wid, res in zip(order, raw)}
 
     async def release(self, warehouse_id: str, order_id: str, older_than_ms: int = 0) -> bool:
         sh = keys.Shard(warehouse_id)
         return bool(await self._s["RELEASE_RESERVATION"](
-            keys=[sh.reserved, sh.resv], args=[order_id, older_than_ms]))
+            keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[order_id, older_than_ms]))
 
     async def release_many(self, pairs: Sequence[tuple[str, str]]) -> None:
         if not pairs:
@@ -238,7 +265,8 @@ class Store:
         async with self.r.pipeline(transaction=False) as p:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
-                await self._s["RELEASE_RESERVATION"](keys=[sh.reserved, sh.resv], args=[oid, 0], client=p)
+                await self._s["RELEASE_RESERVATION"](
+                    keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[oid, 0], client=p)
             await p.execute()
 
     # ---- idempotency --------------------------------------------------------------------
@@ -355,7 +383,7 @@ class Store:
         for k, v in (extra or {}).items():
             args += [k, v]
         res = await self._s["TRANSITION"](
-            keys=[sh.order(order_id), sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats],
+            keys=[sh.order(order_id), sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail],
             args=args)
         code = int(res[0])
         if code == -1:
@@ -369,24 +397,40 @@ class Store:
     async def read_events(self, cursor: dict[str, str], block_ms: int, count: int = 500
                           ) -> list[OrderEvent]:
         """XREAD over every shard's stream from ``cursor`` (warehouse -> stream id); advances
-        the cursor. Events come back merged in id (time) order."""
+        the cursor. Events come back merged in id (time) order, and never past the last id of
+        a stream whose read was cut at ``count`` (it may hold older events not read yet), so
+        that resuming after any delivered event id skips nothing."""
         whs = await self.warehouses()
-        streams = {keys.Shard(w.id).events: cursor.setdefault(w.id, "$") for w in whs}
+        # A warehouse that appeared after the cursor was made: all its events are new.
+        streams = {keys.Shard(w.id).events: cursor.setdefault(w.id, "0-0") for w in whs}
+        if not streams:
+            await asyncio.sleep(block_ms / 1000)
+            return []
         raw = await self.r.xread(streams, count=count, block=block_ms or None)
-        out: list[tuple[bytes, OrderEvent]] = []
+        out: list[tuple[tuple[int, int], str, str, OrderEvent]] = []
+        horizon: tuple[int, int] | None = None
         for stream, entries in raw or []:
             key = _s(stream)
             wid = key[len(keys.PREFIX) + 3: key.index("}")]
             for eid, f in entries:
                 sid = _s(eid)
-                cursor[wid] = sid
                 ms, _, seq = sid.partition("-")
-                out.append(((int(ms), int(seq), wid), OrderEvent(
+                out.append(((int(ms), int(seq)), wid, sid, OrderEvent(
                     event_id=f"{sid}@{wid}", order_id=_s(f[b"o"]), type=_s(f[b"t"]),
                     status=int(f[b"s"]), at_ms=int(ms), detail=_s(f.get(b"d", b"")),
                     channel=_s(f.get(b"c", b"")))))
-        out.sort(key=lambda t: t[0])
-        return [e for _, e in out]
+            if len(entries) >= count:
+                ms, _, seq = _s(entries[-1][0]).partition("-")
+                last = (int(ms), int(seq))
+                horizon = last if horizon is None or last < horizon else horizon
+        out.sort(key=lambda t: (t[0], t[1]))
+        delivered = []
+        for pos, wid, sid, ev in out:
+            if horizon is not None and pos > horizon:
+                break
+            cursor[wid] = sid
+            delivered.append(ev)
+        return delivered
 
     async def event_cursor(self, after_event_id: str) -> dict[str, str]:
         """Cursor for resuming after ``after_event_id`` ("<ms>-<seq>@<warehouse>"). Other
@@ -459,7 +503,7 @@ class Store:
             for oid_b, rec in (await self.r.hgetall(sh.resv)).items():
                 oid = _s(oid_b)
                 toks = _s(rec).split()
-                held = {toks[i]: int(toks[i + 1]) for i in range(1, len(toks), 2)}
+                held = {toks[i]: int(toks[i + 2]) for i in range(1, len(toks), 3)}
                 for sku, q in held.items():
                     summed[sku] = summed.get(sku, 0) + q
                 want = expected.get((w.id, oid))
@@ -472,10 +516,19 @@ class Store:
                 if reserved.get(sku, 0) != summed.get(sku, 0):
                     problems.append(f"{w.id}/{sku}: reserved {reserved.get(sku, 0)} != sum of "
                                     f"reservations {summed.get(sku, 0)}")
+            packed = await self.r.get(sh.avail) or b""
+            avail = np.frombuffer(packed, dtype=">i4")
+            ids = await self.sku_ids(set(onhand) | set(reserved))
             for sku in set(onhand) | set(reserved):
-                if reserved.get(sku, 0) < 0 or onhand.get(sku, 0) - reserved.get(sku, 0) < 0:
+                free = onhand.get(sku, 0) - reserved.get(sku, 0)
+                if reserved.get(sku, 0) < 0 or free < 0:
                     problems.append(f"{w.id}/{sku}: on_hand {onhand.get(sku, 0)} reserved "
                                     f"{reserved.get(sku, 0)}: available is negative")
+                sid = ids.get(sku)
+                packed_free = int(avail[sid]) if sid is not None and sid < len(avail) else 0
+                if packed_free != free:
+                    problems.append(f"{w.id}/{sku}: packed available {packed_free} != on_hand - "
+                                    f"reserved {free}")
         for (wid, oid) in expected:
             if (wid, oid) not in seen:
                 problems.append(f"{wid}: order {oid} holds stock here but has no reservation")
