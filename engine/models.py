@@ -161,3 +161,32 @@ class OrderEvent:
     at_ms: int
     detail: str = ""
     channel: str = ""
+
+
+@dataclass(frozen=True)
+class PickStop:
+    location: str
+    aisle: int
+    slot: int
+    sku: str
+    quantity: int
+    order_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PickBatch:
+    id: str
+    order_ids: tuple[str, ...]
+    stops: tuple[PickStop, ...]  # in walking order
+    distance_m: float  # exact shortest route
+    baseline_distance_m: float  # S-shape route of the same batch
+
+
+@dataclass(frozen=True)
+class Wave:
+    id: str
+    warehouse_id: str
+    batches: tuple[PickBatch, ...]
+    total_distance_m: float
+    baseline_distance_m: float  # first-come batching with S-shape routes
+    created_at: int = 0

@@ -21,6 +21,8 @@ from oms.v1 import (
 from server.config import Config
 from server.intake import Intake
 from server.redis.store import Store
+from server.waves import WavePlanner
+from server.services.fulfillment import FulfillmentServicer
 from server.services.inventory import InventoryServicer
 from server.services.orders import OrderServicer
 from server.services.reporting import ReportingServicer
@@ -51,9 +53,9 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(store, intake, config.max_batch), server)
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store, config.grace_ms), server)
-    # Services whose issue has not landed yet answer UNIMPLEMENTED (the generated base class).
     fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
-        fulfillment_pb2_grpc.FulfillmentServiceServicer(), server)
+        FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s)), server)
+    # Services whose issue has not landed yet answer UNIMPLEMENTED (the generated base class).
     returns_pb2_grpc.add_ReturnsServiceServicer_to_server(returns_pb2_grpc.ReturnsServiceServicer(), server)
 
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()

@@ -22,9 +22,11 @@ from engine.models import (
     Product,
     StockLevel,
     Warehouse,
+    Wave,
     parse_location,
 )
 from oms.v1 import common_pb2 as c
+from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import orders_pb2 as o
 from server.redis.keys import ID_RE, SKU_RE
 
@@ -196,3 +198,15 @@ def encode_order(x: Order) -> c.Order:
 def encode_event(e: OrderEvent) -> c.OrderEvent:
     return c.OrderEvent(event_id=e.event_id, order_id=e.order_id, type=e.type, status=e.status,
                         at_ms=e.at_ms, detail=e.detail, channel=e.channel)
+
+
+def encode_wave(w: Wave) -> f.Wave:
+    return f.Wave(
+        id=w.id, warehouse_id=w.warehouse_id, total_distance_m=w.total_distance_m,
+        baseline_distance_m=w.baseline_distance_m, created_at=w.created_at,
+        batches=[f.PickBatch(
+            id=b.id, order_ids=list(b.order_ids), distance_m=b.distance_m,
+            baseline_distance_m=b.baseline_distance_m,
+            stops=[f.PickStop(location=s.location, aisle=s.aisle, slot=s.slot, sku=s.sku,
+                              quantity=s.quantity, order_ids=list(s.order_ids)) for s in b.stops])
+            for b in w.batches])

@@ -18,6 +18,7 @@ class Config:
     max_batch: int = 1000
     replan_attempts: int = 8
     grace_ms: int = 30_000  # recovery sweep leaves younger in-flight reservations alone
+    wave_time_budget_s: float = 4.0  # optimisation budget of one PlanWave
     log_level: str = "INFO"
 
     @classmethod

@@ -261,6 +261,43 @@ end
 return out
 """
 
+RELEASE_WAVE = r"""
+-- RELEASE_WAVE: record a planned pick wave and move all its orders ALLOCATED -> RELEASED in
+-- one step. If any order is no longer releasable (another planner released it, it was
+-- cancelled, its hold is back) nothing changes and those ids are returned, so the caller
+-- re-plans without them: an order is never released twice.
+-- KEYS[1] wave key  KEYS[2] waves zset  KEYS[3] events  KEYS[4] stats
+-- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] wave id
+-- ARGV[5] wave JSON  ARGV[6] pick distance saved vs baseline (cm)  ARGV[7..] order ids
+-- returns {1} released; {0, id, id, ...} the ids that are not releasable (nothing changed)
+local p, now, maxlen, wid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local bad = {0}
+for k = 7, #ARGV do
+  local h = redis.call('HMGET', p .. 'o:' .. ARGV[k], 'st', 'hu')
+  if h[1] ~= '2' or tonumber(h[2] or '0') > tonumber(now) then bad[#bad + 1] = ARGV[k] end
+end
+if #bad > 1 then return bad end
+for k = 7, #ARGV do
+  local oid = ARGV[k]
+  local okey = p .. 'o:' .. oid
+  local hist = cjson.decode(redis.call('HGET', okey, 'hist'))
+  hist[#hist + 1] = {5, tonumber(now), 'wave ' .. wid}
+  redis.call('HSET', okey, 'st', '5', 'ua', now, 'wave', wid, 'hist', cjson.encode(hist))
+  redis.call('ZREM', p .. 'idx:s:2', oid)
+  redis.call('ZADD', p .. 'idx:s:5', 0, oid)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', 'order.released',
+    's', '5', 'c', redis.call('HGET', okey, 'ch'), 'd', wid)
+end
+local n = #ARGV - 6
+redis.call('HINCRBY', KEYS[4], 'st:2', -n)
+redis.call('HINCRBY', KEYS[4], 'st:5', n)
+redis.call('HINCRBY', KEYS[4], 'pick_saved_cm', ARGV[6])
+redis.call('HINCRBY', KEYS[4], 'waves', 1)
+redis.call('SET', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], now, wid)
+return {1}
+"""
+
 ALL: dict[str, str] = {
     "PLACE_ORDERS": _LUA_RECORD + PLACE_ORDERS,
     "TRANSITION": _LUA_RECORD + TRANSITION,
@@ -268,4 +305,5 @@ ALL: dict[str, str] = {
     "SET_STOCK": SET_STOCK,
     "ADJUST_STOCK": ADJUST_STOCK,
     "REGISTER_SKUS": REGISTER_SKUS,
+    "RELEASE_WAVE": RELEASE_WAVE,
 }

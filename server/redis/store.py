@@ -392,6 +392,52 @@ class Store:
             raise TransitionError(order_id, OrderStatus(int(res[1])).name, target.name)
         return code == 1, await self.get_order(order_id)
 
+    # ---- waves --------------------------------------------------------------------------
+
+    async def releasable_orders(self, warehouse_id: str, limit: int, now: int) -> list[Order]:
+        """ALLOCATED orders homed at the warehouse whose hold has ended, oldest first."""
+        sh = keys.Shard(warehouse_id)
+        out: list[Order] = []
+        start = 0
+        page = max(limit, 200)
+        while len(out) < limit:
+            ids = [_s(m) for m in await self.r.zrange(sh.idx_status(int(OrderStatus.ALLOCATED)),
+                                                      start, start + page - 1)]
+            if not ids:
+                break
+            start += len(ids)
+            for o in await self.get_orders(ids):
+                if o.status == OrderStatus.ALLOCATED and o.hold_until <= now:
+                    out.append(o)
+                    if len(out) == limit:
+                        break
+        return out
+
+    async def locations(self, warehouse_id: str, skus: Sequence[str]) -> dict[str, str]:
+        if not skus:
+            return {}
+        vals = await self.r.hmget(keys.Shard(warehouse_id).loc, list(skus))
+        return {s: _s(v) for s, v in zip(skus, vals) if v}
+
+    async def release_wave(self, warehouse_id: str, wave_id: str, wave_json: bytes,
+                           saved_cm: int, order_ids: Sequence[str], now: int) -> list[str]:
+        """Run RELEASE_WAVE; returns the ids that were not releasable ([] = released)."""
+        sh = keys.Shard(warehouse_id)
+        res = await self._s["RELEASE_WAVE"](
+            keys=[sh.wave(wave_id), sh.waves, sh.events, sh.stats],
+            args=[sh.prefix, now, self.events_maxlen, wave_id, wave_json, saved_cm, *order_ids])
+        return [] if int(res[0]) == 1 else [_s(x) for x in res[1:]]
+
+    async def get_wave(self, wave_id: str) -> bytes:
+        try:
+            home = keys.home_of(wave_id)
+        except ValueError:
+            raise NotFoundError("wave", wave_id) from None
+        raw = await self.r.get(keys.Shard(home).wave(wave_id))
+        if raw is None:
+            raise NotFoundError("wave", wave_id)
+        return raw
+
     # ---- events -------------------------------------------------------------------------
 
     async def read_events(self, cursor: dict[str, str], block_ms: int, count: int = 500

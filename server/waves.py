@@ -1,0 +1,128 @@
+"""Pick-wave planning: take a warehouse's releasable orders, batch and route them with the
+engine, and release them atomically with the stored wave (RELEASE_WAVE).
+
+If another planner released some of the same orders first, the script changes nothing and
+names them; the wave is re-planned without them, so an order is never released twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+import orjson
+
+from engine import batching, routing
+from engine.errors import ConflictError, ValidationError
+from engine.models import Order, PickBatch, PickStop, Wave, location_code, parse_location
+from server.intake import new_order_id
+from server.redis.store import Store, now_ms
+
+log = logging.getLogger(__name__)
+
+
+def wave_to_json(w: Wave) -> bytes:
+    return orjson.dumps(w)
+
+
+def wave_from_json(raw: bytes) -> Wave:
+    d = orjson.loads(raw)
+    return Wave(
+        id=d["id"], warehouse_id=d["warehouse_id"], total_distance_m=d["total_distance_m"],
+        baseline_distance_m=d["baseline_distance_m"], created_at=d["created_at"],
+        batches=tuple(PickBatch(
+            id=b["id"], order_ids=tuple(b["order_ids"]), distance_m=b["distance_m"],
+            baseline_distance_m=b["baseline_distance_m"],
+            stops=tuple(PickStop(s["location"], s["aisle"], s["slot"], s["sku"], s["quantity"],
+                                 tuple(s["order_ids"])) for s in b["stops"]))
+            for b in d["batches"]))
+
+
+class WavePlanner:
+    def __init__(self, store: Store, *, time_budget_s: float = 4.0, attempts: int = 5) -> None:
+        self.store = store
+        self.time_budget_s = time_budget_s
+        self.attempts = attempts
+
+    async def plan(self, warehouse_id: str, max_orders: int, batch_max_orders: int,
+                   batch_max_items: int, method: str = "auto") -> Wave:
+        if max_orders <= 0 or max_orders > 20000:
+            raise ValidationError.one("max_orders", f"{max_orders} must be in 1..20000")
+        if batch_max_orders <= 0:
+            raise ValidationError.one("batch_max_orders", f"{batch_max_orders} must be >= 1")
+        if batch_max_items <= 0:
+            raise ValidationError.one("batch_max_items", f"{batch_max_items} must be >= 1")
+        wh = await self.store.warehouse(warehouse_id)
+        excluded: set[str] = set()
+        for _ in range(self.attempts):
+            now = now_ms()
+            orders = [o for o in await self.store.releasable_orders(
+                warehouse_id, max_orders + len(excluded), now) if o.id not in excluded][:max_orders]
+            skus = sorted({a.sku for o in orders for a in o.allocations if a.warehouse_id == wh.id})
+            locs = await self.store.locations(wh.id, skus)
+            picks, kept = self._pick_orders(orders, wh.id, locs, wh.layout)
+            if not kept:
+                # Nothing to release: an empty wave, not stored.
+                return Wave(id="", warehouse_id=wh.id, batches=(), total_distance_m=0.0,
+                            baseline_distance_m=0.0, created_at=now)
+            plan = await asyncio.to_thread(
+                batching.plan_batches, picks, wh.layout, batch_max_orders, batch_max_items,
+                method, self.time_budget_s)
+            wave = self._wave(wh.id, kept, picks, plan, wh.layout, now)
+            saved_cm = int(round((wave.baseline_distance_m - wave.total_distance_m) * 100))
+            bad = await self.store.release_wave(wh.id, wave.id, wave_to_json(wave), saved_cm,
+                                                [o.id for o in kept], now)
+            if not bad:
+                return wave
+            excluded.update(bad)
+            log.info("wave for %s: %d orders were released elsewhere; re-planning", wh.id, len(bad))
+        raise ConflictError(f"orders of warehouse {warehouse_id!r} kept changing while planning; retry")
+
+    @staticmethod
+    def _pick_orders(orders: list[Order], wid: str, locs: dict[str, str], layout: object
+                     ) -> tuple[list[batching.PickOrder], list[Order]]:
+        picks, kept = [], []
+        for o in orders:
+            rows = [a for a in o.allocations if a.warehouse_id == wid]
+            if not rows or any(a.sku not in locs for a in rows):
+                # Without a bin location a line cannot be picked: the order waits (stays
+                # ALLOCATED) until SetStock gives its sku a location.
+                log.warning("order %s has a sku without a bin location in %s; not waved", o.id, wid)
+                continue
+            coords = [parse_location(locs[a.sku]) for a in rows]
+            picks.append(batching.PickOrder(
+                order_ref=len(kept), aisles=np.array([c[0] for c in coords], dtype=np.int64),
+                slots=np.array([c[1] for c in coords], dtype=np.int64),
+                qty=np.array([a.quantity for a in rows], dtype=np.int64)))
+            kept.append(o)
+        return picks, kept
+
+    @staticmethod
+    def _wave(wid: str, kept: list[Order], picks: list[batching.PickOrder],
+              plan: batching.BatchPlan, layout: object, now: int) -> Wave:
+        wave_id = new_order_id(wid, now)
+        batches = []
+        for b, members in enumerate(plan.batches):
+            stops: list[PickStop] = []
+            aisles, slots = [], []
+            for oi, li in plan.routes[b]:
+                o = kept[int(oi)]
+                row = [a for a in o.allocations if a.warehouse_id == wid][int(li)]
+                a, s = int(picks[int(oi)].aisles[li]), int(picks[int(oi)].slots[li])
+                aisles.append(a)
+                slots.append(s)
+                last = stops[-1] if stops else None
+                if last and last.aisle == a and last.slot == s and last.sku == row.sku:
+                    ids = last.order_ids if o.id in last.order_ids else last.order_ids + (o.id,)
+                    stops[-1] = PickStop(last.location, a, s, row.sku, last.quantity + row.quantity, ids)
+                else:
+                    stops.append(PickStop(location_code(a, s), a, s, row.sku, row.quantity, (o.id,)))
+            base, _ = routing.s_shape_route(np.array(aisles, dtype=np.int64),
+                                            np.array(slots, dtype=np.int64), layout)
+            batches.append(PickBatch(
+                id=f"{wave_id}/{b + 1}", order_ids=tuple(kept[i].id for i in members),
+                stops=tuple(stops), distance_m=round(float(plan.distances[b]), 3),
+                baseline_distance_m=round(float(base), 3)))
+        return Wave(id=wave_id, warehouse_id=wid, batches=tuple(batches),
+                    total_distance_m=round(float(plan.total_distance), 3),
+                    baseline_distance_m=round(float(plan.baseline_distance), 3), created_at=now)
