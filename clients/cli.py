@@ -8,6 +8,8 @@
   oms order get ID | order list [--status ALLOCATED] [--channel web] [--limit 50]
   oms order cancel ID [--reason ...] | order release-hold ID
   oms events [--after ID] [--order ID] [--seconds 10]
+  oms wave plan DSM [--max-orders 500] [--batch-max-orders 8] [--batch-max-items 30]
+  oms wave show WAVE_ID [--png FILE]
   oms stats | oms audit [--recover]
 """
 from __future__ import annotations
@@ -92,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("id")
     s.add_argument("--reason", default="")
 
+    wv = sub.add_parser("wave").add_subparsers(dest="sub", required=True)
+    s = wv.add_parser("plan")
+    s.add_argument("warehouse")
+    s.add_argument("--max-orders", type=int, default=500)
+    s.add_argument("--batch-max-orders", type=int, default=8)
+    s.add_argument("--batch-max-items", type=int, default=30)
+    s.add_argument("--png", default="")
+    s = wv.add_parser("show")
+    s.add_argument("wave_id")
+    s.add_argument("--png", default="")
+
     ev = sub.add_parser("events")
     ev.add_argument("--after", default="")
     ev.add_argument("--order", default="")
@@ -153,6 +166,28 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
             _print(cl.cancel_order(args.id, args.reason))
         else:
             _print(cl.release_hold(args.id, args.reason))
+    elif args.cmd == "wave":
+        from oms.v1 import fulfillment_pb2 as fpb  # noqa: PLC0415
+
+        if args.sub == "plan":
+            wave = cl.plan_wave(args.warehouse, args.max_orders, args.batch_max_orders,
+                                args.batch_max_items)
+        else:
+            wave = cl.fulfillment.GetWave(fpb.GetWaveRequest(wave_id=args.wave_id))
+        n = sum(len(b.order_ids) for b in wave.batches)
+        saving = 1 - wave.total_distance_m / wave.baseline_distance_m if wave.baseline_distance_m else 0.0
+        print(f"wave {wave.id or '(empty)'} at {wave.warehouse_id}: {n} orders in "
+              f"{len(wave.batches)} batches, {wave.total_distance_m:.1f} m vs baseline "
+              f"{wave.baseline_distance_m:.1f} m ({100 * saving:.1f}% shorter)")
+        for b in wave.batches:
+            print(f"  {b.id}\t{len(b.order_ids)} orders\t{len(b.stops)} stops\t"
+                  f"{b.distance_m:.1f} m (S-shape {b.baseline_distance_m:.1f} m)")
+        if args.png and wave.batches:
+            from clients.wave_plot import draw_wave  # noqa: PLC0415
+
+            wh = next(w for w in cl.list_warehouses() if w.id == wave.warehouse_id)
+            draw_wave(wave, wh.layout, args.png)
+            print(f"wrote {args.png}")
     elif args.cmd == "events":
         for e in cl.watch_events(args.after or "0", args.order, timeout=args.seconds):
             print(f"{e.event_id}\t{e.order_id}\t{e.type}\t{c.OrderStatus.Name(e.status)[13:]}")

@@ -1,0 +1,91 @@
+"""End-to-end through the CLI (`python -m clients.cli`) and the wave job, against the real
+server on real Redis."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def oms(server, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run([sys.executable, "-m", "clients.cli", "--target", f"127.0.0.1:{server.port}", *args],
+                       capture_output=True, text=True, timeout=120)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def test_everyday_operations(server, tmp_path: Path) -> None:
+    oms(server, "warehouse", "add", "DSM", "--postal-code", "50309", "--name", "Des Moines",
+        "--aisles", "8", "--slots", "20")
+    oms(server, "warehouse", "add", "CHI", "--postal-code", "60601")
+    assert [w["id"] for w in json.loads(oms(server, "warehouse", "list").stdout)] == ["CHI", "DSM"]
+    for k in range(6):
+        oms(server, "stock", "set", "DSM", f"SKU-{k}", "20", "--location", f"A0{k}-S00{k}")
+    level = json.loads(oms(server, "stock", "adjust", "DSM", "SKU-0", "-5", "--key", "k1").stdout)
+    assert level["onHand"] == "15"
+    level = json.loads(oms(server, "stock", "adjust", "DSM", "SKU-0", "-5", "--key", "k1").stdout)
+    assert level["onHand"] == "15"  # the repeat changed nothing
+
+    order = json.loads(oms(server, "order", "place", "--zip", "50010", "SKU-0:2", "SKU-1:1", "--key", "o-1").stdout)
+    assert order["status"] == "ORDER_STATUS_ALLOCATED"
+    assert {a["warehouseId"] for a in order["allocations"]} == {"DSM"}
+    again = json.loads(oms(server, "order", "place", "--zip", "50010", "SKU-0:2", "SKU-1:1", "--key", "o-1").stdout)
+    assert again["id"] == order["id"]
+    stock = json.loads(oms(server, "stock", "get", "SKU-0").stdout)
+    assert stock["levels"][0]["reserved"] == "2"
+
+    listed = oms(server, "order", "list", "--status", "ALLOCATED").stdout.splitlines()
+    assert len(listed) == 1 and listed[0].startswith(order["id"])
+
+    bad = oms(server, "order", "place", "--zip", "00000", "SKU-0:1", ok=False)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr and "postal" in bad.stderr
+    missing = oms(server, "order", "get", "DSM.nothere", ok=False)
+    assert "NOT_FOUND" in missing.stderr
+
+    # waves: held orders are not waved until the hold is released
+    out = oms(server, "wave", "plan", "DSM").stdout
+    assert "(empty)" in out
+    second = json.loads(oms(server, "order", "place", "--zip", "50309", "SKU-2:1", "SKU-5:3").stdout)
+    for oid in (order["id"], second["id"]):
+        oms(server, "order", "release-hold", oid)
+    png = tmp_path / "wave.png"
+    out = oms(server, "wave", "plan", "DSM", "--png", str(png)).stdout
+    assert "2 orders" in out and png.stat().st_size > 10_000
+    wave_id = out.split()[1]
+    shown = oms(server, "wave", "show", wave_id).stdout
+    assert wave_id in shown
+
+    cancelled = json.loads(oms(server, "order", "cancel", order["id"]).stdout)
+    assert cancelled["status"] == "ORDER_STATUS_CANCELLED"
+    stock = json.loads(oms(server, "stock", "get", "SKU-0").stdout)
+    assert stock["levels"][0].get("reserved", "0") == "0"
+
+    events = oms(server, "events", "--after", "0", "--seconds", "2").stdout
+    assert "order.placed" in events and "order.cancelled" in events and "order.released" in events
+    stats = json.loads(oms(server, "stats").stdout)
+    assert int(stats["ordersTotal"]) == 2
+    assert "audit: ok" in oms(server, "audit", "--recover").stdout
+
+
+def test_wave_job_once(server, redis_url: str) -> None:
+    oms(server, "warehouse", "add", "DSM", "--postal-code", "50309", "--aisles", "8", "--slots", "20")
+    oms(server, "warehouse", "add", "CHI", "--postal-code", "60601", "--aisles", "8", "--slots", "20")
+    for k in range(4):
+        oms(server, "stock", "set", "DSM", f"S{k}", "10", "--location", f"A0{k}-S01{k}")
+        oms(server, "stock", "set", "CHI", f"S{k}", "10", "--location", f"A0{k}-S01{k}")
+    ids = []
+    for z in ("50010", "50309", "60601"):
+        ids.append(json.loads(oms(server, "order", "place", "--zip", z, "S1:1", "S2:2").stdout)["id"])
+    for oid in ids:
+        oms(server, "order", "release-hold", oid)
+    p = subprocess.run([sys.executable, "-m", "server.jobs.wave_cli", "--redis-url", redis_url, "--once",
+                        "--time-budget", "1"], capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stderr
+    log = p.stderr
+    assert "wave DSM." in log and "wave CHI." in log and "saving" in log
+    for oid in ids:
+        assert json.loads(oms(server, "order", "get", oid).stdout)["status"] == "ORDER_STATUS_RELEASED"
