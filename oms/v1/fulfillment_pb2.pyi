@@ -112,3 +112,31 @@ class MarkDeliveredRequest(_message.Message):
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     def __init__(self, order_id: _Optional[str] = ...) -> None: ...
+
+class ReallocateRequest(_message.Message):
+    __slots__ = ("max_orders", "time_budget_s")
+    MAX_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    TIME_BUDGET_S_FIELD_NUMBER: _ClassVar[int]
+    max_orders: int
+    time_budget_s: float
+    def __init__(self, max_orders: _Optional[int] = ..., time_budget_s: _Optional[float] = ...) -> None: ...
+
+class ReallocateReport(_message.Message):
+    __slots__ = ("orders", "changed", "moved", "skipped", "cost_before", "cost_after", "lp_lower_bound", "solve_seconds")
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    MOVED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    COST_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    COST_AFTER_FIELD_NUMBER: _ClassVar[int]
+    LP_LOWER_BOUND_FIELD_NUMBER: _ClassVar[int]
+    SOLVE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    orders: int
+    changed: int
+    moved: int
+    skipped: int
+    cost_before: float
+    cost_after: float
+    lp_lower_bound: float
+    solve_seconds: float
+    def __init__(self, orders: _Optional[int] = ..., changed: _Optional[int] = ..., moved: _Optional[int] = ..., skipped: _Optional[int] = ..., cost_before: _Optional[float] = ..., cost_after: _Optional[float] = ..., lp_lower_bound: _Optional[float] = ..., solve_seconds: _Optional[float] = ...) -> None: ...

@@ -70,6 +70,11 @@ class FulfillmentServiceStub:
                 request_serializer=oms_dot_v1_dot_fulfillment__pb2.MarkDeliveredRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_common__pb2.Order.FromString,
                 _registered_method=True)
+        self.Reallocate = channel.unary_unary(
+                '/oms.v1.FulfillmentService/Reallocate',
+                request_serializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.FromString,
+                _registered_method=True)
 
 
 class FulfillmentServiceServicer:
@@ -117,6 +122,14 @@ class FulfillmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reallocate(self, request, context):
+        """Re-solve the allocation of ALLOCATED (not yet released) orders over the whole network
+        (distance plus a penalty per extra shipment) and move reservations where that is cheaper.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FulfillmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -154,6 +167,11 @@ def add_FulfillmentServiceServicer_to_server(servicer, server):
                     servicer.MarkDelivered,
                     request_deserializer=oms_dot_v1_dot_fulfillment__pb2.MarkDeliveredRequest.FromString,
                     response_serializer=oms_dot_v1_dot_common__pb2.Order.SerializeToString,
+            ),
+            'Reallocate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reallocate,
+                    request_deserializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -345,6 +363,33 @@ class FulfillmentService:
             '/oms.v1.FulfillmentService/MarkDelivered',
             oms_dot_v1_dot_fulfillment__pb2.MarkDeliveredRequest.SerializeToString,
             oms_dot_v1_dot_common__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reallocate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.FulfillmentService/Reallocate',
+            oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.SerializeToString,
+            oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.FromString,
             options,
             channel_credentials,
             insecure,

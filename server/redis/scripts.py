@@ -298,6 +298,42 @@ redis.call('ZADD', KEYS[2], now, wid)
 return {1}
 """
 
+COMMIT_ALLOCATION = r"""
+-- COMMIT_ALLOCATION: switch an ALLOCATED order to a new allocation (global re-allocation),
+-- only if its allocation is still the one the plan started from. The new reservations were
+-- staged beforehand (records "<order id>~m" in each new warehouse); SWAP_RECORD finishes.
+-- KEYS[1] order hash  KEYS[2] events  KEYS[3] stats
+-- ARGV[1] now_ms  ARGV[2] events maxlen  ARGV[3] order id  ARGV[4] expected allocation JSON
+-- ARGV[5] new allocation JSON  ARGV[6] reason  ARGV[7] counter deltas "k=v,k=v"
+-- returns 1 committed, 0 the order changed meanwhile (nothing done)
+local h = redis.call('HMGET', KEYS[1], 'st', 'al')
+if h[1] ~= '2' or h[2] ~= ARGV[4] then return 0 end
+local hist = cjson.decode(redis.call('HGET', KEYS[1], 'hist'))
+hist[#hist + 1] = {2, tonumber(ARGV[1]), ARGV[6]}
+redis.call('HSET', KEYS[1], 'al', ARGV[5], 'ua', ARGV[1], 'hist', cjson.encode(hist))
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[3], 't', 'order.reallocated',
+  's', '2', 'c', redis.call('HGET', KEYS[1], 'ch'), 'd', ARGV[6])
+for kv in string.gmatch(ARGV[7], '([^,]+)') do
+  local eq = string.find(kv, '=', 1, true)
+  redis.call('HINCRBY', KEYS[3], string.sub(kv, 1, eq - 1), string.sub(kv, eq + 1))
+end
+return 1
+"""
+
+SWAP_RECORD = r"""
+-- SWAP_RECORD: after COMMIT_ALLOCATION, make a warehouse's staged reservation the order's own:
+-- release the old record (if any) and rename "<order id>~m" to "<order id>". Idempotent.
+-- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail
+-- ARGV[1] order id  ARGV[2] staged record id
+-- returns 1 if a staged record was moved in, 0 if there was none (old one released anyway)
+local staged = redis.call('HGET', KEYS[3], ARGV[2])
+drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], false)
+if not staged then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], staged)
+redis.call('HDEL', KEYS[3], ARGV[2])
+return 1
+"""
+
 ALL: dict[str, str] = {
     "PLACE_ORDERS": _LUA_RECORD + PLACE_ORDERS,
     "TRANSITION": _LUA_RECORD + TRANSITION,
@@ -306,4 +342,6 @@ ALL: dict[str, str] = {
     "ADJUST_STOCK": ADJUST_STOCK,
     "REGISTER_SKUS": REGISTER_SKUS,
     "RELEASE_WAVE": RELEASE_WAVE,
+    "COMMIT_ALLOCATION": COMMIT_ALLOCATION,
+    "SWAP_RECORD": _LUA_RECORD + SWAP_RECORD,
 }

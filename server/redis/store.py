@@ -392,6 +392,36 @@ class Store:
             raise TransitionError(order_id, OrderStatus(int(res[1])).name, target.name)
         return code == 1, await self.get_order(order_id)
 
+    # ---- re-allocation ----------------------------------------------------------------------
+
+    async def orders_in_status(self, status: int, limit: int) -> list[Order]:
+        """Orders of every shard in one status (oldest first per shard), up to ``limit``."""
+        out: list[Order] = []
+        for w in await self.warehouses(0.0):
+            ids = [_s(m) for m in await self.r.zrange(keys.Shard(w.id).idx_status(status), 0, limit - 1)]
+            for i in range(0, len(ids), 1000):
+                out += [o for o in await self.get_orders(ids[i:i + 1000]) if o.status == status]
+            if len(out) >= limit:
+                break
+        return out[:limit]
+
+    async def commit_allocation(self, order: Order, new_allocs: Sequence[Allocation],
+                                reason: str, stat_deltas: str) -> bool:
+        sh = keys.Shard(keys.home_of(order.id))
+        res = await self._s["COMMIT_ALLOCATION"](
+            keys=[sh.order(order.id), sh.events, sh.stats],
+            args=[now_ms(), self.events_maxlen, order.id, encode_alloc(order.allocations),
+                  encode_alloc(new_allocs), reason, stat_deltas])
+        return bool(res)
+
+    async def swap_records(self, order_id: str, warehouse_ids: Iterable[str]) -> None:
+        async with self.r.pipeline(transaction=False) as p:
+            for wid in warehouse_ids:
+                sh = keys.Shard(wid)
+                await self._s["SWAP_RECORD"](keys=[sh.onhand, sh.reserved, sh.resv, sh.avail],
+                                             args=[order_id, staged_id(order_id)], client=p)
+            await p.execute()
+
     # ---- waves --------------------------------------------------------------------------
 
     async def releasable_orders(self, warehouse_id: str, limit: int, now: int) -> list[Order]:
@@ -552,6 +582,10 @@ class Store:
                 held = {toks[i]: int(toks[i + 2]) for i in range(1, len(toks), 3)}
                 for sku, q in held.items():
                     summed[sku] = summed.get(sku, 0) + q
+                if oid.endswith(STAGED):
+                    problems.append(f"{w.id}: staged re-allocation {oid} not finished "
+                                    "(run the recovery sweep)")
+                    continue
                 want = expected.get((w.id, oid))
                 seen.add((w.id, oid))
                 if want is None:
@@ -590,16 +624,39 @@ class Store:
         for w in await self.warehouses(0.0):
             sh = keys.Shard(w.id)
             for oid_b in await self.r.hkeys(sh.resv):
-                oid = _s(oid_b)
+                rid = _s(oid_b)
+                oid = rid[:-len(STAGED)] if rid.endswith(STAGED) else rid
                 try:
                     o = await self.get_order(oid)
                 except NotFoundError:
                     o = None
-                if o is None:
+                if rid != oid:
+                    # A staged re-allocation: finish it if the order committed to it (its
+                    # allocation lists exactly what is staged), else roll it back.
+                    if o is not None and o.status in holding and w.id in o.warehouses:
+                        rec = _s(await self.r.hget(sh.resv, rid)).split()
+                        staged = {rec[i]: int(rec[i + 2]) for i in range(1, len(rec), 3)}
+                        want: dict[str, int] = {}
+                        for a in o.allocations:
+                            if a.warehouse_id == w.id:
+                                want[a.sku] = want.get(a.sku, 0) + a.quantity
+                        if staged == want:
+                            await self.swap_records(oid, [w.id])
+                            continue
+                    released += await self.release(w.id, rid, older_than_ms=cutoff)
+                elif o is None:
                     released += await self.release(w.id, oid, older_than_ms=cutoff)
                 elif o.status not in holding or w.id not in o.warehouses:
                     released += await self.release(w.id, oid)
         return released
+
+
+STAGED = "~m"
+
+
+def staged_id(order_id: str) -> str:
+    """Record id of a reservation staged for a re-allocation move."""
+    return order_id + STAGED
 
 
 def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:

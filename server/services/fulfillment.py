@@ -12,6 +12,7 @@ from oms.v1 import fulfillment_pb2_grpc as rpc
 from server import codec
 from server.errors import handle_errors
 from server.redis.store import Store
+from server.reallocate import Reallocator
 from server.waves import WavePlanner, wave_from_json
 
 
@@ -43,3 +44,15 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
         _, order = await self.store.transition(request.order_id, OrderStatus.PICKED,
                                                reason="pick confirmed", event="order.picked")
         return codec.encode_order(order)
+
+    @handle_errors
+    async def Reallocate(self, request: pb.ReallocateRequest,
+                         context: grpc.aio.ServicerContext) -> pb.ReallocateReport:
+        if request.max_orders < 0 or request.time_budget_s < 0:
+            raise ValidationError.one("max_orders", "max_orders and time_budget_s must be >= 0")
+        rep = await Reallocator(self.store).run(time_budget_s=request.time_budget_s or 3.0,
+                                                max_orders=request.max_orders or 20000)
+        return pb.ReallocateReport(
+            orders=rep.orders, changed=rep.changed, moved=rep.moved, skipped=rep.skipped,
+            cost_before=rep.cost_before, cost_after=rep.cost_after,
+            lp_lower_bound=rep.lp_lower_bound, solve_seconds=rep.solve_seconds)

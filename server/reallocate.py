@@ -1,0 +1,149 @@
+"""Global re-allocation of ALLOCATED (not yet released) orders: build the problem from Redis,
+solve it with engine.reallocation (OR-Tools LP + exact per-order repair), apply the moves.
+
+A move touches several shards, so it is applied in steps that each are atomic and that a
+crash at any point leaves recoverable:
+1. stage: reserve the order's new lines in each warehouse whose part changes, under the record
+   id "<order>~m" (PLACE_ORDERS kind R: all or nothing per warehouse); on a shortfall release
+   what was staged and leave the order as it is;
+2. commit: COMMIT_ALLOCATION in the order's home shard switches its allocation only if it is
+   still the one the plan started from (the order may have been cancelled or released);
+3. swap: SWAP_RECORD in each changed warehouse releases the old record and renames the staged
+   one. The recovery sweep finishes step 3, or rolls back a stage whose commit never happened.
+Moves that only fit after other moves released stock (cycles) are skipped: staging first means
+they would not fit, and releasing first would leave an order briefly without its stock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import geo, reallocation
+from engine.models import Allocation, Order
+from server.redis.store import PlaceEntry, Store, now_ms, staged_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReallocationReport:
+    orders: int
+    changed: int
+    moved: int
+    skipped: int
+    cost_before: float
+    cost_after: float  # of the plan; what was applied is between cost_before and this
+    lp_lower_bound: float
+    solve_seconds: float
+
+
+class Reallocator:
+    def __init__(self, store: Store, *, shipment_penalty_km: float = 200.0) -> None:
+        self.store = store
+        self.penalty = shipment_penalty_km
+
+    async def run(self, *, time_budget_s: float = 3.0, max_orders: int = 20000) -> ReallocationReport:
+        whs = await self.store.warehouses(0.0)
+        orders = [o for o in await self.store.orders_in_status(2, max_orders) if _fully_allocated(o)]
+        if not orders or not whs:
+            return ReallocationReport(len(orders), 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
+        wids = [w.id for w in whs]
+        widx = {w: i for i, w in enumerate(wids)}
+        sku_index: dict[str, int] = {}
+        line_ptr = [0]
+        line_sku: list[int] = []
+        line_qty: list[int] = []
+        cur_line: list[int] = []
+        cur_wh: list[int] = []
+        cur_qty: list[int] = []
+        for o in orders:
+            merged: dict[str, int] = {}
+            for ln in o.lines:
+                merged[ln.sku] = merged.get(ln.sku, 0) + ln.quantity
+            base = len(line_sku)
+            pos = {}
+            for k, (sku, q) in enumerate(merged.items()):
+                pos[sku] = base + k
+                line_sku.append(sku_index.setdefault(sku, len(sku_index)))
+                line_qty.append(q)
+            line_ptr.append(len(line_sku))
+            for a in o.allocations:
+                cur_line.append(pos[a.sku])
+                cur_wh.append(widx[a.warehouse_id])
+                cur_qty.append(a.quantity)
+        skus = list(sku_index)
+        ids = await self.store.sku_ids(skus)
+        free = await self.store.snapshot(wids, np.array([ids[s] for s in skus], dtype=np.int64))
+        dist = geo.distance_matrix(
+            np.array([o.ship_to.latitude for o in orders]), np.array([o.ship_to.longitude for o in orders]),
+            np.array([w.latitude for w in whs]), np.array([w.longitude for w in whs]))
+        problem = reallocation.ReallocationProblem(
+            line_ptr=np.array(line_ptr), line_sku=np.array(line_sku), line_qty=np.array(line_qty),
+            dist=dist, free=np.maximum(free, 0), cur_line=np.array(cur_line), cur_wh=np.array(cur_wh),
+            cur_qty=np.array(cur_qty), enabled=np.array([not w.disabled for w in whs]),
+            shipment_penalty_km=self.penalty)
+        result = await asyncio.to_thread(reallocation.reallocate, problem, time_budget_s=time_budget_s)
+        moved = skipped = 0
+        for mv in reallocation.moves(result, problem):
+            if mv.release_first:
+                skipped += 1
+                continue
+            o = orders[mv.order]
+            new_allocs = [Allocation(skus[line_sku[li]], wids[w], q, round(float(dist[mv.order, w]), 3))
+                          for w, rows in sorted(mv.new.items()) for li, q in rows]
+            if await self._apply(o, new_allocs, ids):
+                moved += 1
+            else:
+                skipped += 1
+        rep = ReallocationReport(len(orders), int(result.changed.sum()), moved, skipped,
+                                 result.cost_before, result.cost_after, result.lp_lower_bound,
+                                 result.solve_seconds)
+        log.info("re-allocation: %s", rep)
+        return rep
+
+    async def _apply(self, o: Order, new_allocs: list[Allocation], ids: dict[str, int]) -> bool:
+        old = _per_wh(o.allocations)
+        new = _per_wh(new_allocs)
+        changed = [w for w in set(old) | set(new) if old.get(w) != new.get(w)]
+        stage = {w: [PlaceEntry("R", staged_id(o.id), [(s, ids[s], q) for s, q in new[w].items()])]
+                 for w in changed if w in new}
+        codes = await self.store.place_groups(stage, now_ms()) if stage else {}
+        if any(c[0] == 0 for c in codes.values()):
+            await self.store.release_many([(w, staged_id(o.id)) for w, c in codes.items() if c[0] != 0])
+            return False
+        stats = _stat_deltas(o.allocations, new_allocs)
+        if not await self.store.commit_allocation(o, new_allocs, "re-allocated", stats):
+            await self.store.release_many([(w, staged_id(o.id)) for w in stage])
+            return False
+        await self.store.swap_records(o.id, changed)
+        return True
+
+
+def _fully_allocated(o: Order) -> bool:
+    want: dict[str, int] = {}
+    for ln in o.lines:
+        want[ln.sku] = want.get(ln.sku, 0) + ln.quantity
+    got: dict[str, int] = {}
+    for a in o.allocations:
+        got[a.sku] = got.get(a.sku, 0) + a.quantity
+    return bool(want) and want == got
+
+
+def _per_wh(allocs: list[Allocation]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for a in allocs:
+        d = out.setdefault(a.warehouse_id, {})
+        d[a.sku] = d.get(a.sku, 0) + a.quantity
+    return out
+
+
+def _stat_deltas(old: list[Allocation], new: list[Allocation]) -> str:
+    def summary(allocs: list[Allocation]) -> tuple[int, int, int]:
+        dist = {a.warehouse_id: a.distance_km for a in allocs}
+        return len(dist), int(sum(dist.values()) * 1000), int(len(dist) > 1)
+
+    (s0, d0, p0), (s1, d1, p1) = summary(old), summary(new)
+    return f"ship={s1 - s0},dist_m={d1 - d0},split={p1 - p0}"
