@@ -7,9 +7,10 @@ get by hand: first-come-first-served batches walked with S-shape routes.
 
 Methods
 * ``fcfs_batches`` — arrival order, a new cart whenever the next order does not fit.
-* ``seed_batches`` — seed construction. Seeds are taken in a fixed priority (default: the
-  order with the most aisles first, as in the seed rules of de Koster et al.); the open batch
-  then repeatedly takes the unassigned order that lengthens its exact route least. Scoring
+* ``seed_batches`` — seed construction (``method="savings"`` of ``plan_batches``). Seeds are
+  taken in a fixed priority (default: oldest first — on random waves it measured better than
+  the "most aisles first" seed rule, also offered, and old orders leave first); the open
+  batch then repeatedly takes the unassigned order that lengthens its exact route least. Scoring
   every unassigned order with the exact router would be quadratic, so a cheap proxy ranks
   them first — the number of aisles the order would add, from 64-bit aisle masks — and only
   the ``candidates`` best-ranked (ties: oldest first) are scored exactly.
@@ -33,7 +34,7 @@ from numba import njit
 
 from engine.errors import ValidationError
 from engine.models import Layout
-from engine.routing import RR_TABLES, _exact_route_kernel, exact_length_of, route_lengths
+from engine.routing import exact_length_of, exact_route, route_lengths
 
 __all__ = [
     "PickOrder",
@@ -49,8 +50,6 @@ __all__ = [
     "plan_batches",
 ]
 
-_AISLE_T, _CROSS_T = RR_TABLES
-_DUMMY = np.zeros((1, 1), dtype=np.int64)
 
 #: a stop flag: a ``threading.Event`` or any zero-argument callable returning True to stop
 StopFlag = threading.Event | Callable[[], bool] | None
@@ -201,9 +200,8 @@ def _popcount(x: np.uint64) -> int:
 @njit(cache=True)
 def _set_length(members: np.ndarray, cnt: int, skip: int, extra: int, optr: np.ndarray,
                 la: np.ndarray, ly: np.ndarray, ta: np.ndarray, ty: np.ndarray,
-                idx: np.ndarray, L: float, dx: float, aisle_t: np.ndarray,
-                cross_t: np.ndarray, has: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                gp: np.ndarray, dummy: np.ndarray) -> float:
+                idx: np.ndarray, L: float, dx: float, has: np.ndarray, lo: np.ndarray,
+                hi: np.ndarray, gp: np.ndarray) -> float:
     """Exact route length of orders members[:cnt] without order ``skip`` and with order
     ``extra`` (-1: none), using the work buffers ta/ty/idx."""
     m = 0
@@ -221,19 +219,18 @@ def _set_length(members: np.ndarray, cnt: int, skip: int, extra: int, optr: np.n
             ty[m] = ly[q]
             idx[m] = m
             m += 1
-    return exact_length_of(ta, ty, idx, m, L, dx, aisle_t, cross_t, has, lo, hi, gp, dummy,
-                           dummy)
+    return exact_length_of(ta, ty, idx, m, L, dx, has, lo, hi, gp)
 
 
 # --------------------------------------------------------------------------------------------
 # seed construction
 # --------------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _seed_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarray,
                  omask: np.ndarray, seed_order: np.ndarray, seed_pos: int,
                  assigned: np.ndarray, batch_of: np.ndarray, nb: int, max_orders: int,
-                 max_items: int, n_aisles: int, L: float, dx: float, aisle_t: np.ndarray,
-                 cross_t: np.ndarray, n_cand: int, max_new: int) -> tuple[int, int]:
+                 max_items: int, n_aisles: int, L: float, dx: float, n_cand: int,
+                 max_new: int) -> tuple[int, int]:
     """Build up to ``max_new`` batches; returns (batches so far, next seed position)."""
     n = items.shape[0]
     pool = np.empty(n, dtype=np.int64)  # unassigned orders, arrival order
@@ -253,7 +250,6 @@ def _seed_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.nda
     lo = np.zeros(n_aisles)
     hi = np.zeros(n_aisles)
     gp = np.zeros(n_aisles)
-    dummy = np.zeros((1, 1), dtype=np.int64)
     members = np.empty(max_orders, dtype=np.int64)
     newc = np.empty(n, dtype=np.int64)
     hist = np.zeros(66, dtype=np.int64)
@@ -310,7 +306,7 @@ def _seed_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.nda
             bo = -1
             for c in range(nc):
                 v = _set_length(members, cnt, -1, cand[c], optr, la, ly, ta, ty, idx, L, dx,
-                                aisle_t, cross_t, has, lo, hi, gp, dummy)
+                                has, lo, hi, gp)
                 if v < best or (v == best and cand[c] < bo):
                     best = v
                     bo = cand[c]
@@ -332,24 +328,27 @@ def _seed_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.nda
     return nb, seed_pos
 
 
+SEED_RULES = ("fcfs", "aisles", "far")
+
+
 def _seed_priority(w: WaveArrays, rule: str) -> np.ndarray:
+    """Order in which orders become seeds: "fcfs" = oldest first (measured best on random
+    waves, and the oldest orders leave first); "aisles" = most aisles first (de Koster's
+    rule), then farthest aisle; "far" = farthest aisle first. Ties: oldest first."""
     n = w.n
     arrival = np.arange(n)
     if rule == "fcfs":
         return arrival.astype(np.int64)
+    far = np.maximum.reduceat(w.la, w.optr[:-1]) if n else np.zeros(0, np.int64)
     if rule == "aisles":
-        # most aisles first, then farthest aisle, then oldest
-        nais = np.array([len(np.unique(w.la[w.optr[o]:w.optr[o + 1]])) for o in range(n)])
-        far = np.maximum.reduceat(w.la, w.optr[:-1]) if n else np.zeros(0, np.int64)
-        return np.lexsort((arrival, -far, -nais)).astype(np.int64)
+        return np.lexsort((arrival, -far, -np.bitwise_count(w.mask))).astype(np.int64)
     if rule == "far":
-        far = np.maximum.reduceat(w.la, w.optr[:-1]) if n else np.zeros(0, np.int64)
         return np.lexsort((arrival, -far)).astype(np.int64)
     raise ValidationError.one("seed_rule", f"unknown seed rule {rule!r}")
 
 
 def seed_batches(w: WaveArrays, max_orders: int, max_items: int, *, candidates: int = 32,
-                 seed_rule: str = "aisles", time_budget_s: float | None = None,
+                 seed_rule: str = "fcfs", time_budget_s: float | None = None,
                  stop: StopFlag = None) -> list[list[int]]:
     """Seed construction (see module doc). If the time budget or the stop flag ends it early,
     the orders not yet batched are batched first-come-first-served, so the result is always
@@ -372,7 +371,7 @@ def seed_batches(w: WaveArrays, max_orders: int, max_items: int, *, candidates: 
         t0 = time.perf_counter()
         nb, pos = _seed_kernel(w.optr, w.la, w.ly, w.items, w.mask, order, pos, assigned,
                                batch_of, nb, max_orders, max_items, w.layout.aisles, L, dx,
-                               _AISLE_T, _CROSS_T, candidates, chunk)
+                               candidates, chunk)
         # aim at ~50 ms per kernel call
         dt = time.perf_counter() - t0
         chunk = int(min(4096, max(8, chunk * (0.05 / max(dt, 1e-4)))))
@@ -390,13 +389,13 @@ def seed_batches(w: WaveArrays, max_orders: int, max_items: int, *, candidates: 
 # --------------------------------------------------------------------------------------------
 # local search
 # --------------------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ls_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarray,
-               omask: np.ndarray, members: np.ndarray, mcount: np.ndarray,
-               batch_of: np.ndarray, blen: np.ndarray, bitems: np.ndarray,
+               omask: np.ndarray, solo: np.ndarray, members: np.ndarray,
+               mcount: np.ndarray, batch_of: np.ndarray, blen: np.ndarray, bitems: np.ndarray,
                bmask: np.ndarray, max_orders: int, max_items: int, n_aisles: int, L: float,
-               dx: float, aisle_t: np.ndarray, cross_t: np.ndarray, todo: np.ndarray,
-               start: int, end: int, n_targets: int) -> tuple[int, float]:
+               dx: float, todo: np.ndarray, start: int, end: int,
+               n_targets: int) -> tuple[int, float]:
     """For each order todo[start:end]: best improving move (to another batch) or swap (with
     an order of another batch) among the ``n_targets`` batches whose aisle masks are closest
     to the order's; applied at once. Returns (number applied, total change in metres)."""
@@ -412,7 +411,6 @@ def _ls_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarr
     lo = np.zeros(n_aisles)
     hi = np.zeros(n_aisles)
     gp = np.zeros(n_aisles)
-    dummy = np.zeros((1, 1), dtype=np.int64)
     tgt = np.empty(n_targets, dtype=np.int64)
     tsc = np.empty(n_targets, dtype=np.int64)
     applied = 0
@@ -442,7 +440,7 @@ def _ls_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarr
             tsc[k] = sc
             tgt[k] = j
         rem = _set_length(members[b], mcount[b], o, -1, optr, la, ly, ta, ty, idx, L, dx,
-                          aisle_t, cross_t, has, lo, hi, gp, dummy)
+                          has, lo, hi, gp)
         best = -1e-9
         bj = -1
         bp = -1
@@ -454,7 +452,7 @@ def _ls_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarr
             # move o to j
             if mcount[j] < max_orders and bitems[j] + items[o] <= max_items:
                 vj = _set_length(members[j], mcount[j], -1, o, optr, la, ly, ta, ty, idx, L,
-                                 dx, aisle_t, cross_t, has, lo, hi, gp, dummy)
+                                 dx, has, lo, hi, gp)
                 d = rem + vj - base
                 if d < best:
                     best, bj, bp, bl_b, bl_j = d, j, -1, rem, vj
@@ -468,11 +466,12 @@ def _ls_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarr
                 if mcount[j] > 1 and bitems[j] - items[p] + items[o] > max_items:
                     continue
                 vb = _set_length(members[b], mcount[b], o, p, optr, la, ly, ta, ty, idx, L,
-                                 dx, aisle_t, cross_t, has, lo, hi, gp, dummy)
-                if vb - blen[b] + 0.0 >= best + blen[j]:
-                    continue  # even a free j could not make this swap the best one
+                                 dx, has, lo, hi, gp)
+                # a route through o is at least o's own route: skip swaps that can't win
+                if vb + solo[o] - base >= best:
+                    continue
                 vj = _set_length(members[j], mcount[j], p, o, optr, la, ly, ta, ty, idx, L,
-                                 dx, aisle_t, cross_t, has, lo, hi, gp, dummy)
+                                 dx, has, lo, hi, gp)
                 d = vb + vj - base
                 if d < best:
                     best, bj, bp, bl_b, bl_j = d, j, p, vb, vj
@@ -513,11 +512,10 @@ def _ls_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarr
     return applied, gain
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _removal_savings(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, members: np.ndarray,
                      mcount: np.ndarray, blen: np.ndarray, n_orders: int, n_aisles: int,
-                     L: float, dx: float, aisle_t: np.ndarray,
-                     cross_t: np.ndarray) -> np.ndarray:
+                     L: float, dx: float) -> np.ndarray:
     """How much each order lengthens its batch's route (its batch without it is shorter by
     this much): orders that fit worst are tried first by the local search."""
     out = np.zeros(n_orders)
@@ -532,13 +530,11 @@ def _removal_savings(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, members: 
     lo = np.zeros(n_aisles)
     hi = np.zeros(n_aisles)
     gp = np.zeros(n_aisles)
-    dummy = np.zeros((1, 1), dtype=np.int64)
     for b in range(mcount.shape[0]):
         for k in range(mcount[b]):
             o = members[b, k]
             out[o] = blen[b] - _set_length(members[b], mcount[b], o, -1, optr, la, ly, ta, ty,
-                                           idx, L, dx, aisle_t, cross_t, has, lo, hi, gp,
-                                           dummy)
+                                           idx, L, dx, has, lo, hi, gp)
     return out
 
 
@@ -560,7 +556,7 @@ def batch_lengths(w: WaveArrays, batches: Sequence[Sequence[int]],
 
 def local_search(w: WaveArrays, batches: Sequence[Sequence[int]], max_orders: int,
                  max_items: int, *, time_budget_s: float | None = None, stop: StopFlag = None,
-                 targets: int = 6, max_passes: int = 20) -> list[list[int]]:
+                 targets: int = 8, max_passes: int = 20) -> list[list[int]]:
     """Improve a feasible batching by moves and swaps (see ``_ls_kernel``) until a whole pass
     finds nothing, ``max_passes`` passes ran, the time budget is spent or ``stop`` is set.
     Each pass visits the orders that cost their batch most first. Empty batches vanish."""
@@ -581,9 +577,10 @@ def local_search(w: WaveArrays, batches: Sequence[Sequence[int]], max_orders: in
     bitems = np.array([int(w.items[list(b)].sum()) for b in batches], dtype=np.int64)
     bmask = np.array([np.bitwise_or.reduce(w.mask[list(b)]) for b in batches], dtype=np.uint64)
     L, dx = float(w.layout.length_m), float(w.layout.aisle_spacing_m)
+    solo = batch_lengths(w, [[o] for o in range(w.n)])
     for _ in range(max_passes):
         sav = _removal_savings(w.optr, w.la, w.ly, members, mcount, blen, w.n, w.layout.aisles,
-                               L, dx, _AISLE_T, _CROSS_T)
+                               L, dx)
         todo = np.argsort(-sav, kind="stable").astype(np.int64)
         applied = 0
         pos, chunk = 0, 128
@@ -594,16 +591,16 @@ def local_search(w: WaveArrays, batches: Sequence[Sequence[int]], max_orders: in
                 break
             t0 = time.perf_counter()
             end = min(todo.size, pos + chunk)
-            a, _ = _ls_kernel(w.optr, w.la, w.ly, w.items, w.mask, members, mcount, batch_of,
-                              blen, bitems, bmask, max_orders, max_items, w.layout.aisles, L,
-                              dx, _AISLE_T, _CROSS_T, todo, pos, end, targets)
+            a, _ = _ls_kernel(w.optr, w.la, w.ly, w.items, w.mask, solo, members, mcount,
+                              batch_of, blen, bitems, bmask, max_orders, max_items,
+                              w.layout.aisles, L, dx, todo, pos, end, targets)
             applied += a
             pos = end
             dt = time.perf_counter() - t0
             chunk = int(min(8192, max(16, chunk * (0.05 / max(dt, 1e-4)))))
         if stopped or applied == 0:
             break
-    return [members[j, :mcount[j]].tolist() for j in range(nb) if mcount[j] > 0]
+    return [sorted(members[j, :mcount[j]].tolist()) for j in range(nb) if mcount[j] > 0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -696,17 +693,13 @@ def route_batch(w: WaveArrays, batch: Sequence[int]) -> tuple[float, np.ndarray]
     owner = np.repeat(o, nl)
     line_no = np.arange(int(nl.sum())) - np.repeat(np.cumsum(nl) - nl, nl)
     lines = w.optr[owner] + line_no
-    a = w.la[lines]
-    y = w.ly[lines]
-    order = np.lexsort((y, a)).astype(np.int64)
-    length, visit = _exact_route_kernel(a, y, order, float(w.layout.length_m),
-                                        float(w.layout.aisle_spacing_m), _AISLE_T, _CROSS_T)
-    return float(length), np.stack([owner[visit], line_no[visit]], axis=1)
+    length, visit = exact_route(w.la[lines], w.ls[lines], w.layout)
+    return length, np.stack([owner[visit], line_no[visit]], axis=1)
 
 
 def plan_batches(orders: Sequence[PickOrder], layout: Layout, max_orders: int, max_items: int,
                  method: str = "auto", time_budget_s: float = 4.0, stop: StopFlag = None,
-                 *, candidates: int = 32, seed_rule: str = "aisles") -> BatchPlan:
+                 *, candidates: int = 32, seed_rule: str = "fcfs") -> BatchPlan:
     """Batch a wave and route every batch exactly.
 
     ``method``: "fcfs" (arrival order), "savings" (seed construction + local search),
@@ -722,38 +715,61 @@ def plan_batches(orders: Sequence[PickOrder], layout: Layout, max_orders: int, m
     w = wave_arrays(orders, layout)
     base = fcfs_batches(w.items, max_orders, max_items)
     base_len = float(batch_lengths(w, base, "s_shape").sum())
-    t_end = t0 + time_budget_s
+    # keep time for routing the final batches (~0.1 ms each, twice that on a busy machine)
+    t_end = t0 + time_budget_s - 2e-4 * len(base) - 0.05
     stats: dict[str, float] = {}
     if method == "auto":
         method = "cpsat" if w.n <= CPSAT_MAX_ORDERS else "savings"
     if method == "fcfs":
         batches = base
     elif method == "cpsat":
+        # the heuristic gives CP-SAT a hint and is the fallback if CP-SAT runs out of time
         heur = local_search(w, seed_batches(w, max_orders, max_items), max_orders, max_items,
                             time_budget_s=max(0.0, (t_end - time.perf_counter()) / 4), stop=stop)
         batches, optimal = cp_sat_batches(w, max_orders, max_items,
                                           time_budget_s=max(0.05, t_end - time.perf_counter()),
                                           stop=stop, hint=heur)
+        if not optimal and batch_lengths(w, heur).sum() < batch_lengths(w, batches).sum():
+            batches = heur
         stats["cpsat_optimal"] = float(optimal)
     else:
-        t1 = time.perf_counter()
-        # construction gets most of the budget; it falls back to FCFS for what it can't finish
-        batches = seed_batches(w, max_orders, max_items, candidates=candidates,
-                               seed_rule=seed_rule,
-                               time_budget_s=max(0.0, 0.7 * (t_end - t1)), stop=stop)
-        t2 = time.perf_counter()
-        stats["construct_s"] = t2 - t1
-        stats["construct_distance"] = float(batch_lengths(w, batches).sum())
-        batches = local_search(w, batches, max_orders, max_items,
-                               time_budget_s=max(0.0, t_end - time.perf_counter() - 0.05),
-                               stop=stop)
-        stats["local_search_s"] = time.perf_counter() - t2
+        # Construction may take most of the budget (what it can't finish is batched FCFS),
+        # local search the rest. When that converged early, the time left goes to restarts
+        # from the other seed rules (keeping the best): on small waves this cuts the mean gap
+        # to the CP-SAT optimum several-fold.
+        rules = [seed_rule] + [r for r in SEED_RULES if r != seed_rule]
+        best_len = np.inf
+        batches = base
+        first_s = 0.0
+        for k, rule in enumerate(rules):
+            t1 = time.perf_counter()
+            if k > 0 and (t_end - t1 < 2.0 * first_s or _should_stop(stop)):
+                break
+            cand = seed_batches(w, max_orders, max_items, candidates=candidates,
+                                seed_rule=rule, time_budget_s=max(0.0, 0.7 * (t_end - t1)),
+                                stop=stop)
+            t2 = time.perf_counter()
+            if k == 0:
+                stats["construct_s"] = t2 - t1
+                stats["construct_distance"] = float(batch_lengths(w, cand).sum())
+            cand = local_search(w, cand, max_orders, max_items,
+                                time_budget_s=max(0.0, t_end - time.perf_counter()), stop=stop)
+            cand_len = float(batch_lengths(w, cand).sum())
+            if k == 0:
+                first_s = time.perf_counter() - t1
+                stats["local_search_s"] = time.perf_counter() - t2
+            stats["restarts"] = float(k)
+            if cand_len < best_len - 1e-9:
+                best_len, batches = cand_len, cand
+    # oldest order first inside a batch, and batches in the order of their oldest order, so
+    # that releasing batches front to back serves the oldest orders first
+    batches = sorted((sorted(int(o) for o in b) for b in batches), key=lambda b: b[0])
     routes: list[np.ndarray] = []
     dist = np.zeros(len(batches))
     for b, batch in enumerate(batches):
         dist[b], r = route_batch(w, batch)
         routes.append(r)
-    return BatchPlan(batches=[list(map(int, b)) for b in batches], distances=dist,
+    return BatchPlan(batches=batches, distances=dist,
                      routes=routes, total_distance=float(dist.sum()), baseline_batches=base,
                      baseline_distance=base_len, method=method,
                      planning_s=time.perf_counter() - t0, stats=stats)

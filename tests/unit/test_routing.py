@@ -134,6 +134,13 @@ def test_known_values() -> None:
     a, s = np.array([1, 2, 3]), np.array([9, 9, 0])
     assert s_shape_route(a, s, layout)[0] == pytest.approx(18 + 20 + 1)
     assert exact_route(a, s, layout)[0] <= 39.0
+    # largest gap: aisles 1 and 3 traversed, aisle 2 entered from both ends (gap 9 skipped)
+    a, s = np.array([1, 2, 2, 3]), np.array([9, 0, 9, 5])
+    length, order = largest_gap_route(a, s, layout)
+    assert length == pytest.approx(18 + 20 + 2)
+    assert order.tolist() == [0, 2, 3, 1]  # up aisle 1, back of 2, down 3, front of 2
+    assert s_shape_route(a, s, layout)[0] == pytest.approx(18 + 20 + 11)
+    assert exact_route(a, s, layout)[0] <= 40.0
 
 
 def test_route_lengths_batch() -> None:
@@ -158,13 +165,15 @@ def test_bigger_instances_consistent() -> None:
     """40 x 100 layout, up to 40 picks: no oracle, but the route must realise its length."""
     rng = np.random.default_rng(11)
     layout = Layout(aisles=40, slots_per_aisle=100)
-    for _ in range(300):
+    for _ in range(400):
         n = int(rng.integers(1, 40))
         a = rng.integers(0, 40, size=n)
         s = rng.integers(0, 100, size=n)
         length, order = exact_route(a, s, layout)
         assert sorted(order.tolist()) == list(range(n))
         assert walk_length(order, a, s, layout) == pytest.approx(length, abs=1e-7)
+        # the scalar length-only DP agrees with the table-driven one
+        assert exact_route_length(a, s, layout) == pytest.approx(length, abs=1e-9)
         assert length <= s_shape_route(a, s, layout)[0] + EPS
         assert length <= largest_gap_route(a, s, layout)[0] + EPS
 
