@@ -34,6 +34,8 @@ CHANNEL_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 MAX_LINES = 100
 MAX_QTY = 1_000_000
 MAX_KEY_LEN = 128
+# Stock levels live in a packed int32 array per warehouse (see server/redis/scripts.py).
+MAX_STOCK = 2**31 - 1
 
 
 # ---- decoding -------------------------------------------------------------------------------

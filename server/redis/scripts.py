@@ -225,7 +225,8 @@ ADJUST_STOCK = r"""
 -- ARGV[1] sku  ARGV[2] sku id  ARGV[3] delta  ARGV[4] record ttl seconds
 -- ARGV[5] "1" idempotent (KEYS[4] is used), "0" not
 -- returns {on_hand, reserved, location, 0 applied | 1 repeat of an earlier request};
---         {-1, on_hand, reserved} when the result would go below what is reserved (or < 0)
+--         {-1, on_hand, reserved} when the result would go below what is reserved (or < 0);
+--         {-2, on_hand, reserved} when it would pass 2^31 - 1 (the packed array is int32)
 local oh = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 local rs = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if ARGV[5] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
@@ -233,6 +234,7 @@ if ARGV[5] == '1' and redis.call('EXISTS', KEYS[4]) == 1 then
 end
 local new = oh + tonumber(ARGV[3])
 if new < rs or new < 0 then return {-1, oh, rs} end
+if new > 2147483647 then return {-2, oh, rs} end
 redis.call('HSET', KEYS[1], ARGV[1], new)
 redis.call('BITFIELD', KEYS[5], 'SET', 'i32', '#' .. ARGV[2], new - rs)
 if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4]) end

@@ -195,6 +195,10 @@ class Store:
             raise PreconditionError(
                 f"adjusting sku {sku!r} in warehouse {warehouse_id!r} by {delta} would leave "
                 f"on_hand {res[1] + delta} below the {res[2]} units reserved (or below 0)")
+        if res[0] == -2:
+            raise PreconditionError(
+                f"adjusting sku {sku!r} in warehouse {warehouse_id!r} by {delta} would take "
+                f"on_hand to {res[1] + delta}, past the maximum {2**31 - 1}")
         return StockLevel(warehouse_id, sku, int(res[0]), int(res[1]), _s(res[2]))
 
     async def get_stock(self, sku: str) -> list[StockLevel]:

@@ -38,8 +38,8 @@ class InventoryServicer(rpc.InventoryServiceServicer):
                        context: grpc.aio.ServicerContext) -> c.StockLevel:
         wid = codec.check_warehouse_id(request.warehouse_id)
         sku = codec.check_sku(request.sku)
-        if request.on_hand < 0:
-            raise codec.ValidationError.one("on_hand", f"{request.on_hand} must be >= 0")
+        if not 0 <= request.on_hand <= codec.MAX_STOCK:
+            raise codec.ValidationError.one("on_hand", f"{request.on_hand} must be in 0..{codec.MAX_STOCK}")
         w = await self.store.warehouse(wid)
         loc = codec.check_location(request.location, w.layout)
         return codec.encode_stock(await self.store.set_stock(wid, sku, request.on_hand, loc))
@@ -51,6 +51,8 @@ class InventoryServicer(rpc.InventoryServiceServicer):
         sku = codec.check_sku(request.sku)
         if request.delta == 0:
             raise codec.ValidationError.one("delta", "0 changes nothing")
+        if abs(request.delta) > codec.MAX_STOCK:
+            raise codec.ValidationError.one("delta", f"|{request.delta}| is more than {codec.MAX_STOCK}")
         if len(request.idempotency_key) > codec.MAX_KEY_LEN:
             raise codec.ValidationError.one("idempotency_key", f"longer than {codec.MAX_KEY_LEN}")
         level = await self.store.adjust_stock(wid, sku, request.delta, request.idempotency_key)

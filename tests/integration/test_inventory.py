@@ -160,6 +160,19 @@ def test_adjust_stock_idempotent_on_key(two_wh, server):
     assert server.run(server.store.audit()) == []
 
 
+def test_adjust_stock_repeat_after_other_changes_does_not_reapply(two_wh, server):
+    client = two_wh
+    client.set_stock("DSM", "SKU-1", 10)
+    first = client.adjust_stock("DSM", "SKU-1", 5, "receipt", idempotency_key="rcpt-9")
+    assert first.on_hand == 15
+    o = client.place_order(client.order_request([("SKU-1", 2)], postal_code="50010"))
+    assert o.status == c.ORDER_STATUS_ALLOCATED
+    again = client.adjust_stock("DSM", "SKU-1", 5, "receipt", idempotency_key="rcpt-9")
+    assert again.on_hand == 15  # not applied a second time
+    assert levels(client, "SKU-1")["DSM"][:3] == (15, 2, 13)
+    assert server.run(server.store.audit()) == []
+
+
 def _reserve_four(client):
     client.set_stock("DSM", "SKU-1", 6, "A01-S001")
     o = client.place_order(client.order_request([("SKU-1", 4)], postal_code="50010"))
@@ -214,4 +227,46 @@ def test_bad_location_code_is_invalid(two_wh, server, loc):
     e = expect_error(INVALID, client.set_stock, "DSM", "SKU-1", 9, loc)
     assert "location" in [f for f, _ in e.field_violations]
     assert stock_state(client, "SKU-1") == before
+    assert server.run(server.store.audit()) == []
+
+
+@pytest.mark.parametrize("on_hand", [2**31 - 1, 2**31, 3_000_000_000, 2**53 + 1, 2**63 - 1])
+def test_large_on_hand_is_exact_or_refused(two_wh, server, on_hand):
+    """A very large on_hand is either refused as INVALID_ARGUMENT (changing nothing) or kept
+    exactly: GetStock reports it, an order is allocated from it, the books balance. Never
+    INTERNAL, never a silently wrong level."""
+    client = two_wh
+    client.set_stock("DSM", "SKU-1", 5)
+    before = stock_state(client, "SKU-1")
+    try:
+        s = client.set_stock("DSM", "SKU-1", on_hand)
+    except ClientError as e:
+        assert e.code == INVALID, str(e)
+        assert stock_state(client, "SKU-1") == before
+        assert server.run(server.store.audit()) == []
+        return
+    assert (s.on_hand, s.reserved, s.available) == (on_hand, 0, on_hand)
+    assert levels(client, "SKU-1")["DSM"][:3] == (on_hand, 0, on_hand)
+    o = client.place_order(client.order_request([("SKU-1", 2)], postal_code="50010"))
+    assert o.status == c.ORDER_STATUS_ALLOCATED
+    assert [(a.warehouse_id, a.quantity) for a in o.allocations] == [("DSM", 2)]
+    assert levels(client, "SKU-1")["DSM"][:3] == (on_hand, 2, on_hand - 2)
+    assert server.run(server.store.audit()) == []
+
+
+def test_adjust_stock_past_int32_is_exact_or_refused(two_wh, server):
+    client = two_wh
+    client.set_stock("DSM", "SKU-1", 2**31 - 10)
+    before = stock_state(client, "SKU-1")
+    try:
+        s = client.adjust_stock("DSM", "SKU-1", 100, "big receipt", idempotency_key="big-1")
+    except ClientError as e:
+        assert e.code in (INVALID, PRECONDITION), str(e)
+        assert stock_state(client, "SKU-1") == before
+        assert server.run(server.store.audit()) == []
+        return
+    assert (s.on_hand, s.available) == (2**31 + 90, 2**31 + 90)
+    o = client.place_order(client.order_request([("SKU-1", 1)], postal_code="50010"))
+    assert o.status == c.ORDER_STATUS_ALLOCATED
+    assert levels(client, "SKU-1")["DSM"][:3] == (2**31 + 90, 1, 2**31 + 89)
     assert server.run(server.store.audit()) == []
