@@ -190,3 +190,45 @@ class Wave:
     total_distance_m: float
     baseline_distance_m: float  # first-come batching with S-shape routes
     created_at: int = 0
+
+
+@dataclass(frozen=True)
+class Package:
+    box: str
+    weight_g: int
+    length_mm: int
+    width_mm: int
+    height_mm: int
+    skus: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shipment:
+    id: str
+    warehouse_id: str
+    carrier: str
+    service_level: str
+    tracking_number: str
+    label_url: str
+    packages: tuple[Package, ...]
+    eta_ms: int
+    cost_cents: int = 0
+    status: str = "LABEL_CREATED"  # IN_TRANSIT, OUT_FOR_DELIVERY, EXCEPTION, DELIVERED
+
+
+@dataclass(frozen=True)
+class ReturnLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Return:
+    id: str
+    order_id: str
+    status: str  # REQUESTED, RECEIVED, REFUNDED
+    lines: tuple[ReturnLine, ...]
+    reason: str = ""
+    refunded_cents: int = 0
+    restock: bool = False
+    created_at: int = 0
