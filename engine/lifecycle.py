@@ -46,8 +46,12 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.CANCELLED: frozenset(),
 }
 
-# Statuses in which the order still holds reserved stock in some warehouse.
-HOLDS_STOCK: frozenset[OrderStatus] = frozenset({S.ALLOCATED, S.ON_HOLD, S.RELEASED})
+# Statuses in which the order still holds reserved stock in some warehouse (until it ships).
+HOLDS_STOCK: frozenset[OrderStatus] = frozenset(
+    {S.ALLOCATED, S.ON_HOLD, S.RELEASED, S.PICKED, S.PACKED})
+# Statuses after the stock left the building: a leftover reservation is consumed, not released.
+SHIPPED_OR_LATER: frozenset[OrderStatus] = frozenset(
+    {S.SHIPPED, S.DELIVERED, S.RETURN_REQUESTED, S.RETURNED, S.REFUNDED})
 TERMINAL: frozenset[OrderStatus] = frozenset(s for s, t in TRANSITIONS.items() if not t)
 
 

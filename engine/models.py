@@ -120,6 +120,17 @@ class OrderRequest:
     ship_to: Address
     lines: tuple[Line, ...]
     allow_partial: bool = False
+    payment_token: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    status: str = "NONE"  # AUTHORIZED, CAPTURED, PARTIALLY_REFUNDED, REFUNDED, DECLINED
+    authorization_id: str = ""
+    authorized_cents: int = 0
+    captured_cents: int = 0
+    capture_id: str = ""
+    refunded_cents: int = 0
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,19 @@ class Order:
     history: list[HistoryEntry] = field(default_factory=list)
     allow_partial: bool = False
     wave_id: str = ""
+    payment: "PaymentState | None" = None
+    packages: list["Package"] = field(default_factory=list)
+    shipments: list["Shipment"] = field(default_factory=list)
+    promised_by: int = 0
+    delivered_at: int = 0
+    risk_score: float = 0.0
+    risk_reasons: list[str] = field(default_factory=list)
+    returns: list["Return"] = field(default_factory=list)
+    tracking_events: set[str] = field(default_factory=set)
+
+    @property
+    def value_cents(self) -> int:
+        return sum(ln.quantity * ln.unit_price_cents for ln in self.lines)
 
     @property
     def warehouses(self) -> list[str]:
@@ -200,6 +224,7 @@ class Package:
     width_mm: int
     height_mm: int
     skus: tuple[str, ...] = ()
+    warehouse_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -214,6 +239,7 @@ class Shipment:
     eta_ms: int
     cost_cents: int = 0
     status: str = "LABEL_CREATED"  # IN_TRANSIT, OUT_FOR_DELIVERY, EXCEPTION, DELIVERED
+    skus: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,11 @@ from engine.models import (
     Order,
     OrderEvent,
     OrderRequest,
+    Package,
+    PaymentState,
     Product,
+    Return,
+    Shipment,
     StockLevel,
     Warehouse,
     Wave,
@@ -27,6 +31,7 @@ from engine.models import (
 )
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
+from oms.v1 import returns_pb2 as rt
 from oms.v1 import orders_pb2 as o
 from server.redis.keys import ID_RE, SKU_RE
 
@@ -106,6 +111,8 @@ def check_location(value: str, layout: Layout, field: str = "location") -> str:
 
 def decode_place_order(r: o.PlaceOrderRequest, prefix: str = "") -> OrderRequest:
     v: list[FieldViolation] = []
+    if len(r.payment_token) > MAX_KEY_LEN:
+        v.append(FieldViolation(prefix + "payment_token", f"longer than {MAX_KEY_LEN} characters"))
     if len(r.idempotency_key) > MAX_KEY_LEN:
         v.append(FieldViolation(prefix + "idempotency_key", f"longer than {MAX_KEY_LEN} characters"))
     channel = r.channel or "web"
@@ -148,7 +155,7 @@ def decode_place_order(r: o.PlaceOrderRequest, prefix: str = "") -> OrderRequest
         idempotency_key=r.idempotency_key, channel=channel,
         customer=Customer(cu.id, cu.email, cu.name),
         ship_to=Address(st.name, st.line1, st.city, st.region, st.postal_code, st.country, lat, lon),
-        lines=tuple(lines), allow_partial=r.allow_partial)
+        lines=tuple(lines), allow_partial=r.allow_partial, payment_token=r.payment_token)
 
 
 def decode_status(value: int, field: str = "status") -> int:
@@ -194,7 +201,37 @@ def encode_order(x: Order) -> c.Order:
         allocations=[c.AllocationLine(sku=a.sku, warehouse_id=a.warehouse_id, quantity=a.quantity,
                                       distance_km=a.distance_km) for a in x.allocations],
         hold_until=x.hold_until, created_at=x.created_at, updated_at=x.updated_at,
-        history=[c.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason) for h in x.history])
+        history=[c.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason) for h in x.history],
+        payment=encode_payment(x.payment), packages=[encode_package(p) for p in x.packages],
+        shipments=[encode_shipment(sh) for sh in x.shipments], promised_by=x.promised_by,
+        delivered_at=x.delivered_at, risk_score=x.risk_score, risk_reasons=x.risk_reasons)
+
+
+def encode_payment(p: PaymentState | None) -> c.Payment:
+    if p is None:
+        return c.Payment(status="NONE")
+    return c.Payment(status=p.status, authorized_cents=p.authorized_cents,
+                     captured_cents=p.captured_cents, refunded_cents=p.refunded_cents,
+                     authorization_id=p.authorization_id)
+
+
+def encode_package(p: Package) -> c.Package:
+    return c.Package(box=p.box, weight_g=p.weight_g, length_mm=p.length_mm, width_mm=p.width_mm,
+                     height_mm=p.height_mm, skus=list(p.skus), warehouse_id=p.warehouse_id)
+
+
+def encode_shipment(s: Shipment) -> c.Shipment:
+    return c.Shipment(id=s.id, warehouse_id=s.warehouse_id, carrier=s.carrier,
+                      service_level=s.service_level, tracking_number=s.tracking_number,
+                      label_url=s.label_url, packages=[encode_package(p) for p in s.packages],
+                      eta=s.eta_ms // 1000, status=s.status, cost_cents=s.cost_cents,
+                      skus=list(s.skus))
+
+
+def encode_return(r: Return) -> rt.Return:
+    return rt.Return(id=r.id, order_id=r.order_id, status=r.status, reason=r.reason,
+                     lines=[rt.ReturnLine(sku=ln.sku, quantity=ln.quantity) for ln in r.lines],
+                     refunded_cents=r.refunded_cents, restocked=r.restock, created_at=r.created_at)
 
 
 def encode_event(e: OrderEvent) -> c.OrderEvent:

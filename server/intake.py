@@ -225,7 +225,8 @@ class Intake:
             idem_digest=keys._digest(o.idempotency_key) if o.idempotency_key else "",
             hold_until=o.hold_until, doc=encode_doc(o), alloc=encode_alloc(o.allocations),
             history=orjson.dumps([[h.status, h.at_ms, h.reason] for h in o.history]),
-            stat_fields=",".join(stats))
+            stat_fields=",".join(stats), promised_by=o.promised_by,
+            risk=orjson.dumps([o.risk_score, o.risk_reasons]))
 
     async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                     now: int) -> list[_Planned]:

@@ -155,21 +155,25 @@ class AllocationLine(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., warehouse_id: _Optional[str] = ..., quantity: _Optional[int] = ..., distance_km: _Optional[float] = ...) -> None: ...
 
 class Package(_message.Message):
-    __slots__ = ("box", "weight_g", "length_mm", "width_mm", "height_mm")
+    __slots__ = ("box", "weight_g", "length_mm", "width_mm", "height_mm", "skus", "warehouse_id")
     BOX_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_G_FIELD_NUMBER: _ClassVar[int]
     LENGTH_MM_FIELD_NUMBER: _ClassVar[int]
     WIDTH_MM_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_MM_FIELD_NUMBER: _ClassVar[int]
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
     box: str
     weight_g: int
     length_mm: int
     width_mm: int
     height_mm: int
-    def __init__(self, box: _Optional[str] = ..., weight_g: _Optional[int] = ..., length_mm: _Optional[int] = ..., width_mm: _Optional[int] = ..., height_mm: _Optional[int] = ...) -> None: ...
+    skus: _containers.RepeatedScalarFieldContainer[str]
+    warehouse_id: str
+    def __init__(self, box: _Optional[str] = ..., weight_g: _Optional[int] = ..., length_mm: _Optional[int] = ..., width_mm: _Optional[int] = ..., height_mm: _Optional[int] = ..., skus: _Optional[_Iterable[str]] = ..., warehouse_id: _Optional[str] = ...) -> None: ...
 
 class Shipment(_message.Message):
-    __slots__ = ("id", "warehouse_id", "carrier", "service_level", "tracking_number", "label_url", "packages", "eta")
+    __slots__ = ("id", "warehouse_id", "carrier", "service_level", "tracking_number", "label_url", "packages", "eta", "status", "cost_cents", "skus")
     ID_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
     CARRIER_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +182,9 @@ class Shipment(_message.Message):
     LABEL_URL_FIELD_NUMBER: _ClassVar[int]
     PACKAGES_FIELD_NUMBER: _ClassVar[int]
     ETA_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COST_CENTS_FIELD_NUMBER: _ClassVar[int]
+    SKUS_FIELD_NUMBER: _ClassVar[int]
     id: str
     warehouse_id: str
     carrier: str
@@ -186,7 +193,24 @@ class Shipment(_message.Message):
     label_url: str
     packages: _containers.RepeatedCompositeFieldContainer[Package]
     eta: int
-    def __init__(self, id: _Optional[str] = ..., warehouse_id: _Optional[str] = ..., carrier: _Optional[str] = ..., service_level: _Optional[str] = ..., tracking_number: _Optional[str] = ..., label_url: _Optional[str] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., eta: _Optional[int] = ...) -> None: ...
+    status: str
+    cost_cents: int
+    skus: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., warehouse_id: _Optional[str] = ..., carrier: _Optional[str] = ..., service_level: _Optional[str] = ..., tracking_number: _Optional[str] = ..., label_url: _Optional[str] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., eta: _Optional[int] = ..., status: _Optional[str] = ..., cost_cents: _Optional[int] = ..., skus: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Payment(_message.Message):
+    __slots__ = ("status", "authorized_cents", "captured_cents", "refunded_cents", "authorization_id")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    REFUNDED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    authorized_cents: int
+    captured_cents: int
+    refunded_cents: int
+    authorization_id: str
+    def __init__(self, status: _Optional[str] = ..., authorized_cents: _Optional[int] = ..., captured_cents: _Optional[int] = ..., refunded_cents: _Optional[int] = ..., authorization_id: _Optional[str] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
     __slots__ = ("status", "at_ms", "reason")
@@ -199,7 +223,7 @@ class HistoryEntry(_message.Message):
     def __init__(self, status: _Optional[_Union[OrderStatus, str]] = ..., at_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "idempotency_key", "channel", "status", "customer", "ship_to", "lines", "allocations", "shipments", "hold_until", "created_at", "updated_at", "history")
+    __slots__ = ("id", "idempotency_key", "channel", "status", "customer", "ship_to", "lines", "allocations", "shipments", "hold_until", "created_at", "updated_at", "history", "payment", "packages", "promised_by", "delivered_at", "risk_score", "risk_reasons")
     ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -213,6 +237,12 @@ class Order(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_FIELD_NUMBER: _ClassVar[int]
+    PACKAGES_FIELD_NUMBER: _ClassVar[int]
+    PROMISED_BY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    RISK_SCORE_FIELD_NUMBER: _ClassVar[int]
+    RISK_REASONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     idempotency_key: str
     channel: str
@@ -226,7 +256,13 @@ class Order(_message.Message):
     created_at: int
     updated_at: int
     history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
-    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., ship_to: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., allocations: _Optional[_Iterable[_Union[AllocationLine, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., hold_until: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+    payment: Payment
+    packages: _containers.RepeatedCompositeFieldContainer[Package]
+    promised_by: int
+    delivered_at: int
+    risk_score: float
+    risk_reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., ship_to: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., allocations: _Optional[_Iterable[_Union[AllocationLine, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., hold_until: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., promised_by: _Optional[int] = ..., delivered_at: _Optional[int] = ..., risk_score: _Optional[float] = ..., risk_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OrderEvent(_message.Message):
     __slots__ = ("event_id", "order_id", "type", "status", "at_ms", "detail", "channel")

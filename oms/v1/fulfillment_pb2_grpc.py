@@ -75,6 +75,11 @@ class FulfillmentServiceStub:
                 request_serializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.FromString,
                 _registered_method=True)
+        self.ListShipmentExceptions = channel.unary_unary(
+                '/oms.v1.FulfillmentService/ListShipmentExceptions',
+                request_serializer=oms_dot_v1_dot_fulfillment__pb2.ListShipmentExceptionsRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_fulfillment__pb2.ListShipmentExceptionsResponse.FromString,
+                _registered_method=True)
 
 
 class FulfillmentServiceServicer:
@@ -130,6 +135,13 @@ class FulfillmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListShipmentExceptions(self, request, context):
+        """Shipped orders with a shipment whose last tracking event is EXCEPTION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FulfillmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +184,11 @@ def add_FulfillmentServiceServicer_to_server(servicer, server):
                     servicer.Reallocate,
                     request_deserializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.FromString,
                     response_serializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.SerializeToString,
+            ),
+            'ListShipmentExceptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListShipmentExceptions,
+                    request_deserializer=oms_dot_v1_dot_fulfillment__pb2.ListShipmentExceptionsRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_fulfillment__pb2.ListShipmentExceptionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -390,6 +407,33 @@ class FulfillmentService:
             '/oms.v1.FulfillmentService/Reallocate',
             oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.SerializeToString,
             oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListShipmentExceptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.FulfillmentService/ListShipmentExceptions',
+            oms_dot_v1_dot_fulfillment__pb2.ListShipmentExceptionsRequest.SerializeToString,
+            oms_dot_v1_dot_fulfillment__pb2.ListShipmentExceptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

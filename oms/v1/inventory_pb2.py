@@ -25,29 +25,39 @@ _sym_db = _symbol_database.Default()
 from oms.v1 import common_pb2 as oms_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oms/v1/inventory.proto\x12\x06oms.v1\x1a\x13oms/v1/common.proto\">\n\x16UpsertWarehouseRequest\x12$\n\twarehouse\x18\x01 \x01(\x0b\x32\x11.oms.v1.Warehouse\"\x17\n\x15ListWarehousesRequest\"?\n\x16ListWarehousesResponse\x12%\n\nwarehouses\x18\x01 \x03(\x0b\x32\x11.oms.v1.Warehouse\"8\n\x14UpsertProductRequest\x12 \n\x07product\x18\x01 \x01(\x0b\x32\x0f.oms.v1.Product\"W\n\x0fSetStockRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08location\x18\x04 \x01(\t\"o\n\x12\x41\x64justStockRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"O\n\x10GetStockResponse\x12\"\n\x06levels\x18\x01 \x03(\x0b\x32\x12.oms.v1.StockLevel\x12\x17\n\x0ftotal_available\x18\x02 \x01(\x03\x32\xa0\x03\n\x10InventoryService\x12\x44\n\x0fUpsertWarehouse\x12\x1e.oms.v1.UpsertWarehouseRequest\x1a\x11.oms.v1.Warehouse\x12O\n\x0eListWarehouses\x12\x1d.oms.v1.ListWarehousesRequest\x1a\x1e.oms.v1.ListWarehousesResponse\x12>\n\rUpsertProduct\x12\x1c.oms.v1.UpsertProductRequest\x1a\x0f.oms.v1.Product\x12\x37\n\x08SetStock\x12\x17.oms.v1.SetStockRequest\x1a\x12.oms.v1.StockLevel\x12=\n\x0b\x41\x64justStock\x12\x1a.oms.v1.AdjustStockRequest\x1a\x12.oms.v1.StockLevel\x12=\n\x08GetStock\x12\x17.oms.v1.GetStockRequest\x1a\x18.oms.v1.GetStockResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oms/v1/inventory.proto\x12\x06oms.v1\x1a\x13oms/v1/common.proto\"g\n\x13ReplenishmentPolicy\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x15\n\rreorder_point\x18\x03 \x01(\x03\x12\x16\n\x0elead_time_days\x18\x04 \x01(\x01\"L\n\x1dSetReplenishmentPolicyRequest\x12+\n\x06policy\x18\x01 \x01(\x0b\x32\x1b.oms.v1.ReplenishmentPolicy\"^\n\x1bSuggestReplenishmentRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x13\n\x0bwindow_days\x18\x02 \x01(\x01\x12\x14\n\x0cinclude_zero\x18\x03 \x01(\x08\"\xaa\x01\n\x17ReplenishmentSuggestion\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0e\x64\x61ily_velocity\x18\x03 \x01(\x01\x12\x11\n\tavailable\x18\x04 \x01(\x03\x12\x15\n\rreorder_point\x18\x05 \x01(\x03\x12\x1a\n\x12suggested_quantity\x18\x06 \x01(\x03\x12\x0e\n\x06reason\x18\x07 \x01(\t\"T\n\x1cSuggestReplenishmentResponse\x12\x34\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x1f.oms.v1.ReplenishmentSuggestion\">\n\x16UpsertWarehouseRequest\x12$\n\twarehouse\x18\x01 \x01(\x0b\x32\x11.oms.v1.Warehouse\"\x17\n\x15ListWarehousesRequest\"?\n\x16ListWarehousesResponse\x12%\n\nwarehouses\x18\x01 \x03(\x0b\x32\x11.oms.v1.Warehouse\"8\n\x14UpsertProductRequest\x12 \n\x07product\x18\x01 \x01(\x0b\x32\x0f.oms.v1.Product\"W\n\x0fSetStockRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08location\x18\x04 \x01(\t\"o\n\x12\x41\x64justStockRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"\x1e\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"O\n\x10GetStockResponse\x12\"\n\x06levels\x18\x01 \x03(\x0b\x32\x12.oms.v1.StockLevel\x12\x17\n\x0ftotal_available\x18\x02 \x01(\x03\x32\xe1\x04\n\x10InventoryService\x12\x44\n\x0fUpsertWarehouse\x12\x1e.oms.v1.UpsertWarehouseRequest\x1a\x11.oms.v1.Warehouse\x12O\n\x0eListWarehouses\x12\x1d.oms.v1.ListWarehousesRequest\x1a\x1e.oms.v1.ListWarehousesResponse\x12>\n\rUpsertProduct\x12\x1c.oms.v1.UpsertProductRequest\x1a\x0f.oms.v1.Product\x12\x37\n\x08SetStock\x12\x17.oms.v1.SetStockRequest\x1a\x12.oms.v1.StockLevel\x12=\n\x0b\x41\x64justStock\x12\x1a.oms.v1.AdjustStockRequest\x1a\x12.oms.v1.StockLevel\x12=\n\x08GetStock\x12\x17.oms.v1.GetStockRequest\x1a\x18.oms.v1.GetStockResponse\x12\\\n\x16SetReplenishmentPolicy\x12%.oms.v1.SetReplenishmentPolicyRequest\x1a\x1b.oms.v1.ReplenishmentPolicy\x12\x61\n\x14SuggestReplenishment\x12#.oms.v1.SuggestReplenishmentRequest\x1a$.oms.v1.SuggestReplenishmentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oms.v1.inventory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_UPSERTWAREHOUSEREQUEST']._serialized_start=55
-  _globals['_UPSERTWAREHOUSEREQUEST']._serialized_end=117
-  _globals['_LISTWAREHOUSESREQUEST']._serialized_start=119
-  _globals['_LISTWAREHOUSESREQUEST']._serialized_end=142
-  _globals['_LISTWAREHOUSESRESPONSE']._serialized_start=144
-  _globals['_LISTWAREHOUSESRESPONSE']._serialized_end=207
-  _globals['_UPSERTPRODUCTREQUEST']._serialized_start=209
-  _globals['_UPSERTPRODUCTREQUEST']._serialized_end=265
-  _globals['_SETSTOCKREQUEST']._serialized_start=267
-  _globals['_SETSTOCKREQUEST']._serialized_end=354
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=356
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=467
-  _globals['_GETSTOCKREQUEST']._serialized_start=469
-  _globals['_GETSTOCKREQUEST']._serialized_end=499
-  _globals['_GETSTOCKRESPONSE']._serialized_start=501
-  _globals['_GETSTOCKRESPONSE']._serialized_end=580
-  _globals['_INVENTORYSERVICE']._serialized_start=583
-  _globals['_INVENTORYSERVICE']._serialized_end=999
+  _globals['_REPLENISHMENTPOLICY']._serialized_start=55
+  _globals['_REPLENISHMENTPOLICY']._serialized_end=158
+  _globals['_SETREPLENISHMENTPOLICYREQUEST']._serialized_start=160
+  _globals['_SETREPLENISHMENTPOLICYREQUEST']._serialized_end=236
+  _globals['_SUGGESTREPLENISHMENTREQUEST']._serialized_start=238
+  _globals['_SUGGESTREPLENISHMENTREQUEST']._serialized_end=332
+  _globals['_REPLENISHMENTSUGGESTION']._serialized_start=335
+  _globals['_REPLENISHMENTSUGGESTION']._serialized_end=505
+  _globals['_SUGGESTREPLENISHMENTRESPONSE']._serialized_start=507
+  _globals['_SUGGESTREPLENISHMENTRESPONSE']._serialized_end=591
+  _globals['_UPSERTWAREHOUSEREQUEST']._serialized_start=593
+  _globals['_UPSERTWAREHOUSEREQUEST']._serialized_end=655
+  _globals['_LISTWAREHOUSESREQUEST']._serialized_start=657
+  _globals['_LISTWAREHOUSESREQUEST']._serialized_end=680
+  _globals['_LISTWAREHOUSESRESPONSE']._serialized_start=682
+  _globals['_LISTWAREHOUSESRESPONSE']._serialized_end=745
+  _globals['_UPSERTPRODUCTREQUEST']._serialized_start=747
+  _globals['_UPSERTPRODUCTREQUEST']._serialized_end=803
+  _globals['_SETSTOCKREQUEST']._serialized_start=805
+  _globals['_SETSTOCKREQUEST']._serialized_end=892
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=894
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=1005
+  _globals['_GETSTOCKREQUEST']._serialized_start=1007
+  _globals['_GETSTOCKREQUEST']._serialized_end=1037
+  _globals['_GETSTOCKRESPONSE']._serialized_start=1039
+  _globals['_GETSTOCKRESPONSE']._serialized_end=1118
+  _globals['_INVENTORYSERVICE']._serialized_start=1121
+  _globals['_INVENTORYSERVICE']._serialized_end=1730
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,58 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReplenishmentPolicy(_message.Message):
+    __slots__ = ("warehouse_id", "sku", "reorder_point", "lead_time_days")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    REORDER_POINT_FIELD_NUMBER: _ClassVar[int]
+    LEAD_TIME_DAYS_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    sku: str
+    reorder_point: int
+    lead_time_days: float
+    def __init__(self, warehouse_id: _Optional[str] = ..., sku: _Optional[str] = ..., reorder_point: _Optional[int] = ..., lead_time_days: _Optional[float] = ...) -> None: ...
+
+class SetReplenishmentPolicyRequest(_message.Message):
+    __slots__ = ("policy",)
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    policy: ReplenishmentPolicy
+    def __init__(self, policy: _Optional[_Union[ReplenishmentPolicy, _Mapping]] = ...) -> None: ...
+
+class SuggestReplenishmentRequest(_message.Message):
+    __slots__ = ("warehouse_id", "window_days", "include_zero")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_DAYS_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_ZERO_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    window_days: float
+    include_zero: bool
+    def __init__(self, warehouse_id: _Optional[str] = ..., window_days: _Optional[float] = ..., include_zero: _Optional[bool] = ...) -> None: ...
+
+class ReplenishmentSuggestion(_message.Message):
+    __slots__ = ("warehouse_id", "sku", "daily_velocity", "available", "reorder_point", "suggested_quantity", "reason")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    DAILY_VELOCITY_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    REORDER_POINT_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    sku: str
+    daily_velocity: float
+    available: int
+    reorder_point: int
+    suggested_quantity: int
+    reason: str
+    def __init__(self, warehouse_id: _Optional[str] = ..., sku: _Optional[str] = ..., daily_velocity: _Optional[float] = ..., available: _Optional[int] = ..., reorder_point: _Optional[int] = ..., suggested_quantity: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SuggestReplenishmentResponse(_message.Message):
+    __slots__ = ("suggestions",)
+    SUGGESTIONS_FIELD_NUMBER: _ClassVar[int]
+    suggestions: _containers.RepeatedCompositeFieldContainer[ReplenishmentSuggestion]
+    def __init__(self, suggestions: _Optional[_Iterable[_Union[ReplenishmentSuggestion, _Mapping]]] = ...) -> None: ...
+
 class UpsertWarehouseRequest(_message.Message):
     __slots__ = ("warehouse",)
     WAREHOUSE_FIELD_NUMBER: _ClassVar[int]

@@ -65,6 +65,16 @@ class InventoryServiceStub:
                 request_serializer=oms_dot_v1_dot_inventory__pb2.GetStockRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_inventory__pb2.GetStockResponse.FromString,
                 _registered_method=True)
+        self.SetReplenishmentPolicy = channel.unary_unary(
+                '/oms.v1.InventoryService/SetReplenishmentPolicy',
+                request_serializer=oms_dot_v1_dot_inventory__pb2.SetReplenishmentPolicyRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_inventory__pb2.ReplenishmentPolicy.FromString,
+                _registered_method=True)
+        self.SuggestReplenishment = channel.unary_unary(
+                '/oms.v1.InventoryService/SuggestReplenishment',
+                request_serializer=oms_dot_v1_dot_inventory__pb2.SuggestReplenishmentRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_inventory__pb2.SuggestReplenishmentResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -106,6 +116,19 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetReplenishmentPolicy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuggestReplenishment(self, request, context):
+        """Purchase quantities from sales velocity over a window, most urgent first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +161,16 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.GetStock,
                     request_deserializer=oms_dot_v1_dot_inventory__pb2.GetStockRequest.FromString,
                     response_serializer=oms_dot_v1_dot_inventory__pb2.GetStockResponse.SerializeToString,
+            ),
+            'SetReplenishmentPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetReplenishmentPolicy,
+                    request_deserializer=oms_dot_v1_dot_inventory__pb2.SetReplenishmentPolicyRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_inventory__pb2.ReplenishmentPolicy.SerializeToString,
+            ),
+            'SuggestReplenishment': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuggestReplenishment,
+                    request_deserializer=oms_dot_v1_dot_inventory__pb2.SuggestReplenishmentRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_inventory__pb2.SuggestReplenishmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +335,60 @@ class InventoryService:
             '/oms.v1.InventoryService/GetStock',
             oms_dot_v1_dot_inventory__pb2.GetStockRequest.SerializeToString,
             oms_dot_v1_dot_inventory__pb2.GetStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetReplenishmentPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.InventoryService/SetReplenishmentPolicy',
+            oms_dot_v1_dot_inventory__pb2.SetReplenishmentPolicyRequest.SerializeToString,
+            oms_dot_v1_dot_inventory__pb2.ReplenishmentPolicy.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuggestReplenishment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.InventoryService/SuggestReplenishment',
+            oms_dot_v1_dot_inventory__pb2.SuggestReplenishmentRequest.SerializeToString,
+            oms_dot_v1_dot_inventory__pb2.SuggestReplenishmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

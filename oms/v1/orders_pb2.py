@@ -26,7 +26,7 @@ from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 from oms.v1 import common_pb2 as oms_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13oms/v1/orders.proto\x12\x06oms.v1\x1a\x17google/rpc/status.proto\x1a\x13oms/v1/common.proto\"\xbc\x01\n\x11PlaceOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\"\n\x08\x63ustomer\x18\x03 \x01(\x0b\x32\x10.oms.v1.Customer\x12 \n\x07ship_to\x18\x04 \x01(\x0b\x32\x0f.oms.v1.Address\x12 \n\x05lines\x18\x05 \x03(\x0b\x32\x11.oms.v1.OrderLine\x12\x15\n\rallow_partial\x18\x06 \x01(\x08\"a\n\x10PlaceOrderResult\x12\x1e\n\x05order\x18\x01 \x01(\x0b\x32\r.oms.v1.OrderH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"F\n\x17\x42\x61tchPlaceOrdersRequest\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.oms.v1.PlaceOrderRequest\"E\n\x18\x42\x61tchPlaceOrdersResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.oms.v1.PlaceOrderResult\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"p\n\x11ListOrdersRequest\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.oms.v1.OrderStatus\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"L\n\x12ListOrdersResponse\x12\x1d\n\x06orders\x18\x01 \x03(\x0b\x32\r.oms.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x12ReleaseHoldRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x17WatchOrderEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t2\x9d\x04\n\x0cOrderService\x12\x36\n\nPlaceOrder\x12\x19.oms.v1.PlaceOrderRequest\x1a\r.oms.v1.Order\x12U\n\x10\x42\x61tchPlaceOrders\x12\x1f.oms.v1.BatchPlaceOrdersRequest\x1a .oms.v1.BatchPlaceOrdersResponse\x12\x46\n\x0bPlaceOrders\x12\x19.oms.v1.PlaceOrderRequest\x1a\x18.oms.v1.PlaceOrderResult(\x01\x30\x01\x12\x32\n\x08GetOrder\x12\x17.oms.v1.GetOrderRequest\x1a\r.oms.v1.Order\x12\x43\n\nListOrders\x12\x19.oms.v1.ListOrdersRequest\x1a\x1a.oms.v1.ListOrdersResponse\x12\x38\n\x0b\x43\x61ncelOrder\x12\x1a.oms.v1.CancelOrderRequest\x1a\r.oms.v1.Order\x12\x38\n\x0bReleaseHold\x12\x1a.oms.v1.ReleaseHoldRequest\x1a\r.oms.v1.Order\x12I\n\x10WatchOrderEvents\x12\x1f.oms.v1.WatchOrderEventsRequest\x1a\x12.oms.v1.OrderEvent0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13oms/v1/orders.proto\x12\x06oms.v1\x1a\x17google/rpc/status.proto\x1a\x13oms/v1/common.proto\"\xd3\x01\n\x11PlaceOrderRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\"\n\x08\x63ustomer\x18\x03 \x01(\x0b\x32\x10.oms.v1.Customer\x12 \n\x07ship_to\x18\x04 \x01(\x0b\x32\x0f.oms.v1.Address\x12 \n\x05lines\x18\x05 \x03(\x0b\x32\x11.oms.v1.OrderLine\x12\x15\n\rallow_partial\x18\x06 \x01(\x08\x12\x15\n\rpayment_token\x18\x07 \x01(\t\"a\n\x10PlaceOrderResult\x12\x1e\n\x05order\x18\x01 \x01(\x0b\x32\r.oms.v1.OrderH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"F\n\x17\x42\x61tchPlaceOrdersRequest\x12+\n\x08requests\x18\x01 \x03(\x0b\x32\x19.oms.v1.PlaceOrderRequest\"E\n\x18\x42\x61tchPlaceOrdersResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.oms.v1.PlaceOrderResult\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"p\n\x11ListOrdersRequest\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.oms.v1.OrderStatus\x12\x0f\n\x07\x63hannel\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"L\n\x12ListOrdersResponse\x12\x1d\n\x06orders\x18\x01 \x03(\x0b\x32\r.oms.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"6\n\x12ReleaseHoldRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x17WatchOrderEventsRequest\x12\x16\n\x0e\x61\x66ter_event_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t2\x9d\x04\n\x0cOrderService\x12\x36\n\nPlaceOrder\x12\x19.oms.v1.PlaceOrderRequest\x1a\r.oms.v1.Order\x12U\n\x10\x42\x61tchPlaceOrders\x12\x1f.oms.v1.BatchPlaceOrdersRequest\x1a .oms.v1.BatchPlaceOrdersResponse\x12\x46\n\x0bPlaceOrders\x12\x19.oms.v1.PlaceOrderRequest\x1a\x18.oms.v1.PlaceOrderResult(\x01\x30\x01\x12\x32\n\x08GetOrder\x12\x17.oms.v1.GetOrderRequest\x1a\r.oms.v1.Order\x12\x43\n\nListOrders\x12\x19.oms.v1.ListOrdersRequest\x1a\x1a.oms.v1.ListOrdersResponse\x12\x38\n\x0b\x43\x61ncelOrder\x12\x1a.oms.v1.CancelOrderRequest\x1a\r.oms.v1.Order\x12\x38\n\x0bReleaseHold\x12\x1a.oms.v1.ReleaseHoldRequest\x1a\r.oms.v1.Order\x12I\n\x10WatchOrderEvents\x12\x1f.oms.v1.WatchOrderEventsRequest\x1a\x12.oms.v1.OrderEvent0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,25 +34,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oms.v1.orders_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PLACEORDERREQUEST']._serialized_start=78
-  _globals['_PLACEORDERREQUEST']._serialized_end=266
-  _globals['_PLACEORDERRESULT']._serialized_start=268
-  _globals['_PLACEORDERRESULT']._serialized_end=365
-  _globals['_BATCHPLACEORDERSREQUEST']._serialized_start=367
-  _globals['_BATCHPLACEORDERSREQUEST']._serialized_end=437
-  _globals['_BATCHPLACEORDERSRESPONSE']._serialized_start=439
-  _globals['_BATCHPLACEORDERSRESPONSE']._serialized_end=508
-  _globals['_GETORDERREQUEST']._serialized_start=510
-  _globals['_GETORDERREQUEST']._serialized_end=545
-  _globals['_LISTORDERSREQUEST']._serialized_start=547
-  _globals['_LISTORDERSREQUEST']._serialized_end=659
-  _globals['_LISTORDERSRESPONSE']._serialized_start=661
-  _globals['_LISTORDERSRESPONSE']._serialized_end=737
-  _globals['_CANCELORDERREQUEST']._serialized_start=739
-  _globals['_CANCELORDERREQUEST']._serialized_end=793
-  _globals['_RELEASEHOLDREQUEST']._serialized_start=795
-  _globals['_RELEASEHOLDREQUEST']._serialized_end=849
-  _globals['_WATCHORDEREVENTSREQUEST']._serialized_start=851
-  _globals['_WATCHORDEREVENTSREQUEST']._serialized_end=918
-  _globals['_ORDERSERVICE']._serialized_start=921
-  _globals['_ORDERSERVICE']._serialized_end=1462
+  _globals['_PLACEORDERREQUEST']._serialized_end=289
+  _globals['_PLACEORDERRESULT']._serialized_start=291
+  _globals['_PLACEORDERRESULT']._serialized_end=388
+  _globals['_BATCHPLACEORDERSREQUEST']._serialized_start=390
+  _globals['_BATCHPLACEORDERSREQUEST']._serialized_end=460
+  _globals['_BATCHPLACEORDERSRESPONSE']._serialized_start=462
+  _globals['_BATCHPLACEORDERSRESPONSE']._serialized_end=531
+  _globals['_GETORDERREQUEST']._serialized_start=533
+  _globals['_GETORDERREQUEST']._serialized_end=568
+  _globals['_LISTORDERSREQUEST']._serialized_start=570
+  _globals['_LISTORDERSREQUEST']._serialized_end=682
+  _globals['_LISTORDERSRESPONSE']._serialized_start=684
+  _globals['_LISTORDERSRESPONSE']._serialized_end=760
+  _globals['_CANCELORDERREQUEST']._serialized_start=762
+  _globals['_CANCELORDERREQUEST']._serialized_end=816
+  _globals['_RELEASEHOLDREQUEST']._serialized_start=818
+  _globals['_RELEASEHOLDREQUEST']._serialized_end=872
+  _globals['_WATCHORDEREVENTSREQUEST']._serialized_start=874
+  _globals['_WATCHORDEREVENTSREQUEST']._serialized_end=941
+  _globals['_ORDERSERVICE']._serialized_start=944
+  _globals['_ORDERSERVICE']._serialized_end=1485
 # @@protoc_insertion_point(module_scope)

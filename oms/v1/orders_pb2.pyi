@@ -9,20 +9,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PlaceOrderRequest(_message.Message):
-    __slots__ = ("idempotency_key", "channel", "customer", "ship_to", "lines", "allow_partial")
+    __slots__ = ("idempotency_key", "channel", "customer", "ship_to", "lines", "allow_partial", "payment_token")
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     SHIP_TO_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     ALLOW_PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_TOKEN_FIELD_NUMBER: _ClassVar[int]
     idempotency_key: str
     channel: str
     customer: _common_pb2.Customer
     ship_to: _common_pb2.Address
     lines: _containers.RepeatedCompositeFieldContainer[_common_pb2.OrderLine]
     allow_partial: bool
-    def __init__(self, idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., customer: _Optional[_Union[_common_pb2.Customer, _Mapping]] = ..., ship_to: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[_common_pb2.OrderLine, _Mapping]]] = ..., allow_partial: _Optional[bool] = ...) -> None: ...
+    payment_token: str
+    def __init__(self, idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., customer: _Optional[_Union[_common_pb2.Customer, _Mapping]] = ..., ship_to: _Optional[_Union[_common_pb2.Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[_common_pb2.OrderLine, _Mapping]]] = ..., allow_partial: _Optional[bool] = ..., payment_token: _Optional[str] = ...) -> None: ...
 
 class PlaceOrderResult(_message.Message):
     __slots__ = ("order", "error")

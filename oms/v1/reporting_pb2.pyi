@@ -35,7 +35,7 @@ class CountByKey(_message.Message):
     def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("orders_by_status", "orders_by_channel", "orders_per_second", "fill_rate", "split_rate", "mean_allocation_distance_km", "pick_distance_saved_m", "orders_total")
+    __slots__ = ("orders_by_status", "orders_by_channel", "orders_per_second", "fill_rate", "split_rate", "mean_allocation_distance_km", "pick_distance_saved_m", "orders_total", "orders_per_minute", "on_time_delivery_rate", "return_rate", "waves")
     ORDERS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     ORDERS_BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ORDERS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,10 @@ class Stats(_message.Message):
     MEAN_ALLOCATION_DISTANCE_KM_FIELD_NUMBER: _ClassVar[int]
     PICK_DISTANCE_SAVED_M_FIELD_NUMBER: _ClassVar[int]
     ORDERS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ON_TIME_DELIVERY_RATE_FIELD_NUMBER: _ClassVar[int]
+    RETURN_RATE_FIELD_NUMBER: _ClassVar[int]
+    WAVES_FIELD_NUMBER: _ClassVar[int]
     orders_by_status: _containers.RepeatedCompositeFieldContainer[CountByKey]
     orders_by_channel: _containers.RepeatedCompositeFieldContainer[CountByKey]
     orders_per_second: float
@@ -52,4 +56,8 @@ class Stats(_message.Message):
     mean_allocation_distance_km: float
     pick_distance_saved_m: float
     orders_total: int
-    def __init__(self, orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_by_channel: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_per_second: _Optional[float] = ..., fill_rate: _Optional[float] = ..., split_rate: _Optional[float] = ..., mean_allocation_distance_km: _Optional[float] = ..., pick_distance_saved_m: _Optional[float] = ..., orders_total: _Optional[int] = ...) -> None: ...
+    orders_per_minute: _containers.RepeatedScalarFieldContainer[float]
+    on_time_delivery_rate: float
+    return_rate: float
+    waves: int
+    def __init__(self, orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_by_channel: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_per_second: _Optional[float] = ..., fill_rate: _Optional[float] = ..., split_rate: _Optional[float] = ..., mean_allocation_distance_km: _Optional[float] = ..., pick_distance_saved_m: _Optional[float] = ..., orders_total: _Optional[int] = ..., orders_per_minute: _Optional[_Iterable[float]] = ..., on_time_delivery_rate: _Optional[float] = ..., return_rate: _Optional[float] = ..., waves: _Optional[int] = ...) -> None: ...

@@ -24,23 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14oms/v1/returns.proto\x12\x06oms.v1\"+\n\nReturnLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\x81\x01\n\x06Return\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12!\n\x05lines\x18\x04 \x03(\x0b\x32\x12.oms.v1.ReturnLine\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0erefunded_cents\x18\x06 \x01(\x03\"[\n\x14RequestReturnRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12!\n\x05lines\x18\x02 \x03(\x0b\x32\x12.oms.v1.ReturnLine\x12\x0e\n\x06reason\x18\x03 \x01(\t\":\n\x14ReceiveReturnRequest\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12\x0f\n\x07restock\x18\x02 \x01(\x08\"=\n\x12IssueRefundRequest\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x02 \x01(\x03\x32\xc9\x01\n\x0eReturnsService\x12=\n\rRequestReturn\x12\x1c.oms.v1.RequestReturnRequest\x1a\x0e.oms.v1.Return\x12=\n\rReceiveReturn\x12\x1c.oms.v1.ReceiveReturnRequest\x1a\x0e.oms.v1.Return\x12\x39\n\x0bIssueRefund\x12\x1a.oms.v1.IssueRefundRequest\x1a\x0e.oms.v1.Returnb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14oms/v1/returns.proto\x12\x06oms.v1\"%\n\x10GetReturnRequest\x12\x11\n\treturn_id\x18\x01 \x01(\t\"+\n\nReturnLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\xa8\x01\n\x06Return\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12!\n\x05lines\x18\x04 \x03(\x0b\x32\x12.oms.v1.ReturnLine\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x16\n\x0erefunded_cents\x18\x06 \x01(\x03\x12\x11\n\trestocked\x18\x07 \x01(\x08\x12\x12\n\ncreated_at\x18\x08 \x01(\x03\"[\n\x14RequestReturnRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12!\n\x05lines\x18\x02 \x03(\x0b\x32\x12.oms.v1.ReturnLine\x12\x0e\n\x06reason\x18\x03 \x01(\t\":\n\x14ReceiveReturnRequest\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12\x0f\n\x07restock\x18\x02 \x01(\x08\"=\n\x12IssueRefundRequest\x12\x11\n\treturn_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_cents\x18\x02 \x01(\x03\x32\x80\x02\n\x0eReturnsService\x12=\n\rRequestReturn\x12\x1c.oms.v1.RequestReturnRequest\x1a\x0e.oms.v1.Return\x12=\n\rReceiveReturn\x12\x1c.oms.v1.ReceiveReturnRequest\x1a\x0e.oms.v1.Return\x12\x39\n\x0bIssueRefund\x12\x1a.oms.v1.IssueRefundRequest\x1a\x0e.oms.v1.Return\x12\x35\n\tGetReturn\x12\x18.oms.v1.GetReturnRequest\x1a\x0e.oms.v1.Returnb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'oms.v1.returns_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RETURNLINE']._serialized_start=32
-  _globals['_RETURNLINE']._serialized_end=75
-  _globals['_RETURN']._serialized_start=78
-  _globals['_RETURN']._serialized_end=207
-  _globals['_REQUESTRETURNREQUEST']._serialized_start=209
-  _globals['_REQUESTRETURNREQUEST']._serialized_end=300
-  _globals['_RECEIVERETURNREQUEST']._serialized_start=302
-  _globals['_RECEIVERETURNREQUEST']._serialized_end=360
-  _globals['_ISSUEREFUNDREQUEST']._serialized_start=362
-  _globals['_ISSUEREFUNDREQUEST']._serialized_end=423
-  _globals['_RETURNSSERVICE']._serialized_start=426
-  _globals['_RETURNSSERVICE']._serialized_end=627
+  _globals['_GETRETURNREQUEST']._serialized_start=32
+  _globals['_GETRETURNREQUEST']._serialized_end=69
+  _globals['_RETURNLINE']._serialized_start=71
+  _globals['_RETURNLINE']._serialized_end=114
+  _globals['_RETURN']._serialized_start=117
+  _globals['_RETURN']._serialized_end=285
+  _globals['_REQUESTRETURNREQUEST']._serialized_start=287
+  _globals['_REQUESTRETURNREQUEST']._serialized_end=378
+  _globals['_RECEIVERETURNREQUEST']._serialized_start=380
+  _globals['_RECEIVERETURNREQUEST']._serialized_end=438
+  _globals['_ISSUEREFUNDREQUEST']._serialized_start=440
+  _globals['_ISSUEREFUNDREQUEST']._serialized_end=501
+  _globals['_RETURNSSERVICE']._serialized_start=504
+  _globals['_RETURNSSERVICE']._serialized_end=760
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetReturnRequest(_message.Message):
+    __slots__ = ("return_id",)
+    RETURN_ID_FIELD_NUMBER: _ClassVar[int]
+    return_id: str
+    def __init__(self, return_id: _Optional[str] = ...) -> None: ...
+
 class ReturnLine(_message.Message):
     __slots__ = ("sku", "quantity")
     SKU_FIELD_NUMBER: _ClassVar[int]
@@ -15,20 +21,24 @@ class ReturnLine(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class Return(_message.Message):
-    __slots__ = ("id", "order_id", "status", "lines", "reason", "refunded_cents")
+    __slots__ = ("id", "order_id", "status", "lines", "reason", "refunded_cents", "restocked", "created_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_CENTS_FIELD_NUMBER: _ClassVar[int]
+    RESTOCKED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     order_id: str
     status: str
     lines: _containers.RepeatedCompositeFieldContainer[ReturnLine]
     reason: str
     refunded_cents: int
-    def __init__(self, id: _Optional[str] = ..., order_id: _Optional[str] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ReturnLine, _Mapping]]] = ..., reason: _Optional[str] = ..., refunded_cents: _Optional[int] = ...) -> None: ...
+    restocked: bool
+    created_at: int
+    def __init__(self, id: _Optional[str] = ..., order_id: _Optional[str] = ..., status: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ReturnLine, _Mapping]]] = ..., reason: _Optional[str] = ..., refunded_cents: _Optional[int] = ..., restocked: _Optional[bool] = ..., created_at: _Optional[int] = ...) -> None: ...
 
 class RequestReturnRequest(_message.Message):
     __slots__ = ("order_id", "lines", "reason")

@@ -49,6 +49,11 @@ class ReturnsServiceStub:
                 request_serializer=oms_dot_v1_dot_returns__pb2.IssueRefundRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_returns__pb2.Return.FromString,
                 _registered_method=True)
+        self.GetReturn = channel.unary_unary(
+                '/oms.v1.ReturnsService/GetReturn',
+                request_serializer=oms_dot_v1_dot_returns__pb2.GetReturnRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_returns__pb2.Return.FromString,
+                _registered_method=True)
 
 
 class ReturnsServiceServicer:
@@ -72,6 +77,12 @@ class ReturnsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReturn(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReturnsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +99,11 @@ def add_ReturnsServiceServicer_to_server(servicer, server):
             'IssueRefund': grpc.unary_unary_rpc_method_handler(
                     servicer.IssueRefund,
                     request_deserializer=oms_dot_v1_dot_returns__pb2.IssueRefundRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_returns__pb2.Return.SerializeToString,
+            ),
+            'GetReturn': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReturn,
+                    request_deserializer=oms_dot_v1_dot_returns__pb2.GetReturnRequest.FromString,
                     response_serializer=oms_dot_v1_dot_returns__pb2.Return.SerializeToString,
             ),
     }
@@ -171,6 +187,33 @@ class ReturnsService:
             target,
             '/oms.v1.ReturnsService/IssueRefund',
             oms_dot_v1_dot_returns__pb2.IssueRefundRequest.SerializeToString,
+            oms_dot_v1_dot_returns__pb2.Return.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReturn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.ReturnsService/GetReturn',
+            oms_dot_v1_dot_returns__pb2.GetReturnRequest.SerializeToString,
             oms_dot_v1_dot_returns__pb2.Return.FromString,
             options,
             channel_credentials,

@@ -34,7 +34,8 @@ def shard(warehouse_id: str) -> str:
 class Shard:
     """The fixed keys of one warehouse shard. Per-order keys are built from ``prefix``."""
 
-    __slots__ = ("prefix", "onhand", "reserved", "avail", "loc", "resv", "events", "stats", "waves")
+    __slots__ = ("prefix", "onhand", "reserved", "avail", "loc", "resv", "events", "stats", "waves",
+                 "followup")
 
     def __init__(self, warehouse_id: str) -> None:
         p = shard(warehouse_id)
@@ -47,6 +48,7 @@ class Shard:
         self.events = p + "events"  # stream of OrderEvent
         self.stats = p + "stats"  # hash of counters (see scripts.PLACE_ORDERS)
         self.waves = p + "waves"  # zset wave id by creation time
+        self.followup = p + "followup"  # zset order id by follow-up due time (delay queue)
 
     def order(self, order_id: str) -> str:
         return f"{self.prefix}o:{order_id}"
@@ -62,6 +64,9 @@ class Shard:
 
     def adjust(self, idempotency_key: str) -> str:
         return f"{self.prefix}adj:{_digest(idempotency_key)}"
+
+    def ret(self, return_id: str) -> str:
+        return f"{self.prefix}ret:{return_id}"
 
     def wave(self, wave_id: str) -> str:
         return f"{self.prefix}wave:{wave_id}"
@@ -81,3 +86,8 @@ def home_of(order_id: str) -> str:
 
 def _digest(s: str) -> str:
     return hashlib.sha1(s.encode()).hexdigest()
+
+
+def tracking(tracking_number: str) -> str:
+    """tracking number -> order id (carrier webhooks know only the tracking number)."""
+    return f"{PREFIX}{{t:{tracking_number}}}:order"

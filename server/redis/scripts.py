@@ -69,7 +69,8 @@ PLACE_ORDERS = r"""
 --   kind ("O" = order + its reservation here, "R" = reservation only), order_id,
 --   lines "sku id qty sku id qty ..." (one triple per sku: the caller merges lines; may be
 --   empty), and for kind "O" also: status, channel, idem_key_digest ("" none), hold_until,
---   doc (JSON), alloc (JSON), history (JSON), counter increments ("k=v,k=v")
+--   doc (JSON), alloc (JSON), history (JSON), counter increments ("k=v,k=v"),
+--   promised delivery date (ms), risk assessment (JSON [score, [reasons]])
 -- returns one integer per entry: 1 written, 2 already present (nothing changed), 0 short
 local onhand, reserved, resv, events, stats, avail = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local p, now, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -112,12 +113,15 @@ for e = 5, #ARGV do
       end
       redis.call('BITFIELD', avail, unpack(inc))
       redis.call('HSET', resv, oid, now .. ' ' .. f[3])
+      -- demand per day and sku: the sales velocity behind replenishment suggestions
+      local sold = p .. 'sold:' .. math.floor(tonumber(now) / 86400000)
+      for k = 1, nl do redis.call('HINCRBY', sold, skus[k], qtys[k]) end
     end
   end
   if kind == 'O' and res == 1 then
     local st, ch, ik = f[4], f[5], f[6]
     redis.call('HSET', okey, 'st', st, 'ch', ch, 'ik', ik, 'hu', f[7], 'ca', now, 'ua', now,
-      'doc', f[8], 'al', f[9], 'hist', f[10])
+      'doc', f[8], 'al', f[9], 'hist', f[10], 'pb', f[12], 'risk', f[13])
     -- Indexes are lexicographic (score 0): order ids sort by creation within a shard.
     redis.call('ZADD', p .. 'idx:all', 0, oid)
     redis.call('ZADD', p .. 'idx:s:' .. st, 0, oid)
@@ -144,31 +148,42 @@ TRANSITION = r"""
 -- TRANSITION: move one order to a new status, with its event, index and counter updates and
 -- (optionally) the release or consumption of its reservation in this shard, in one step.
 -- KEYS[1] order hash  KEYS[2] onhand  KEYS[3] reserved  KEYS[4] resv  KEYS[5] events
--- KEYS[6] stats  KEYS[7] avail
+-- KEYS[6] stats  KEYS[7] avail  KEYS[8] follow-up delay queue (zset)
 -- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] order_id
 -- ARGV[5] target status  ARGV[6] allowed source statuses as ",1,2,"
 -- ARGV[7] stock action: "none" | "release" (give the reservation back) | "consume" (stock left
 --         the building: on_hand and reserved both drop, available unchanged)
--- ARGV[8] reason  ARGV[9] event type  ARGV[10..] extra hash field/value pairs to set
+-- ARGV[8] reason  ARGV[9] event type
+-- ARGV[10] expected updated_at ("" = no check): optimistic concurrency for callers that
+--          computed new field values from what they read
+-- ARGV[11] follow-up due time in ms ("" = none): schedules the order in KEYS[8]
+-- ARGV[12..] extra hash field/value pairs to set; a field named "+name" increments counter
+--          "name" of the shard's stats hash by the value instead
 -- returns {1, old_status} changed; {0, old_status} already in target (only extras applied);
---         {-1} no such order; {-2, current_status} transition not allowed
+--         {-1} no such order; {-2, current_status} transition not allowed;
+--         {-3, current_status} the order changed since the caller read it (retry)
 local okey, onhand, reserved, resv, events, stats, avail =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local p, now, maxlen, oid, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local cur = redis.call('HGET', okey, 'st')
+local h = redis.call('HMGET', okey, 'st', 'ua', 'ch')
+local cur = h[1]
 if not cur then return {-1} end
+if ARGV[10] ~= '' and h[2] ~= ARGV[10] then return {-3, tonumber(cur)} end
 if cur == target then
-  -- Same status: only the extra fields may change (e.g. a fraud hold ended early).
+  -- Same status: only the extra fields may change (a hold ended early, a tracking event).
   local changed = false
-  for k = 10, #ARGV, 2 do
-    if redis.call('HGET', okey, ARGV[k]) ~= ARGV[k + 1] then
-      redis.call('HSET', okey, ARGV[k], ARGV[k + 1], 'ua', now)
+  for k = 12, #ARGV, 2 do
+    if string.sub(ARGV[k], 1, 1) == '+' then
+      redis.call('HINCRBY', stats, string.sub(ARGV[k], 2), ARGV[k + 1])
+    elseif redis.call('HGET', okey, ARGV[k]) ~= ARGV[k + 1] then
+      redis.call('HSET', okey, ARGV[k], ARGV[k + 1])
       changed = true
     end
   end
   if changed then
+    redis.call('HSET', okey, 'ua', now)
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', ARGV[9], 's', cur,
-      'c', redis.call('HGET', okey, 'ch'), 'd', ARGV[8])
+      'c', h[3], 'd', ARGV[8])
   end
   return {0, tonumber(cur)}
 end
@@ -179,28 +194,37 @@ end
 local hist = cjson.decode(redis.call('HGET', okey, 'hist'))
 hist[#hist + 1] = {tonumber(target), tonumber(now), ARGV[8]}
 redis.call('HSET', okey, 'st', target, 'ua', now, 'hist', cjson.encode(hist))
-for k = 10, #ARGV, 2 do redis.call('HSET', okey, ARGV[k], ARGV[k + 1]) end
+for k = 12, #ARGV, 2 do
+  if string.sub(ARGV[k], 1, 1) == '+' then
+    redis.call('HINCRBY', stats, string.sub(ARGV[k], 2), ARGV[k + 1])
+  else
+    redis.call('HSET', okey, ARGV[k], ARGV[k + 1])
+  end
+end
+if ARGV[11] ~= '' then redis.call('ZADD', KEYS[8], ARGV[11], oid) end
 redis.call('ZREM', p .. 'idx:s:' .. cur, oid)
 redis.call('ZADD', p .. 'idx:s:' .. target, 0, oid)
 redis.call('HINCRBY', stats, 'st:' .. cur, -1)
 redis.call('HINCRBY', stats, 'st:' .. target, 1)
 redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', ARGV[9], 's', target,
-  'c', redis.call('HGET', okey, 'ch'), 'd', ARGV[8])
+  'c', h[3], 'd', ARGV[8])
 return {1, tonumber(cur)}
 """
 
 RELEASE_RESERVATION = r"""
 -- RELEASE_RESERVATION: give back what one order holds in one warehouse (compensation after a
--- failed multi-warehouse placement, the non-home part of a cancel, the recovery sweep).
--- Idempotent: the record is deleted in the same step.
+-- failed multi-warehouse placement, the non-home part of a cancel, the recovery sweep), or
+-- consume it (the non-home part of a shipment). Idempotent: the record is deleted in the
+-- same step.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail
 -- ARGV[1] order_id  ARGV[2] only_if_older_than_ms ("0" = unconditionally)
+-- ARGV[3] "consume" to consume instead of release (optional)
 -- returns 1 released, 0 nothing held (or younger than the cut-off)
 local rec = redis.call('HGET', KEYS[3], ARGV[1])
 if not rec then return 0 end
 local cutoff = tonumber(ARGV[2])
 if cutoff > 0 and tonumber(string.match(rec, '^(%d+)')) >= cutoff then return 0 end
-drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], false)
+drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], ARGV[3] == 'consume')
 return 1
 """
 

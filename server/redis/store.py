@@ -15,7 +15,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from engine.errors import ConflictError, NotFoundError, OmsError, PreconditionError, TransitionError
-from engine.lifecycle import HOLDS_STOCK, OrderStatus, allowed_sources
+from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus, allowed_sources
 from engine.models import (
     Address,
     Allocation,
@@ -25,7 +25,12 @@ from engine.models import (
     Line,
     Order,
     OrderEvent,
+    Package,
+    PaymentState,
     Product,
+    Return,
+    ReturnLine,
+    Shipment,
     StockLevel,
     Warehouse,
 )
@@ -54,6 +59,8 @@ class PlaceEntry:
     alloc: bytes = b""
     history: bytes = b""
     stat_fields: str = ""
+    promised_by: int = 0
+    risk: bytes = b"[0,[]]"
 
     def pack(self) -> bytes:
         """One PLACE_ORDERS argument (fields joined by \x1f; orjson escapes control
@@ -64,7 +71,8 @@ class PlaceEntry:
             return head.encode()
         return b"\x1f".join((
             head.encode(), str(self.status).encode(), self.channel.encode(), self.idem_digest.encode(),
-            str(self.hold_until).encode(), self.doc, self.alloc, self.history, self.stat_fields.encode()))
+            str(self.hold_until).encode(), self.doc, self.alloc, self.history, self.stat_fields.encode(),
+            str(self.promised_by).encode(), self.risk))
 
 
 def encode_doc(order: Order) -> bytes:
@@ -82,6 +90,10 @@ def encode_doc(order: Order) -> bytes:
 
 def encode_alloc(allocs: Iterable[Allocation]) -> bytes:
     return orjson.dumps([[a.sku, a.warehouse_id, a.quantity, round(a.distance_km, 3)] for a in allocs])
+
+
+class StaleError(OmsError):
+    """An optimistic update lost a race: the order changed after it was read. Retry."""
 
 
 class Store:
@@ -371,11 +383,13 @@ class Store:
         return result, token
 
     async def transition(self, order_id: str, target: OrderStatus, *, action: str = "none",
-                         reason: str = "", event: str = "", extra: dict[str, str] | None = None
+                         reason: str = "", event: str = "", extra: dict[str, str] | None = None,
+                         expect_updated_at: int | None = None, followup_at: int | None = None
                          ) -> tuple[bool, Order]:
-        """Run TRANSITION; returns (changed, order after). Raises NotFoundError or
-        TransitionError. ``action`` releases/consumes the reservation in the home shard only:
-        the caller handles the other warehouses of a split order."""
+        """Run TRANSITION; returns (changed, order after). Raises NotFoundError,
+        TransitionError, or StaleError when ``expect_updated_at`` no longer matches.
+        ``action`` releases/consumes the reservation in the home shard only: the caller
+        handles the other warehouses of a split order."""
         try:
             home = keys.home_of(order_id)
         except ValueError:
@@ -383,18 +397,33 @@ class Store:
         sh = keys.Shard(home)
         srcs = "," + ",".join(str(int(s)) for s in allowed_sources(target)) + ","
         args: list[object] = [sh.prefix, now_ms(), self.events_maxlen, order_id, int(target), srcs,
-                              action, reason, event or f"order.{target.name.lower()}"]
+                              action, reason, event or f"order.{target.name.lower()}",
+                              "" if expect_updated_at is None else expect_updated_at,
+                              "" if followup_at is None else followup_at]
         for k, v in (extra or {}).items():
             args += [k, v]
         res = await self._s["TRANSITION"](
-            keys=[sh.order(order_id), sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail],
-            args=args)
+            keys=[sh.order(order_id), sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats,
+                  sh.avail, sh.followup], args=args)
         code = int(res[0])
         if code == -1:
             raise NotFoundError("order", order_id)
         if code == -2:
             raise TransitionError(order_id, OrderStatus(int(res[1])).name, target.name)
+        if code == -3:
+            raise StaleError(f"order {order_id!r} changed while it was being updated")
         return code == 1, await self.get_order(order_id)
+
+    async def consume_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Consume reservations (stock shipped) in non-home warehouses; idempotent."""
+        if not pairs:
+            return
+        async with self.r.pipeline(transaction=False) as p:
+            for wid, oid in pairs:
+                sh = keys.Shard(wid)
+                await self._s["RELEASE_RESERVATION"](
+                    keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[oid, 0, "consume"], client=p)
+            await p.execute()
 
     # ---- re-allocation ----------------------------------------------------------------------
 
@@ -650,6 +679,10 @@ class Store:
                     released += await self.release(w.id, rid, older_than_ms=cutoff)
                 elif o is None:
                     released += await self.release(w.id, oid, older_than_ms=cutoff)
+                elif o.status in {int(x) for x in SHIPPED_OR_LATER}:
+                    # Shipped, but this warehouse's part was not consumed yet (crash).
+                    await self.consume_many([(w.id, oid)])
+                    released += 1
                 elif o.status not in holding or w.id not in o.warehouses:
                     released += await self.release(w.id, oid)
         return released
@@ -665,6 +698,13 @@ def staged_id(order_id: str) -> str:
 
 def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:
     doc = orjson.loads(h[b"doc"])
+    risk = orjson.loads(h.get(b"risk", b"[0,[]]"))
+    returns, tev = [], set()
+    for k, v in h.items():
+        if k.startswith(b"ret:"):
+            returns.append(decode_return(v))
+        elif k.startswith(b"tev:"):
+            tev.add(_s(k[4:]))
     return Order(
         id=order_id,
         idempotency_key=doc.get("ik", ""),
@@ -680,7 +720,41 @@ def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:
         history=[HistoryEntry(int(s), int(t), r) for s, t, r in orjson.loads(h[b"hist"])],
         allow_partial=bool(doc.get("ap", False)),
         wave_id=_s(h.get(b"wave", b"")),
+        payment=PaymentState(**orjson.loads(h[b"pay"])) if b"pay" in h else None,
+        packages=[_package(d) for d in orjson.loads(h.get(b"pkg", b"[]"))],
+        shipments=[_shipment(d) for d in orjson.loads(h.get(b"shp", b"[]"))],
+        promised_by=int(h.get(b"pb", 0) or 0),
+        delivered_at=int(h.get(b"dlv", 0) or 0),
+        risk_score=float(risk[0]),
+        risk_reasons=list(risk[1]),
+        returns=sorted(returns, key=lambda r: r.created_at),
+        tracking_events=tev,
     )
+
+
+def _package(d: dict) -> Package:
+    d = dict(d)
+    d["skus"] = tuple(d.get("skus", ()))
+    return Package(**d)
+
+
+def _shipment(d: dict) -> Shipment:
+    d = dict(d)
+    d["packages"] = tuple(_package(p) for p in d.get("packages", ()))
+    d["skus"] = tuple(d.get("skus", ()))
+    return Shipment(**d)
+
+
+def decode_return(raw: bytes) -> Return:
+    d = orjson.loads(raw)
+    d["lines"] = tuple(ReturnLine(s, q) for s, q in d["lines"])
+    return Return(**d)
+
+
+def encode_return(r: Return) -> bytes:
+    d = asdict(r)
+    d["lines"] = [[ln.sku, ln.quantity] for ln in r.lines]
+    return orjson.dumps(d)
 
 
 def _s(v: bytes | str | None) -> str:
