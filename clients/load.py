@@ -208,15 +208,31 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+_TAGS: dict[str, bytes] = {}
+
+
+def _tag(message: str, field: str) -> bytes:
+    """Wire tag of a length-delimited field, from the generated descriptors."""
+    t = _TAGS.get(message + "." + field)
+    if t is None:
+        from oms.v1 import orders_pb2 as o  # noqa: PLC0415
+
+        num = getattr(o, message).DESCRIPTOR.fields_by_name[field].number
+        t = _TAGS[message + "." + field] = _varint(num << 3 | 2)
+    return t
+
+
 def key_field(key: str) -> bytes:
-    """PlaceOrderRequest.idempotency_key (field 1, length-delimited) as raw protobuf bytes."""
+    """PlaceOrderRequest.idempotency_key as raw protobuf bytes (appended to a serialized
+    request, it sets the key: for a singular field the last occurrence wins)."""
     b = key.encode()
-    return b"\x0a" + _varint(len(b)) + b
+    return _tag("PlaceOrderRequest", "idempotency_key") + _varint(len(b)) + b
 
 
 def batch_body(items: list[bytes]) -> bytes:
-    """BatchPlaceOrdersRequest bytes: each item is a serialized PlaceOrderRequest (field 1)."""
-    return b"".join([b"\x0a" + _varint(len(x)) + x for x in items])
+    """BatchPlaceOrdersRequest bytes from serialized PlaceOrderRequests."""
+    tag = _tag("BatchPlaceOrdersRequest", "requests")
+    return b"".join([tag + _varint(len(x)) + x for x in items])
 
 
 def parse_lines(spec: str) -> tuple[int, int]:
@@ -265,6 +281,30 @@ def build_pool(n: int, *, skus: int, lines: tuple[int, int], hot_share: float, h
             lines=[c.OrderLine(sku=sku_name(s), quantity=rng.choice((1, 1, 1, 2, 3)),
                                unit_price_cents=rng.randint(199, 9999)) for s in chosen])
         pool.append(req.SerializeToString())
+    return pool
+
+
+def cached_pool(cache_dir: str, n: int, **kw: Any) -> list[bytes]:
+    """build_pool, kept in ``cache_dir`` (if given) so that repeated runs skip loading the ZIP
+    and city tables."""
+    if not cache_dir:
+        return build_pool(n, **kw)
+    import hashlib  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    key = hashlib.sha1(repr((n, sorted(kw.items()))).encode()).hexdigest()[:16]
+    path = os.path.join(cache_dir, f"oms-load-pool-{key}.pickle")
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError):
+        pass
+    pool = build_pool(n, **kw)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(pool, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, path)
     return pool
 
 
@@ -484,7 +524,13 @@ class Worker:
         opts = CHANNEL_OPTIONS + ([("grpc.use_local_subchannel_pool", 1)] if n_ch > 1 else [])
         channels = [grpc.aio.insecure_channel(cfg["target"], options=opts) for _ in range(n_ch)]
         for ch in channels:
-            await asyncio.wait_for(ch.channel_ready(), cfg["connect_timeout"])
+            try:
+                await asyncio.wait_for(ch.channel_ready(), cfg["connect_timeout"])
+            except asyncio.TimeoutError:
+                for c_ in channels:
+                    await c_.close()
+                raise RuntimeError(f"cannot connect to {cfg['target']} within "
+                                   f"{cfg['connect_timeout']:g} s") from None
         mode = cfg["mode"]
         methods = []
         for ch in channels:
@@ -577,7 +623,10 @@ async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, h
     tty = sys.stderr.isatty()
     errors: Counter[str] = Counter()
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as ch:
-        await asyncio.wait_for(ch.channel_ready(), 30)
+        try:
+            await asyncio.wait_for(ch.channel_ready(), 30)
+        except asyncio.TimeoutError:
+            raise RuntimeError(f"cannot connect to {target} within 30 s") from None
         stub = inv_rpc.InventoryServiceStub(ch)
         whs = METROS[:n_warehouses]
         for wid, name, z in whs:
@@ -833,6 +882,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fraction of lines on the --hot-skus hot SKUs (contention)")
     ap.add_argument("--hot-skus", type=int, default=8)
     ap.add_argument("--pool", type=int, default=8192, help="distinct pre-built orders")
+    ap.add_argument("--pool-cache", default="", metavar="DIR",
+                    help="keep the built order pool in DIR and reuse it (same pool options)")
     ap.add_argument("--no-idempotency-keys", action="store_true",
                     help="send orders without idempotency keys (default: a unique key each)")
     ap.add_argument("--seed", type=int, default=11)
@@ -855,8 +906,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
     setup = None
     if args.setup:
-        setup = asyncio.run(setup_network(args.target, args.warehouses, args.skus, args.stock,
-                                          args.hot_skus, args.hot_stock, args.seed, quiet=args.quiet))
+        try:
+            setup = asyncio.run(setup_network(args.target, args.warehouses, args.skus, args.stock,
+                                              args.hot_skus, args.hot_stock, args.seed, quiet=args.quiet))
+        except Exception as e:  # noqa: BLE001 - connection or RPC failure: report, exit 2
+            print(f"oms-load: setup failed: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
     if args.duration <= 0:
         if args.json:
             with open(args.json, "w") as f:
@@ -873,8 +928,8 @@ def main(argv: list[str] | None = None) -> int:
         "key_prefix": f"ld{secrets.token_hex(4)}",
     }
     t0 = time.perf_counter()
-    pool = build_pool(args.pool, skus=args.skus, lines=args.lines, hot_share=args.hot_share,
-                      hot_skus=args.hot_skus, seed=args.seed)
+    pool = cached_pool(args.pool_cache, args.pool, skus=args.skus, lines=args.lines,
+                       hot_share=args.hot_share, hot_skus=args.hot_skus, seed=args.seed)
     pool_s = time.perf_counter() - t0
     try:
         raw = run_load(cfg, pool, quiet=args.quiet)

@@ -1,0 +1,60 @@
+"""oms-load end to end: the real CLI (``python -m clients.load``) against the real gRPC server,
+batch and stream mode, then the stock invariants. No wall-clock thresholds."""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from clients.load import Histogram
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(server, tmp_path: Path, name: str, *extra: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "clients.load", "--target", f"127.0.0.1:{server.port}",
+         "--duration", "3", "--warmup", "0.5", "--pool", "300", "--skus", "30", "--hot-skus", "3",
+         "--quiet", "--json", str(out), *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(out.read_text())
+
+
+def _check(res: dict, mode: str) -> None:
+    assert res["mode"] == mode
+    assert res["orders"] > 0 and res["orders_in_window"] > 0 and res["orders_per_s"] > 0
+    assert res["errors"] == {} and res["rpc_errors"] == {}
+    assert res["ok"] == res["orders"]
+    assert sum(res["statuses"].values()) == res["orders"]
+    lat = res["latency_ms"]
+    assert 0 <= lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
+    assert lat["count"] == res["histogram"]["total"] > 0
+
+
+def test_load_batch_and_stream(server, tmp_path: Path) -> None:
+    batch = _load(server, tmp_path, "batch", "--setup", "--warehouses", "4", "--mode", "batch",
+                  "--batch-size", "50", "--concurrency", "2", "--lines", "3")
+    assert batch["setup"]["stock_levels"] == 4 * 30 and batch["setup"]["errors"] == {}
+    _check(batch, "batch")
+    stream = _load(server, tmp_path, "stream", "--mode", "stream", "--concurrency", "2",
+                   "--window", "16")
+    _check(stream, "stream")
+    assert server.run(server.store.audit()) == []
+
+
+def test_histogram_percentiles_and_merge() -> None:
+    rng = random.Random(3)
+    xs = [int(rng.expovariate(1 / 3000)) for _ in range(20000)]
+    a, b = Histogram(), Histogram()
+    for i, x in enumerate(xs):
+        (a if i % 2 else b).record(x)
+    h = Histogram.from_dict(json.loads(json.dumps(a.to_dict()))).merge(b)
+    assert h.total == len(xs) and h.min == min(xs) and h.max == max(xs)
+    xs.sort()
+    for q in (50, 90, 99, 99.9):
+        exact = xs[max(0, int(len(xs) * q / 100) - 1)]
+        assert abs(h.percentile(q) - exact) <= exact / 64 + 2
