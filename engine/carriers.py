@@ -1,0 +1,624 @@
+"""Carrier rating, service choice, tracking numbers and 4x6 shipping labels.
+
+Rating follows how parcel carriers publish their rate cards:
+
+* **Zone** from the great-circle distance origin -> destination, in distance bands
+  (zone 2: < 150 km ... zone 8: >= 2500 km; zone 1 is traditionally "same building" and unused).
+* **Billable weight** per package = max(actual weight, dimensional weight), where dimensional
+  weight = L x W x H / divisor with the divisor in cm^3/kg (5000 by default, the common
+  international divisor). With dimensions in mm and weight in g that is simply
+  ``mm^3 / divisor`` grams, rounded up to a whole gram.
+* **Base price** from a zone x weight-tier table (cents); the tier is the first one whose upper
+  bound (grams, inclusive) holds the billable weight.
+* **Service level** multiplies the base price (rounded half up to a cent) and sets the transit
+  time: GROUND by zone (1..5 business days), EXPRESS 2, OVERNIGHT 1.
+* Every package is rated separately and the shipment's cost is the sum.
+
+ETA: the carrier tenders on business days only, so a ship time on a Saturday or Sunday (UTC)
+counts from the following Monday; then ``transit_days`` business days are added (weekends
+skipped) and the parcel is "delivered by end of day": the ETA is the last millisecond of that UTC
+day. Public holidays are not modelled.
+
+Tracking numbers: ``<2-letter prefix><12-digit shipment sequence><Damm check digit>``, e.g.
+``OX0000000000420`` ... The Damm algorithm (H. M. Damm, 2004) uses a totally anti-symmetric
+quasigroup of order 10: it detects **every** single-digit substitution and **every** adjacent
+transposition (Luhn misses 09 <-> 90; weighted mod-10 schemes miss others). The prefix is not
+covered by the check digit; it is checked literally.
+
+Labels are drawn with matplotlib's object API (``Figure`` + the PDF canvas, never pyplot, so it
+is thread-safe and touches no global backend), with a Code 128 (subset B) barcode of the tracking
+number drawn as vector bars.
+"""
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from engine.errors import OmsError
+from engine.geo import haversine_km
+from engine.models import Package, Shipment
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "CarrierError",
+    "ServiceLevel",
+    "Rate",
+    "Carrier",
+    "RateTableCarrier",
+    "DEFAULT_ZONES",
+    "DEFAULT_WEIGHT_TIERS_G",
+    "DEFAULT_SERVICES",
+    "default_price_table",
+    "zone_for_distance",
+    "dimensional_weight_g",
+    "billable_weight_g",
+    "eta_ms",
+    "choose_rate",
+    "damm_check_digit",
+    "tracking_number",
+    "validate_tracking_number",
+    "CODE128_PATTERNS",
+    "code128_checksum",
+    "code128b_values",
+    "code128b_widths",
+    "build_label_figure",
+    "render_label_pdf",
+]
+
+
+class CarrierError(OmsError):
+    """A shipment that cannot be rated, labelled or tracked as asked (unknown service level,
+    package too heavy, malformed dimensions, bad tracking number ...)."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class ServiceLevel:
+    """A carrier service. ``transit_days`` is used for zones missing from ``zone_days``
+    (a tuple of ``(zone, business days)`` pairs, only GROUND needs one)."""
+
+    name: str
+    transit_days: int
+    multiplier: float
+    zone_days: tuple[tuple[int, int], ...] = ()
+
+    def days_for_zone(self, zone: int) -> int:
+        for z, d in self.zone_days:
+            if z == zone:
+                return d
+        return self.transit_days
+
+
+@dataclass(frozen=True)
+class Rate:
+    carrier: str
+    service_level: str
+    cost_cents: int
+    transit_days: int
+    eta_ms: int
+
+
+@runtime_checkable
+class Carrier(Protocol):
+    name: str
+
+    def rates(self, origin_lat: float, origin_lon: float, dest_lat: float, dest_lon: float,
+              packages: list[Package], ship_at_ms: int) -> list[Rate]: ...
+
+    def tracking_number(self, shipment_seq: int) -> str: ...
+
+
+# --------------------------------------------------------------------------- rate card
+
+DEFAULT_ZONES: tuple[tuple[int, float], ...] = (
+    (2, 150.0),
+    (3, 500.0),
+    (4, 1000.0),
+    (5, 1500.0),
+    (6, 2000.0),
+    (7, 2500.0),
+    (8, math.inf),
+)
+"""(zone, upper distance bound in km, exclusive). The last bound must be infinite."""
+
+DEFAULT_WEIGHT_TIERS_G: tuple[int, ...] = (
+    500, 1000, 2000, 3000, 5000, 7500, 10000, 15000, 20000, 30000, 50000, 70000)
+"""Upper bounds of the weight tiers in grams, inclusive. Heavier parcels are freight."""
+
+DEFAULT_SERVICES: tuple[ServiceLevel, ...] = (
+    ServiceLevel("GROUND", 5, 1.0, ((2, 1), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4), (8, 5))),
+    ServiceLevel("EXPRESS", 2, 1.85),
+    ServiceLevel("OVERNIGHT", 1, 2.9),
+)
+
+DIM_DIVISOR_CM3_PER_KG = 5000
+
+
+def default_price_table(zones: Sequence[tuple[int, float]] = DEFAULT_ZONES,
+                        weight_tiers_g: Sequence[int] = DEFAULT_WEIGHT_TIERS_G
+                        ) -> dict[int, tuple[int, ...]]:
+    """A plausible ground rate card (not any real carrier's), cents per package:
+    a per-parcel base growing with the zone plus a per-kg part growing with the zone,
+    charged on the tier's upper bound. Strictly increasing in zone and in tier."""
+    table: dict[int, tuple[int, ...]] = {}
+    for zone, _ in zones:
+        k = zone - zones[0][0]
+        table[zone] = tuple(
+            795 + 95 * k + math.ceil(w / 1000 * (48 + 18 * k)) for w in weight_tiers_g)
+    return table
+
+
+def zone_for_distance(distance_km: float,
+                      zones: Sequence[tuple[int, float]] = DEFAULT_ZONES) -> int:
+    """The zone whose distance band holds ``distance_km``."""
+    if not math.isfinite(distance_km) or distance_km < 0:
+        raise CarrierError(f"distance_km must be a finite number >= 0, got {distance_km!r}")
+    for zone, upper in zones:
+        if distance_km < upper:
+            return zone
+    raise CarrierError(f"distance {distance_km} km is beyond the last zone bound "
+                       f"{zones[-1][1]} km")
+
+
+def _check_package(i: int, p: Package) -> None:
+    for attr in ("length_mm", "width_mm", "height_mm"):
+        v = getattr(p, attr)
+        if not isinstance(v, int) or v <= 0:
+            raise CarrierError(f"packages[{i}] ({p.box!r}): {attr} must be a positive "
+                               f"integer, got {v!r}")
+    if not isinstance(p.weight_g, int) or p.weight_g < 0:
+        raise CarrierError(f"packages[{i}] ({p.box!r}): weight_g must be an integer >= 0, "
+                           f"got {p.weight_g!r}")
+
+
+def dimensional_weight_g(package: Package,
+                         divisor_cm3_per_kg: int = DIM_DIVISOR_CM3_PER_KG) -> int:
+    """L*W*H / divisor, in grams rounded up (mm^3 / (cm^3/kg) = g)."""
+    _check_package(0, package)
+    volume_mm3 = package.length_mm * package.width_mm * package.height_mm
+    return -(-volume_mm3 // divisor_cm3_per_kg)
+
+
+def billable_weight_g(package: Package,
+                      divisor_cm3_per_kg: int = DIM_DIVISOR_CM3_PER_KG) -> int:
+    return max(package.weight_g, dimensional_weight_g(package, divisor_cm3_per_kg))
+
+
+# --------------------------------------------------------------------------- ETA
+
+_DAY_MS = 86_400_000
+
+
+def eta_ms(ship_at_ms: int, transit_days: int) -> int:
+    """End of the UTC day that is ``transit_days`` business days after the ship date.
+
+    A weekend ship date is first moved to the next Monday (no weekend pickup), so a parcel
+    handed over on Saturday with 1-day service arrives on Tuesday, like one shipped on Monday.
+    """
+    if transit_days < 0:
+        raise CarrierError(f"transit_days must be >= 0, got {transit_days}")
+    day = datetime.fromtimestamp(ship_at_ms / 1000, tz=UTC).date()
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    left = transit_days
+    while left > 0:
+        day += timedelta(days=1)
+        if day.weekday() < 5:
+            left -= 1
+    end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    return int(end.timestamp()) * 1000 - 1
+
+
+# --------------------------------------------------------------------------- tracking numbers
+
+# Damm's table: a totally anti-symmetric quasigroup of order 10 with a zero diagonal.
+_DAMM = (
+    (0, 3, 1, 7, 5, 9, 8, 6, 4, 2),
+    (7, 0, 9, 2, 1, 5, 4, 8, 6, 3),
+    (4, 2, 0, 6, 8, 7, 1, 3, 5, 9),
+    (1, 7, 5, 0, 9, 8, 3, 4, 2, 6),
+    (6, 1, 2, 3, 0, 4, 5, 9, 7, 8),
+    (3, 6, 7, 4, 2, 0, 9, 5, 8, 1),
+    (5, 8, 6, 9, 7, 2, 0, 1, 3, 4),
+    (8, 9, 4, 5, 3, 6, 2, 0, 1, 7),
+    (9, 4, 3, 8, 6, 1, 7, 2, 0, 5),
+    (2, 5, 8, 1, 4, 3, 6, 7, 9, 0),
+)
+
+
+def _damm_interim(digits: str) -> int:
+    interim = 0
+    for ch in digits:
+        interim = _DAMM[interim][ord(ch) - 48]
+    return interim
+
+
+def damm_check_digit(digits: str) -> str:
+    """The Damm check digit of a string of decimal digits (appending it makes the interim 0)."""
+    if not digits.isascii() or not digits.isdigit():
+        raise CarrierError(f"damm_check_digit needs decimal digits, got {digits!r}")
+    return str(_damm_interim(digits))
+
+
+_PREFIX_RE = re.compile(r"[A-Z]{2}")
+_TRACKING_RE = re.compile(r"([A-Z]{2})(\d{13})")
+_SEQ_LIMIT = 10**12
+
+
+def tracking_number(prefix: str, shipment_seq: int) -> str:
+    """``prefix + f"{seq:012d}" + Damm digit``: unique per (prefix, seq) because the sequence
+    is encoded verbatim (the store hands out the sequence, e.g. with INCR)."""
+    if not _PREFIX_RE.fullmatch(prefix):
+        raise CarrierError(f"tracking prefix must be 2 letters A-Z, got {prefix!r}")
+    if not isinstance(shipment_seq, int) or not 0 <= shipment_seq < _SEQ_LIMIT:
+        raise CarrierError(f"shipment_seq must be an integer in [0, 10^12), got {shipment_seq!r}")
+    body = f"{shipment_seq:012d}"
+    return prefix + body + damm_check_digit(body)
+
+
+def validate_tracking_number(s: str, prefix: str | None = None) -> bool:
+    """True iff ``s`` has the form ``AA`` + 13 digits whose Damm check passes (and the prefix
+    is ``prefix`` when given)."""
+    if not isinstance(s, str):
+        return False
+    m = _TRACKING_RE.fullmatch(s)
+    if m is None or (prefix is not None and m.group(1) != prefix):
+        return False
+    return _damm_interim(m.group(2)) == 0
+
+
+# --------------------------------------------------------------------------- the carrier
+
+
+class RateTableCarrier:
+    """A table-driven carrier (see the module docstring for the rating rules).
+
+    ``prices`` maps zone -> one price in cents per weight tier. Tables must be non-decreasing
+    in weight and in zone, so a heavier or farther parcel never costs less.
+    """
+
+    def __init__(self, name: str = "OMSX", *,
+                 zones: Sequence[tuple[int, float]] = DEFAULT_ZONES,
+                 weight_tiers: Sequence[int] = DEFAULT_WEIGHT_TIERS_G,
+                 prices: Mapping[int, Sequence[int]] | None = None,
+                 services: Sequence[ServiceLevel] = DEFAULT_SERVICES,
+                 tracking_prefix: str = "OX",
+                 dim_divisor_cm3_per_kg: int = DIM_DIVISOR_CM3_PER_KG) -> None:
+        if not name:
+            raise CarrierError("carrier name must not be empty")
+        self.name = name
+        self.zones = tuple((int(z), float(u)) for z, u in zones)
+        self.weight_tiers = tuple(int(w) for w in weight_tiers)
+        self.services = tuple(services)
+        self.tracking_prefix = tracking_prefix
+        self.dim_divisor = int(dim_divisor_cm3_per_kg)
+        self._validate_config()
+        table = default_price_table(self.zones, self.weight_tiers) if prices is None else prices
+        self.prices: dict[int, tuple[int, ...]] = {}
+        prev: tuple[int, ...] | None = None
+        for zone, _ in self.zones:
+            if zone not in table:
+                raise CarrierError(f"carrier {name!r}: price table has no row for zone {zone}")
+            row = tuple(int(c) for c in table[zone])
+            if len(row) != len(self.weight_tiers):
+                raise CarrierError(f"carrier {name!r}: zone {zone} has {len(row)} prices for "
+                                   f"{len(self.weight_tiers)} weight tiers")
+            if any(c <= 0 for c in row) or any(a > b for a, b in zip(row, row[1:])):
+                raise CarrierError(f"carrier {name!r}: zone {zone} prices must be positive and "
+                                   f"non-decreasing in weight, got {row}")
+            if prev is not None and any(a > b for a, b in zip(prev, row)):
+                raise CarrierError(f"carrier {name!r}: zone {zone} prices {row} are below the "
+                                   f"previous zone's {prev}")
+            self.prices[zone] = prev = row
+
+    def _validate_config(self) -> None:
+        n = self.name
+        if not self.zones or not math.isinf(self.zones[-1][1]):
+            raise CarrierError(f"carrier {n!r}: zones must end with an infinite bound, "
+                               f"got {self.zones}")
+        bounds = [u for _, u in self.zones]
+        if any(a >= b for a, b in zip(bounds, bounds[1:])) or bounds[0] <= 0:
+            raise CarrierError(f"carrier {n!r}: zone bounds must be positive and increasing, "
+                               f"got {bounds}")
+        ids = [z for z, _ in self.zones]
+        if any(a >= b for a, b in zip(ids, ids[1:])):
+            raise CarrierError(f"carrier {n!r}: zone numbers must increase, got {ids}")
+        w = self.weight_tiers
+        if not w or w[0] <= 0 or any(a >= b for a, b in zip(w, w[1:])):
+            raise CarrierError(f"carrier {n!r}: weight tiers must be positive and increasing, "
+                               f"got {w}")
+        names = [s.name for s in self.services]
+        if not names or len(set(names)) != len(names):
+            raise CarrierError(f"carrier {n!r}: service names must be unique and non-empty, "
+                               f"got {names}")
+        for s in self.services:
+            if s.multiplier <= 0 or s.transit_days < 0:
+                raise CarrierError(f"carrier {n!r}: service {s.name!r} needs multiplier > 0 "
+                                   f"and transit_days >= 0, got {s}")
+        if self.dim_divisor <= 0:
+            raise CarrierError(f"carrier {n!r}: dim divisor must be > 0, got {self.dim_divisor}")
+        if not _PREFIX_RE.fullmatch(self.tracking_prefix):
+            raise CarrierError(f"carrier {n!r}: tracking prefix must be 2 letters A-Z, "
+                               f"got {self.tracking_prefix!r}")
+
+    # -- rating
+
+    def zone(self, distance_km: float) -> int:
+        return zone_for_distance(distance_km, self.zones)
+
+    def base_price_cents(self, zone: int, billable_g: int) -> int:
+        """Table price of one package of ``billable_g`` grams in ``zone``."""
+        for i, upper in enumerate(self.weight_tiers):
+            if billable_g <= upper:
+                return self.prices[zone][i]
+        raise CarrierError(f"carrier {self.name!r}: billable weight {billable_g} g exceeds the "
+                           f"{self.weight_tiers[-1]} g limit (ship as freight or split)")
+
+    def rates(self, origin_lat: float, origin_lon: float, dest_lat: float, dest_lon: float,
+              packages: list[Package], ship_at_ms: int) -> list[Rate]:
+        """One rate per service level, cheapest first."""
+        for label, v in (("origin_lat", origin_lat), ("dest_lat", dest_lat)):
+            if not math.isfinite(v) or abs(v) > 90:
+                raise CarrierError(f"{label} must be a latitude in [-90, 90], got {v!r}")
+        for label, v in (("origin_lon", origin_lon), ("dest_lon", dest_lon)):
+            if not math.isfinite(v) or abs(v) > 180:
+                raise CarrierError(f"{label} must be a longitude in [-180, 180], got {v!r}")
+        if not packages:
+            raise CarrierError(f"carrier {self.name!r}: a shipment needs at least one package")
+        for i, p in enumerate(packages):
+            _check_package(i, p)
+        zone = self.zone(haversine_km(origin_lat, origin_lon, dest_lat, dest_lon))
+        bases = [self.base_price_cents(zone, billable_weight_g(p, self.dim_divisor))
+                 for p in packages]
+        out = []
+        for s in self.services:
+            milli = round(s.multiplier * 1000)
+            cost = sum((b * milli + 500) // 1000 for b in bases)  # half up, per package
+            days = s.days_for_zone(zone)
+            out.append(Rate(self.name, s.name, cost, days, eta_ms(ship_at_ms, days)))
+        out.sort(key=lambda r: (r.cost_cents, r.eta_ms, r.service_level))
+        return out
+
+    def tracking_number(self, shipment_seq: int) -> str:
+        return tracking_number(self.tracking_prefix, shipment_seq)
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+def choose_rate(rates: Sequence[Rate], promised_by_ms: int | None,
+                service_level: str = "") -> Rate:
+    """Pick the rate to buy.
+
+    * ``service_level`` given (case-insensitive): the cheapest rate of that level
+      (CarrierError if no rate has it).
+    * else, with a promise (``promised_by_ms`` > 0; None or 0 = no promise): the cheapest
+      rate whose ETA is on or before the promise; if none makes it, the fastest (ties: cheaper).
+    * no promise: the cheapest (ties: faster).
+    """
+    if not rates:
+        raise CarrierError("no rates to choose from")
+    by_cost = sorted(rates, key=lambda r: (r.cost_cents, r.eta_ms, r.carrier, r.service_level))
+    if service_level:
+        wanted = service_level.strip().upper()
+        named = [r for r in by_cost if r.service_level.upper() == wanted]
+        if not named:
+            known = sorted({r.service_level for r in rates})
+            raise CarrierError(f"unknown service level {service_level!r}; offered: {known}")
+        return named[0]
+    if not promised_by_ms:
+        return by_cost[0]
+    on_time = [r for r in by_cost if r.eta_ms <= promised_by_ms]
+    if on_time:
+        return on_time[0]
+    return min(rates, key=lambda r: (r.eta_ms, r.cost_cents, r.carrier, r.service_level))
+
+
+# --------------------------------------------------------------------------- Code 128
+
+CODE128_PATTERNS: tuple[str, ...] = (
+    "212222", "222122", "222221", "121223", "121322", "131222", "122213", "122312", "132212",
+    "221213", "221312", "231212", "112232", "122132", "122231", "113222", "123122", "123221",
+    "223211", "221132", "221231", "213212", "223112", "312131", "311222", "321122", "321221",
+    "312212", "322112", "322211", "212123", "212321", "232121", "111323", "131123", "131321",
+    "112313", "132113", "132311", "211313", "231113", "231311", "112133", "112331", "132131",
+    "113123", "113321", "133121", "313121", "211331", "231131", "213113", "213311", "213131",
+    "311123", "311321", "331121", "312113", "312311", "332111", "314111", "221411", "431111",
+    "111224", "111422", "121124", "121421", "141122", "141221", "112214", "112412", "122114",
+    "122411", "142112", "142211", "241211", "221114", "413111", "241112", "134111", "111242",
+    "121142", "121241", "114212", "124112", "124211", "411212", "421112", "421211", "212141",
+    "214121", "412121", "111143", "111341", "131141", "114113", "114311", "411113", "411311",
+    "113141", "114131", "311141", "411131", "211412", "211214", "211232", "2331112",
+)
+"""Bar/space widths (in modules, bar first) of symbol values 0..105 and the stop (106).
+Data symbols are 11 modules wide; the stop is 13 (its final 2-module termination bar included).
+"""
+
+CODE128_START_A, CODE128_START_B, CODE128_START_C, CODE128_STOP = 103, 104, 105, 106
+
+
+def code128_checksum(values: Sequence[int]) -> int:
+    """Modulo-103 check symbol of ``[start, data...]``: start value + sum(position * value),
+    positions counted from 1 at the first data symbol."""
+    if not values:
+        raise CarrierError("code128_checksum needs at least the start symbol")
+    return (values[0] + sum(i * v for i, v in enumerate(values[1:], start=1))) % 103
+
+
+def code128b_values(text: str) -> list[int]:
+    """Symbol values of ``text`` in subset B: start B, data, check symbol, stop."""
+    if not text:
+        raise CarrierError("cannot encode an empty string as Code 128")
+    bad = [c for c in text if not 32 <= ord(c) <= 126]
+    if bad:
+        raise CarrierError(f"Code 128 subset B encodes ASCII 32..126 only; {text!r} has {bad!r}")
+    values = [CODE128_START_B] + [ord(c) - 32 for c in text]
+    return values + [code128_checksum(values), CODE128_STOP]
+
+
+def code128b_widths(text: str) -> list[int]:
+    """Alternating bar/space widths in modules (starting with a bar), quiet zones excluded."""
+    return [int(w) for v in code128b_values(text) for w in CODE128_PATTERNS[v]]
+
+
+# --------------------------------------------------------------------------- labels
+
+_LABEL_W_IN, _LABEL_H_IN = 4.0, 6.0
+_MARGIN_IN = 0.15
+_QUIET_MODULES = 10
+_MIN_MODULE_IN = 0.0075  # 7.5 mil: below this a thermal printer cannot resolve the bars
+
+
+def _addr_lines(addr: Mapping[str, object]) -> list[tuple[str, bool]]:
+    """Printable lines of an address dict as (text, emphasised); the name and the
+    city/region/postal line are emphasised because sorters read those."""
+    def g(k: str) -> str:
+        v = addr.get(k, "")
+        return "" if v is None else str(v).strip()
+
+    city = g("city")
+    rest = " ".join(x for x in (g("region"), g("postal_code")) if x)
+    city_line = f"{city}, {rest}" if city and rest else city or rest
+    lines = [(g("name"), True), (g("line1"), False), (g("line2"), False), (city_line, True),
+             (g("country"), False)]
+    return [(t, e) for t, e in lines if t]
+
+
+def _fit(s: str, max_chars: int) -> str:
+    """Cut a line that would run off the label (sizes here keep ~max_chars per 3.5 in)."""
+    return s if len(s) <= max_chars else s[:max_chars - 1] + "\u2026"
+
+
+def _group(s: str) -> str:
+    """``OX0000000000420`` -> ``OX 0000 0000 0042 0`` for people reading it aloud."""
+    m = _TRACKING_RE.fullmatch(s)
+    if m is None:
+        return s
+    digits = m.group(2)
+    return m.group(1) + " " + " ".join(digits[i:i + 4] for i in range(0, len(digits), 4))
+
+
+def build_label_figure(shipment: Shipment, ship_from: Mapping[str, object],
+                       ship_to: Mapping[str, object], order_id: str) -> Figure:
+    """The label as a matplotlib ``Figure`` of 4 x 6 in, data coordinates in inches.
+
+    Barcode bars are ``Rectangle`` patches with gid ``"code128-bar"`` (tests decode them).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    if not shipment.tracking_number:
+        raise CarrierError(f"shipment {shipment.id!r} has no tracking number to print")
+    to_lines = _addr_lines(ship_to)
+    if not to_lines:
+        raise CarrierError(f"shipment {shipment.id!r}: ship_to address is empty: {ship_to!r}")
+    from_lines = _addr_lines(ship_from)
+    widths = code128b_widths(shipment.tracking_number)
+
+    bar_w_in = _LABEL_W_IN - 2 * _MARGIN_IN - 0.1
+    modules = sum(widths) + 2 * _QUIET_MODULES
+    module_in = bar_w_in / modules
+    if module_in < _MIN_MODULE_IN:
+        raise CarrierError(f"tracking number {shipment.tracking_number!r} is too long for a "
+                           f"readable barcode on a 4 in label ({modules} modules)")
+
+    fig = Figure(figsize=(_LABEL_W_IN, _LABEL_H_IN))
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_xlim(0, _LABEL_W_IN)
+    ax.set_ylim(0, _LABEL_H_IN)
+    ax.set_axis_off()
+    m = _MARGIN_IN
+    right = _LABEL_W_IN - m
+    ax.add_patch(Rectangle((m, m), _LABEL_W_IN - 2 * m, _LABEL_H_IN - 2 * m,
+                           fill=False, linewidth=1.5, edgecolor="black"))
+
+    def hline(y: float, lw: float = 1.0) -> None:
+        ax.plot([m, right], [y, y], color="black", linewidth=lw)
+
+    def text(x: float, y: float, s: str, size: float, *, weight: str = "normal",
+             ha: str = "left", family: str = "DejaVu Sans") -> None:
+        ax.text(x, y, s, fontsize=size, va="top", ha=ha, family=family, weight=weight)
+
+    # -- from + carrier
+    top = _LABEL_H_IN - m - 0.08
+    text(m + 0.08, top, "FROM:", 6, weight="bold")
+    for i, (ln, _) in enumerate(from_lines[:5]):
+        text(m + 0.08, top - 0.12 - i * 0.12, _fit(ln, 34), 7)
+    text(right - 0.08, top, _fit(shipment.carrier or "CARRIER", 10), 16, weight="bold",
+         ha="right")
+    if shipment.warehouse_id:
+        text(right - 0.08, top - 0.32, f"WH {shipment.warehouse_id}", 7, ha="right")
+    hline(5.05)
+
+    # -- ship to
+    text(m + 0.08, 4.97, "SHIP TO:", 7, weight="bold")
+    y = 4.8
+    for ln, emphasised in to_lines[:5]:
+        text(m + 0.25, y, _fit(ln, 26 if emphasised else 34), 13 if emphasised else 11,
+             weight="bold" if emphasised else "normal")
+        y -= 0.24
+    hline(3.62, 1.5)
+
+    # -- service band (reverse print)
+    ax.add_patch(Rectangle((m, 3.12), _LABEL_W_IN - 2 * m, 0.5, color="black"))
+    ax.text(m + 0.1, 3.37, _fit((shipment.service_level or "").upper(), 12), fontsize=20,
+            weight="bold", color="white", va="center", ha="left")
+    if shipment.eta_ms:
+        eta = datetime.fromtimestamp(shipment.eta_ms / 1000, tz=UTC)
+        ax.text(right - 0.1, 3.37, "ETA " + eta.strftime("%a %Y-%m-%d"), fontsize=9,
+                color="white", va="center", ha="right")
+
+    # -- tracking number + barcode
+    text(m + 0.08, 3.05, "TRACKING #", 6, weight="bold")
+    text(_LABEL_W_IN / 2, 2.92, _group(shipment.tracking_number), 17, weight="bold",
+         ha="center", family="DejaVu Sans Mono")
+    bar_y0, bar_h = 1.45, 1.05
+    x = m + 0.05 + _QUIET_MODULES * module_in
+    for i, w in enumerate(widths):
+        if i % 2 == 0:
+            ax.add_patch(Rectangle((x, bar_y0), w * module_in, bar_h, facecolor="black",
+                                   edgecolor="none", linewidth=0, gid="code128-bar"))
+        x += w * module_in
+    hline(1.3)
+
+    # -- references
+    pkgs = shipment.packages
+    kg = sum(p.weight_g for p in pkgs) / 1000
+    refs = [f"ORDER: {order_id}", f"SHIPMENT: {shipment.id}",
+            f"PIECES: {len(pkgs)}   WEIGHT: {kg:.2f} kg"]
+    if pkgs:
+        refs.append("BOX: " + ", ".join(dict.fromkeys(p.box for p in pkgs)))
+    for i, ln in enumerate(refs):
+        text(m + 0.08, 1.2 - i * 0.18, _fit(ln, 60), 8)
+    return fig
+
+
+def render_label_pdf(shipment: Shipment, ship_from: Mapping[str, object],
+                     ship_to: Mapping[str, object], order_id: str) -> bytes:
+    """A one-page 4 x 6 in (288 x 432 pt) PDF shipping label.
+
+    Addresses are dicts with the ``Address`` field names (name, line1, city, region,
+    postal_code, country; ``line2`` optional). The output is deterministic (no creation date),
+    so the same shipment always yields the same bytes.
+    """
+    from matplotlib.backends.backend_pdf import FigureCanvasPdf
+
+    fig = build_label_figure(shipment, ship_from, ship_to, order_id)
+    FigureCanvasPdf(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="pdf", metadata={
+        "Title": f"Shipping label {shipment.tracking_number}",
+        "Subject": f"order {order_id} shipment {shipment.id}",
+        "Creator": "oms engine.carriers",
+        "CreationDate": None,
+    })
+    return buf.getvalue()
