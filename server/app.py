@@ -22,7 +22,12 @@ from server.config import Config
 from server.intake import Intake
 from server.redis.store import Store
 from server.waves import WavePlanner
+from engine import carriers, packing, payments
+from engine.fraud import RiskConfig
+from server.orderlife import OrderLife
+from server.redis.store import RedisLedger
 from server.services.fulfillment import FulfillmentServicer
+from server.services.returns import ReturnsServicer
 from server.services.inventory import InventoryServicer
 from server.services.orders import OrderServicer
 from server.services.reporting import ReportingServicer
@@ -38,6 +43,17 @@ SERVICE_NAMES = (
 MAX_MESSAGE = 64 * 1024 * 1024  # a 1,000-order batch is a few hundred KB; leave room
 
 
+def build_order_life(config: Config, store: Store) -> OrderLife:
+    boxes = None
+    if config.boxes_file:
+        with open(config.boxes_file, encoding="utf-8") as f:
+            boxes = packing.load_boxes(f.read())
+    return OrderLife(store, payments.DeterministicGateway(RedisLedger(config.redis_url)),
+                     carriers.RateTableCarrier(), boxes=boxes, label_dir=config.label_dir,
+                     followup_delay_s=config.followup_delay_s,
+                     return_window_days=config.return_window_days)
+
+
 def create_server(config: Config, store: Store, *, reuse_port: bool = False
                   ) -> tuple[grpc.aio.Server, int]:
     """Build the server and bind ``config.listen`` (port 0 picks a free one). Not started."""
@@ -47,16 +63,19 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
     server = grpc.aio.server(options=options)
+    life = build_order_life(config, store)
     intake = Intake(store, fraud_hold_seconds=config.fraud_hold_seconds,
-                    replan_attempts=config.replan_attempts)
+                    replan_attempts=config.replan_attempts, authorize=life.authorize,
+                    risk=RiskConfig(hold_score=config.risk_hold_score),
+                    promise_days=config.promise_days)
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store), server)
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
         OrderServicer(store, intake, config.max_batch), server)
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store, config.grace_ms), server)
     fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
-        FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s)), server)
-    # Services whose issue has not landed yet answer UNIMPLEMENTED (the generated base class).
-    returns_pb2_grpc.add_ReturnsServiceServicer_to_server(returns_pb2_grpc.ReturnsServiceServicer(), server)
+        FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s), life),
+        server)
+    returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(life), server)
 
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -19,6 +19,13 @@ class Config:
     replan_attempts: int = 8
     grace_ms: int = 30_000  # recovery sweep leaves younger in-flight reservations alone
     wave_time_budget_s: float = 4.0  # optimisation budget of one PlanWave
+    promise_days: int = 5  # delivery date promised at intake (calendar days)
+    risk_hold_score: int = 60  # fraud rules: orders scoring this or more go ON_HOLD for review
+    boxes_file: str = ""  # JSON box catalogue for packing; empty = built-in catalogue
+    label_dir: str = "var/labels"  # where shipping label PDFs are written
+    followup_delay_s: float = 3 * 86400  # review request this long after delivery
+    return_window_days: float = 30
+    metrics_port: int = 0  # Prometheus /metrics; 0 = off
     log_level: str = "INFO"
 
     @classmethod

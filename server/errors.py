@@ -15,6 +15,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from engine.payments import PaymentDeclined, PaymentTransientError
 from engine.errors import (
     ConflictError,
     NotFoundError,
@@ -34,6 +35,8 @@ _CODES: list[tuple[type[OmsError], grpc.StatusCode]] = [
     (PreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
     (ConflictError, grpc.StatusCode.ABORTED),
     (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (PaymentTransientError, grpc.StatusCode.UNAVAILABLE),
+    (PaymentDeclined, grpc.StatusCode.FAILED_PRECONDITION),
 ]
 
 

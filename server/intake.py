@@ -14,17 +14,18 @@ them after a grace period, and ``oms audit`` reports any that remain.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
-from engine import allocation, geo
+from engine import allocation, fraud, geo
 from engine.errors import ConflictError, NotFoundError, OmsError, PreconditionError, ValidationError
 from engine.lifecycle import OrderStatus
 from engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
@@ -68,11 +69,15 @@ class _Planned:
 
 
 class Intake:
-    def __init__(self, store: Store, *, fraud_hold_seconds: int = 3600,
-                 replan_attempts: int = 8) -> None:
+    def __init__(self, store: Store, *, fraud_hold_seconds: int = 3600, replan_attempts: int = 8,
+                 authorize: Callable[[Order, str], Awaitable[Order]] | None = None,
+                 risk: fraud.RiskConfig | None = None, promise_days: int = 5) -> None:
         self.store = store
         self.fraud_hold_ms = fraud_hold_seconds * 1000
         self.replan_attempts = replan_attempts
+        self.authorize = authorize
+        self.risk = risk or fraud.RiskConfig()
+        self.promise_ms = promise_days * 86_400_000
 
     async def place(self, requests: Sequence[OrderRequest | OmsError]) -> list[Result]:
         """Place independent orders. An entry that is already an error (failed validation)
@@ -119,7 +124,15 @@ class Intake:
                 existing.append((i, c))
         to_place = [i for i in claimants if i in owned]
 
-        placed = await self._place_new([(i, requests[i]) for i in to_place]) if to_place else {}
+        risks = await self._assess([requests[i] for i in to_place])
+        placed = await self._place_new([(i, requests[i]) for i in to_place],
+                                       dict(zip(to_place, risks))) if to_place else {}
+        if self.authorize:
+            paying = [i for i, r in placed.items() if isinstance(r, Order) and requests[i].payment_token
+                      and r.status != OrderStatus.BACKORDERED]
+            paid = await asyncio.gather(*[self._authorize(placed[i], requests[i].payment_token)
+                                          for i in paying])
+            placed.update(zip(paying, paid))
         for i, res in placed.items():
             results[i] = res
         done = [(requests[i].idempotency_key, r.id) for i, r in placed.items()
@@ -134,6 +147,44 @@ class Intake:
             results[i] = results[j]
         return results  # type: ignore[return-value]
 
+    async def _authorize(self, order: Order, token: str) -> Result:
+        try:
+            return await self.authorize(order, token)  # type: ignore[misc]
+        except OmsError as e:
+            # The order exists (with its reservation); payment can be retried by the caller
+            # through a repeat with the same idempotency key? No: report the order as placed
+            # and unpaid rather than lose it.
+            log.warning("payment for %s failed: %s", order.id, e)
+            return order
+
+    async def _assess(self, reqs: list[OrderRequest]) -> list[fraud.RiskAssessment]:
+        """Fraud rules for each order, from velocity and history counters kept in Redis."""
+        if not reqs:
+            return []
+        cfg = self.risk
+        rows = []
+        for r in reqs:
+            addr = f"{r.ship_to.postal_code}|{r.ship_to.line1}".lower() if r.ship_to.line1 else ""
+            value = sum(ln.quantity * ln.unit_price_cents for ln in r.lines)
+            rows.append("\x1f".join((r.customer.id, r.customer.email.lower(), addr, str(value),
+                                      repr(r.ship_to.latitude), repr(r.ship_to.longitude),
+                                      (r.ship_to.country or "US").upper())))
+        signals = await self.store.risk_signals(rows, now_ms(), int(cfg.velocity_window_s))
+        out = []
+        for r, sig in zip(reqs, signals):
+            n_c, n_e, n_a, h_n = int(sig[0]), int(sig[1]), int(sig[2]), int(sig[3])
+            h_value, h_lat, h_lon = float(sig[4]), float(sig[5]), float(sig[6])
+            hist = fraud.CustomerHistory(
+                orders=h_n, mean_value_cents=h_value / h_n if h_n else 0.0,
+                usual_lat=h_lat / h_n if h_n else None, usual_lon=h_lon / h_n if h_n else None,
+                usual_country="" if sig[7] == "-" else sig[7])
+            out.append(fraud.assess(fraud.RiskInput(
+                order_value_cents=sum(ln.quantity * ln.unit_price_cents for ln in r.lines),
+                customer=hist, orders_by_customer_in_window=n_c, orders_by_email_in_window=n_e,
+                orders_by_address_in_window=n_a, ship_country=(r.ship_to.country or "US").upper(),
+                ship_lat=r.ship_to.latitude, ship_lon=r.ship_to.longitude), cfg))
+        return out
+
     async def _resolve_existing(self, key: str, value: str) -> Result:
         try:
             oid = value
@@ -143,7 +194,8 @@ class Intake:
         except OmsError as e:
             return e
 
-    async def _place_new(self, items: list[tuple[int, OrderRequest]]) -> dict[int, Result]:
+    async def _place_new(self, items: list[tuple[int, OrderRequest]],
+                         risks: dict[int, fraud.RiskAssessment]) -> dict[int, Result]:
         whs = [w for w in await self.store.warehouses() if not w.disabled]
         if not whs:
             err = PreconditionError("no enabled warehouse: add one with UpsertWarehouse")
@@ -153,7 +205,7 @@ class Intake:
         for attempt in range(self.replan_attempts):
             if not pending:
                 break
-            failed = await self._attempt(pending, whs, out)
+            failed = await self._attempt(pending, whs, out, risks)
             if failed:
                 log.debug("re-planning %d orders after a stale snapshot (attempt %d)",
                           len(failed), attempt + 1)
@@ -164,9 +216,10 @@ class Intake:
         return out
 
     async def _attempt(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
-                       out: dict[int, Result]) -> list[tuple[int, OrderRequest]]:
+                       out: dict[int, Result], risks: dict[int, fraud.RiskAssessment]
+                       ) -> list[tuple[int, OrderRequest]]:
         now = now_ms()
-        plans = await self._plan(items, whs, now)
+        plans = await self._plan(items, whs, now, risks)
         # Phase 1: reservations of split orders outside their home warehouse.
         groups: dict[str, list[PlaceEntry]] = {}
         for p in plans:
@@ -210,7 +263,7 @@ class Intake:
     def _home_entry(self, p: _Planned) -> PlaceEntry:
         o = p.order
         stats = [f"m:{o.created_at // 60000}=1"]
-        if o.status == OrderStatus.ALLOCATED:
+        if o.status in (OrderStatus.ALLOCATED, OrderStatus.ON_HOLD):
             n_wh = len(o.warehouses)
             dist = {a.warehouse_id: a.distance_km for a in o.allocations}
             stats += ["alloc=1", f"ship={n_wh}", f"dist_m={int(sum(dist.values()) * 1000)}"]
@@ -229,7 +282,7 @@ class Intake:
             risk=orjson.dumps([o.risk_score, o.risk_reasons]))
 
     async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
-                    now: int) -> list[_Planned]:
+                    now: int, risks: dict[int, fraud.RiskAssessment]) -> list[_Planned]:
         sku_index: dict[str, int] = {}
         line_ptr = np.zeros(len(items) + 1, dtype=np.int64)
         line_sku: list[int] = []
@@ -268,7 +321,10 @@ class Intake:
                 allocs.append(Allocation(ln.sku, wids[w], q, round(float(dist[k, w]), 3)))
                 d = per_wh.setdefault(wids[w], {})
                 d[ln.sku] = d.get(ln.sku, 0) + q
+            risk = risks.get(idx)
             status = OrderStatus.ALLOCATED if allocs else OrderStatus.BACKORDERED
+            if allocs and risk is not None and risk.hold:
+                status = OrderStatus.ON_HOLD  # keeps its stock until reviewed (ReleaseHold)
             if allocs:
                 # Home = nearest warehouse of the allocation; its part is atomic with the record.
                 home = min(per_wh, key=lambda wid: (dist[k, wids.index(wid)], wid))
@@ -282,9 +338,10 @@ class Intake:
                 hold_until=now + self.fraud_hold_ms if allocs else 0,
                 created_at=now, updated_at=now,
                 history=[HistoryEntry(int(OrderStatus.RECEIVED), now, "received"),
-                         HistoryEntry(int(status), now,
-                                      "allocated" if allocs else "no stock in the network")],
-                allow_partial=req.allow_partial)
+                         HistoryEntry(int(status), now, _reason(status, risk))],
+                allow_partial=req.allow_partial, promised_by=now + self.promise_ms,
+                risk_score=float(risk.score) if risk else 0.0,
+                risk_reasons=list(risk.reasons) if risk else [])
             out.append(_Planned(
                 idx=idx, req=req, order=order, home=home,
                 secondary={w: [(s, ids[s], q) for s, q in d.items()]
@@ -293,4 +350,57 @@ class Intake:
         return out
 
 
-__all__ = ["Intake", "ValidationError", "new_order_id"]
+def _reason(status: OrderStatus, risk: fraud.RiskAssessment | None) -> str:
+    if status == OrderStatus.ON_HOLD and risk is not None:
+        return "held for review: " + "; ".join(risk.reasons)
+    return "allocated" if status == OrderStatus.ALLOCATED else "no stock in the network"
+
+
+class Coalescer:
+    """Gathers orders from concurrent unary calls and streams into shared intake batches.
+
+    Whatever arrives while a batch is being placed waits for the next one, so under load many
+    callers share one snapshot, one kernel call and one script per warehouse, and at low load a
+    lone order goes through at once. ``max_inflight`` batches run at the same time so Python
+    work of one overlaps the Redis round trips of another.
+    """
+
+    def __init__(self, intake: "Intake", *, max_batch: int = 1000, max_inflight: int = 2) -> None:
+        self.intake = intake
+        self.max_batch = max_batch
+        self.max_inflight = max_inflight
+        self._pending: list[tuple[OrderRequest | OmsError, asyncio.Future[Result]]] = []
+        self._running = 0
+
+    async def submit(self, requests: Sequence[OrderRequest | OmsError]) -> list[Result]:
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[Result]] = [loop.create_future() for _ in requests]
+        self._pending.extend(zip(requests, futs))
+        if self._running < self.max_inflight:
+            self._running += 1
+            loop.create_task(self._drain())
+        return list(await asyncio.gather(*futs))
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[:self.max_batch]
+                del self._pending[:self.max_batch]
+                try:
+                    results: list[Result] = await self.intake.place([r for r, _ in batch])
+                except OmsError as e:
+                    results = [e] * len(batch)
+                except Exception as e:  # a bug: every waiting caller gets it (INTERNAL)
+                    log.exception("intake batch failed")
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_exception(e)
+                    continue
+                for (_, f), r in zip(batch, results):
+                    if not f.done():
+                        f.set_result(r)
+        finally:
+            self._running -= 1
+
+
+__all__ = ["Coalescer", "Intake", "ValidationError", "new_order_id"]

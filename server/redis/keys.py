@@ -20,7 +20,9 @@ WAREHOUSES = NET + "warehouses"  # hash id -> warehouse JSON
 PRODUCTS = NET + "products"  # hash sku -> product JSON
 SKU_IDS = NET + "sku_ids"  # hash sku -> numeric id (index into every shard's avail array)
 SKU_SEQ = NET + "sku_seq"  # counter for the ids
-WAVE_SEQ = NET + "wave_seq"
+RISK = PREFIX + "{risk}:"  # velocity windows and customer history of the fraud rules
+SHIP_SEQ = NET + "ship_seq"  # counter behind tracking numbers
+SHIP_SLOTS = NET + "ship_slots"  # hash "<order id>/<n>" -> sequence number
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SKU_RE = re.compile(r"^[A-Za-z0-9_./-]{1,64}$")
@@ -91,3 +93,12 @@ def _digest(s: str) -> str:
 def tracking(tracking_number: str) -> str:
     """tracking number -> order id (carrier webhooks know only the tracking number)."""
     return f"{PREFIX}{{t:{tracking_number}}}:order"
+
+
+def ledger(key: str) -> str:
+    """One entry of the built-in payment gateway's ledger (write-once)."""
+    return f"{PREFIX}{{p:{_digest(key)}}}:ledger"
+
+
+def notify_sent(dedupe_key: str) -> str:  # notifier: one e-mail's send claim (SET NX, TTL)
+    return f"{PREFIX}{{n:{_digest(dedupe_key)}}}:sent"

@@ -360,6 +360,84 @@ redis.call('HDEL', KEYS[3], ARGV[2])
 return 1
 """
 
+SHIPMENT_SEQ = r"""
+-- SHIPMENT_SEQ: the sequence number behind a shipment's tracking number, stable per shipment
+-- slot ("<order id>/<n>"), so a retried ShipOrder issues the same tracking number.
+-- KEYS[1] slot -> seq hash  KEYS[2] counter
+-- ARGV[1] shipment slot
+-- returns the sequence number
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then return tonumber(v) end
+local n = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], ARGV[1], n)
+return n
+"""
+
+RISK_SIGNALS = r"""
+-- RISK_SIGNALS: for a batch of incoming orders, count each order into the velocity windows of
+-- its customer, email and address and into the customer's history, returning what was there
+-- before it (the fraud rules' inputs). All risk keys share the {risk} slot so a batch is one
+-- call; keys expire (velocity) or stay small (one history hash per customer).
+-- KEYS[1] any key of the slot (oms:{risk}:seen)
+-- ARGV[1] key prefix "oms:{risk}:"  ARGV[2] now_ms  ARGV[3] window seconds
+-- ARGV[4..] one per order: customer \x1f email \x1f address \x1f value_cents \x1f lat \x1f lon
+--           \x1f country  (empty customer/email/address are not counted)
+-- returns one string per order: "n_customer n_email n_address h_orders h_value_sum h_lat_sum
+--   h_lon_sum h_country" (counts in the current and previous window, before this order)
+local p, now, win = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local bucket = math.floor(now / (win * 1000))
+local out = {}
+local function bump(kind, id)
+  if id == '' then return 0 end
+  local cur = p .. 'v:' .. kind .. ':' .. id .. ':' .. bucket
+  local prev = p .. 'v:' .. kind .. ':' .. id .. ':' .. (bucket - 1)
+  local n = tonumber(redis.call('GET', prev) or '0') + tonumber(redis.call('GET', cur) or '0')
+  redis.call('INCR', cur)
+  redis.call('EXPIRE', cur, 2 * win)
+  return n
+end
+for e = 4, #ARGV do
+  local f = {}
+  for tok in string.gmatch(ARGV[e] .. '\31', '([^\31]*)\31') do f[#f + 1] = tok end
+  local nc, ne, na = bump('c', f[1]), bump('e', f[2]), bump('a', f[3])
+  local who = f[1] ~= '' and f[1] or f[2]
+  local h = {0, 0, 0, 0, ''}
+  if who ~= '' then
+    local hk = p .. 'h:' .. who
+    local v = redis.call('HMGET', hk, 'n', 'value', 'lat', 'lon', 'country')
+    h = {v[1] or 0, v[2] or 0, v[3] or 0, v[4] or 0, v[5] or ''}
+    redis.call('HINCRBY', hk, 'n', 1)
+    redis.call('HINCRBY', hk, 'value', f[4])
+    redis.call('HINCRBYFLOAT', hk, 'lat', f[5])
+    redis.call('HINCRBYFLOAT', hk, 'lon', f[6])
+    if h[5] == '' then redis.call('HSET', hk, 'country', f[7]) end
+  end
+  out[#out + 1] = nc .. ' ' .. ne .. ' ' .. na .. ' ' .. h[1] .. ' ' .. h[2] .. ' ' .. h[3] ..
+    ' ' .. h[4] .. ' ' .. (h[5] ~= '' and h[5] or '-')
+end
+return out
+"""
+
+POP_FOLLOWUPS = r"""
+-- POP_FOLLOWUPS: take the orders whose follow-up (review request) is due off the shard's delay
+-- queue and append one "order.followup" event each, in one step: each is sent exactly once.
+-- KEYS[1] follow-up zset  KEYS[2] events  KEYS[3] stats
+-- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] max count
+-- returns the order ids taken
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
+for _, oid in ipairs(due) do
+  redis.call('ZREM', KEYS[1], oid)
+  local h = redis.call('HMGET', ARGV[1] .. 'o:' .. oid, 'st', 'ch')
+  if h[1] then
+    redis.call('HSET', ARGV[1] .. 'o:' .. oid, 'fu', ARGV[2])
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'o', oid, 't', 'order.followup',
+      's', h[1], 'c', h[2], 'd', 'review request')
+    redis.call('HINCRBY', KEYS[3], 'followups', 1)
+  end
+end
+return due
+"""
+
 ALL: dict[str, str] = {
     "PLACE_ORDERS": _LUA_RECORD + PLACE_ORDERS,
     "TRANSITION": _LUA_RECORD + TRANSITION,
@@ -370,4 +448,7 @@ ALL: dict[str, str] = {
     "RELEASE_WAVE": RELEASE_WAVE,
     "COMMIT_ALLOCATION": COMMIT_ALLOCATION,
     "SWAP_RECORD": _LUA_RECORD + SWAP_RECORD,
+    "SHIPMENT_SEQ": SHIPMENT_SEQ,
+    "RISK_SIGNALS": RISK_SIGNALS,
+    "POP_FOLLOWUPS": POP_FOLLOWUPS,
 }

@@ -174,6 +174,13 @@ class Store:
                     self._skus[s] = int(v)
         return {s: self._skus[s] for s in skus if s in self._skus}
 
+    async def products(self, skus: Iterable[str]) -> dict[str, Product]:
+        skus = sorted(set(skus))
+        if not skus:
+            return {}
+        raw = await self.r.hmget(keys.PRODUCTS, skus)
+        return {s: Product(**orjson.loads(v)) for s, v in zip(skus, raw) if v is not None}
+
     async def unknown_skus(self, skus: Iterable[str]) -> set[str]:
         skus = set(skus)
         return skus - set(await self.sku_ids(skus))
@@ -424,6 +431,37 @@ class Store:
                 await self._s["RELEASE_RESERVATION"](
                     keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[oid, 0, "consume"], client=p)
             await p.execute()
+
+    # ---- fraud signals and follow-ups ----------------------------------------------------------
+
+    async def risk_signals(self, rows: Sequence[str], now: int, window_s: int) -> list[list[str]]:
+        """RISK_SIGNALS for packed rows (see the script); returns the split answer per row."""
+        if not rows:
+            return []
+        res = await self._s["RISK_SIGNALS"](keys=[keys.RISK + "seen"],
+                                            args=[keys.RISK, now, window_s, *rows])
+        return [_s(x).split(" ") for x in res]
+
+    async def pop_followups(self, warehouse_id: str, now: int, limit: int = 500) -> list[str]:
+        sh = keys.Shard(warehouse_id)
+        res = await self._s["POP_FOLLOWUPS"](keys=[sh.followup, sh.events, sh.stats],
+                                             args=[sh.prefix, now, self.events_maxlen, limit])
+        return [_s(x) for x in res]
+
+    # ---- shipping -----------------------------------------------------------------------------
+
+    async def shipment_seq(self, slot: str) -> int:
+        return int(await self._s["SHIPMENT_SEQ"](keys=[keys.SHIP_SLOTS, keys.SHIP_SEQ], args=[slot]))
+
+    async def map_tracking(self, pairs: Sequence[tuple[str, str]]) -> None:
+        async with self.r.pipeline(transaction=False) as p:
+            for tracking, oid in pairs:
+                p.set(keys.tracking(tracking), oid)
+            await p.execute()
+
+    async def order_of_tracking(self, tracking_number: str) -> str | None:
+        v = await self.r.get(keys.tracking(tracking_number))
+        return _s(v) if v is not None else None
 
     # ---- re-allocation ----------------------------------------------------------------------
 
@@ -761,3 +799,23 @@ def _s(v: bytes | str | None) -> str:
     if v is None:
         return ""
     return v.decode() if isinstance(v, bytes) else v
+
+
+class RedisLedger:
+    """engine.payments.Ledger on Redis: write-once string keys (``SETNX`` then ``GET``, safe
+    because values are never changed), so every server process shares the gateway's memory
+    and a payment is never made twice. Synchronous: the gateway is called from a thread."""
+
+    def __init__(self, url: str) -> None:
+        import redis as sync_redis  # noqa: PLC0415
+
+        self.r = sync_redis.Redis.from_url(url)
+
+    def get(self, key: str) -> str | None:
+        v = self.r.get(keys.ledger(key))
+        return None if v is None else _s(v)
+
+    def set_if_absent(self, key: str, value: str) -> str:
+        k = keys.ledger(key)
+        self.r.setnx(k, value)
+        return _s(self.r.get(k))

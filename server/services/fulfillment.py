@@ -1,5 +1,5 @@
-"""FulfillmentService: pick waves and pick confirmation. Packing, shipping, tracking and
-delivery belong to the order-life issue and answer UNIMPLEMENTED until it lands."""
+"""FulfillmentService: pick waves, pick confirmation, packing, shipping, tracking, delivery,
+global re-allocation."""
 from __future__ import annotations
 
 import grpc
@@ -12,14 +12,16 @@ from oms.v1 import fulfillment_pb2_grpc as rpc
 from server import codec
 from server.errors import handle_errors
 from server.redis.store import Store
+from server.orderlife import OrderLife
 from server.reallocate import Reallocator
 from server.waves import WavePlanner, wave_from_json
 
 
 class FulfillmentServicer(rpc.FulfillmentServiceServicer):
-    def __init__(self, store: Store, planner: WavePlanner) -> None:
+    def __init__(self, store: Store, planner: WavePlanner, life: OrderLife) -> None:
         self.store = store
         self.planner = planner
+        self.life = life
 
     @handle_errors
     async def PlanWave(self, request: pb.PlanWaveRequest,
@@ -56,3 +58,41 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
             orders=rep.orders, changed=rep.changed, moved=rep.moved, skipped=rep.skipped,
             cost_before=rep.cost_before, cost_after=rep.cost_after,
             lp_lower_bound=rep.lp_lower_bound, solve_seconds=rep.solve_seconds)
+
+    @handle_errors
+    async def PackOrder(self, request: pb.PackOrderRequest,
+                        context: grpc.aio.ServicerContext) -> c.Order:
+        if not request.order_id:
+            raise ValidationError.one("order_id", "required")
+        return codec.encode_order(await self.life.pack(request.order_id))
+
+    @handle_errors
+    async def ShipOrder(self, request: pb.ShipOrderRequest,
+                        context: grpc.aio.ServicerContext) -> c.Order:
+        if not request.order_id:
+            raise ValidationError.one("order_id", "required")
+        return codec.encode_order(await self.life.ship(request.order_id, request.carrier,
+                                                       request.service_level))
+
+    @handle_errors
+    async def RecordTrackingEvent(self, request: pb.RecordTrackingEventRequest,
+                                  context: grpc.aio.ServicerContext) -> c.Order:
+        if not request.tracking_number:
+            raise ValidationError.one("tracking_number", "required")
+        order = await self.life.track(request.tracking_number, request.event_id, request.type,
+                                      request.occurred_at * 1000, request.location)
+        return codec.encode_order(order)
+
+    @handle_errors
+    async def MarkDelivered(self, request: pb.MarkDeliveredRequest,
+                            context: grpc.aio.ServicerContext) -> c.Order:
+        if not request.order_id:
+            raise ValidationError.one("order_id", "required")
+        return codec.encode_order(await self.life.mark_delivered(request.order_id))
+
+    @handle_errors
+    async def ListShipmentExceptions(self, request: pb.ListShipmentExceptionsRequest,
+                                     context: grpc.aio.ServicerContext
+                                     ) -> pb.ListShipmentExceptionsResponse:
+        orders = await self.life.exceptions(request.limit or 100)
+        return pb.ListShipmentExceptionsResponse(orders=[codec.encode_order(o) for o in orders])

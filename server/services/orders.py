@@ -13,7 +13,7 @@ from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
 from server import codec
 from server.errors import handle_errors, handle_stream_errors, to_status
-from server.intake import Intake
+from server.intake import Coalescer, Intake
 from server.redis import keys
 from server.redis.store import Store
 
@@ -41,12 +41,13 @@ class OrderServicer(rpc.OrderServiceServicer):
         self.store = store
         self.intake = intake
         self.max_batch = max_batch
+        self.coalescer = Coalescer(intake, max_batch=max_batch)
 
     @handle_errors
     async def PlaceOrder(self, request: pb.PlaceOrderRequest,
                          context: grpc.aio.ServicerContext) -> c.Order:
         req = codec.decode_place_order(request)
-        (res,) = await self.intake.place([req])
+        (res,) = await self.coalescer.submit([req])
         if isinstance(res, OmsError):
             raise res
         return codec.encode_order(res)
@@ -88,10 +89,7 @@ class OrderServicer(rpc.OrderServiceServicer):
                         done = True
                         break
                     batch.append(nxt)
-                try:
-                    results = await self.intake.place(_decode_all(batch))
-                except OmsError as e:
-                    results = [e] * len(batch)
+                results = await self.coalescer.submit(_decode_all(batch))
                 for r in results:
                     yield _result(r)
         finally:

@@ -237,7 +237,7 @@ N_PROCS, PER_PROC = 4, 50
 def _hot_plan(p: int) -> list[tuple[str, list[bytes]]]:
     rnd = random.Random(7 + p)
     rs = [req([("HOT", 1)], postal_code=rnd.choice(ZIPS), idempotency_key=f"hot-{p}-{j}",
-              channel=rnd.choice(["web", "pos", "amazon"]), customer_id=f"p{p}")
+              channel=rnd.choice(["web", "pos", "amazon"]), customer_id=f"p{p}-{j}")  # one customer each: velocity holds are not under test here
           for j in range(PER_PROC)]
     # unary and batch mixed: 10 unary, batch of 10, 10 unary, batch of 20
     return [("unary", _ser(rs[0:10])), ("batch", _ser(rs[10:20])),

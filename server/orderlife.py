@@ -1,0 +1,360 @@
+"""The order's life after the pick: packing, shipping, tracking, delivery, returns, refunds.
+
+Every status change goes through Store.transition (one TRANSITION script: the lifecycle check,
+the new fields, the event, the counters). Updates computed from what was read carry the
+order's updated_at, so a concurrent change makes the script refuse (StaleError) and the step is
+retried on fresh data. Calls to the outside (payment gateway, carrier) use idempotency keys
+derived from the order, so a retried step never charges or ships twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import TypeVar
+
+import orjson
+
+from engine import carriers, packing, payments
+from engine.errors import NotFoundError, PreconditionError, TransitionError, ValidationError
+from engine.lifecycle import OrderStatus
+from engine.models import Order, Package, PaymentState, Product, Return, ReturnLine, Shipment
+from server.redis import keys
+from server.redis.store import StaleError, Store, encode_return, now_ms
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DAY_MS = 86_400_000
+TRACKING_TYPES = ("IN_TRANSIT", "OUT_FOR_DELIVERY", "EXCEPTION", "DELIVERED")
+# Dimensions for a product registered without them (SetStock registers bare skus).
+DEFAULT_ITEM = (200, 150, 100, 500)  # mm, mm, mm, g
+
+
+def _dump(items: object) -> str:
+    return orjson.dumps(items).decode()
+
+
+async def _retry_stale(step: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
+    for i in range(attempts):
+        try:
+            return await step()
+        except StaleError:
+            if i == attempts - 1:
+                raise
+            await asyncio.sleep(0.005 * (i + 1))
+    raise AssertionError("unreachable")
+
+
+class OrderLife:
+    def __init__(self, store: Store, gateway: payments.PaymentGateway, carrier: carriers.Carrier,
+                 *, boxes: list[packing.Box] | None = None, label_dir: str = "var/labels",
+                 followup_delay_s: float = 3 * 86400, return_window_days: float = 30) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.carrier = carrier
+        self.boxes = boxes or list(packing.DEFAULT_BOXES)
+        self.label_dir = label_dir
+        self.followup_delay_ms = int(followup_delay_s * 1000)
+        self.return_window_ms = int(return_window_days * DAY_MS)
+
+    # ---- payment at intake ------------------------------------------------------------------
+
+    async def authorize(self, order: Order, token: str) -> Order:
+        """Authorise the order's value. Declined: CANCELLED with the home reservation released
+        in the same step (and the other warehouses right after)."""
+        amount = order.value_cents
+        try:
+            auth = await payments.acall_with_retry(lambda: asyncio.to_thread(
+                self.gateway.authorize, order.id, amount, token, f"auth:{order.id}"))
+        except payments.PaymentDeclined as e:
+            pay = PaymentState(status="DECLINED")
+            _, after = await self.store.transition(
+                order.id, OrderStatus.CANCELLED, action="release", reason=f"payment declined: {e}",
+                event="order.cancelled", extra={"pay": _dump(pay)})
+            home = keys.home_of(order.id)
+            await self.store.release_many([(w, order.id) for w in order.warehouses if w != home])
+            return after
+        pay = PaymentState(status="AUTHORIZED", authorization_id=auth.id, authorized_cents=amount)
+        _, after = await self.store.transition(
+            order.id, OrderStatus(order.status), reason="payment authorised",
+            event="order.payment_authorized", extra={"pay": _dump(pay)})
+        return after
+
+    # ---- packing ------------------------------------------------------------------------------
+
+    async def pack(self, order_id: str) -> Order:
+        async def step() -> Order:
+            o = await self.store.get_order(order_id)
+            if o.status != OrderStatus.PICKED:
+                raise TransitionError(o.id, OrderStatus(o.status).name, "PACKED")
+            products = await self.store.products([a.sku for a in o.allocations])
+            pkgs: list[Package] = []
+            cost = 0
+            for wid in o.warehouses:
+                items = []
+                for a in o.allocations:
+                    if a.warehouse_id != wid:
+                        continue
+                    p = products.get(a.sku) or Product(a.sku)
+                    dims = (p.length_mm, p.width_mm, p.height_mm, p.weight_g) if p.length_mm else DEFAULT_ITEM
+                    items += [packing.Item(a.sku, *dims)] * a.quantity
+                result = await asyncio.to_thread(packing.pack, items, self.boxes)
+                cost += result.cost_cents
+                pkgs += [replace(pk, warehouse_id=wid) for pk in packing.to_packages(result, items)]
+            _, after = await self.store.transition(
+                o.id, OrderStatus.PACKED, reason=f"packed in {len(pkgs)} package(s)",
+                event="order.packed", expect_updated_at=o.updated_at,
+                extra={"pkg": _dump(pkgs), "+packages": str(len(pkgs)), "+box_cents": str(cost)})
+            return after
+
+        return await _retry_stale(step)
+
+    # ---- shipping -----------------------------------------------------------------------------
+
+    async def ship(self, order_id: str, carrier_name: str = "", service_level: str = "") -> Order:
+        if carrier_name and carrier_name != self.carrier.name:
+            raise ValidationError.one("carrier", f"unknown carrier {carrier_name!r}; "
+                                                 f"available: {self.carrier.name}")
+        o = await self.store.get_order(order_id)
+        if o.status != OrderStatus.PACKED:
+            raise TransitionError(o.id, OrderStatus(o.status).name, "SHIPPED")
+        whs = {w.id: w for w in await self.store.warehouses(0.0)}
+        now = now_ms()
+        shipments: list[Shipment] = []
+        for n, wid in enumerate(o.warehouses):
+            w = whs[wid]
+            pkgs = [p for p in o.packages if p.warehouse_id == wid]
+            rates = self.carrier.rates(w.latitude, w.longitude, o.ship_to.latitude,
+                                       o.ship_to.longitude, pkgs, now)
+            rate = carriers.choose_rate(rates, o.promised_by or None, service_level)
+            # The tracking number is derived from a per-order sequence slot, so a retried
+            # ShipOrder produces the same number (and label) again.
+            seq = await self.store.shipment_seq(f"{o.id}/{n}")
+            tracking = self.carrier.tracking_number(seq)
+            sh = Shipment(id=f"{o.id}/s{n + 1}", warehouse_id=wid, carrier=self.carrier.name,
+                          service_level=rate.service_level, tracking_number=tracking, label_url="",
+                          packages=tuple(pkgs), eta_ms=rate.eta_ms, cost_cents=rate.cost_cents,
+                          skus=tuple(sorted({a.sku for a in o.allocations if a.warehouse_id == wid})))
+            path = await asyncio.to_thread(self._write_label, sh, w, o)
+            shipments.append(replace(sh, label_url="file://" + os.path.abspath(path)))
+        pay = o.payment
+        if pay and pay.status == "AUTHORIZED":
+            cap = await payments.acall_with_retry(lambda: asyncio.to_thread(
+                self.gateway.capture, pay.authorization_id, pay.authorized_cents, f"capture:{o.id}"))
+            pay = replace(pay, status="CAPTURED", captured_cents=cap.amount_cents, capture_id=cap.id)
+        await self.store.map_tracking([(s.tracking_number, o.id) for s in shipments])
+        extra = {"shp": _dump(shipments), "+shipped": "1",
+                 "+ship_cost_cents": str(sum(s.cost_cents for s in shipments))}
+        if pay:
+            extra["pay"] = _dump(pay)
+        changed, after = await self.store.transition(
+            o.id, OrderStatus.SHIPPED, action="consume",
+            reason=f"{len(shipments)} shipment(s) with {self.carrier.name}", event="order.shipped",
+            expect_updated_at=o.updated_at, extra=extra)
+        home = keys.home_of(o.id)
+        await self.store.consume_many([(w, o.id) for w in o.warehouses if w != home])
+        return after
+
+    def _write_label(self, sh: Shipment, w: object, o: Order) -> str:
+        os.makedirs(self.label_dir, exist_ok=True)
+        pdf = carriers.render_label_pdf(
+            sh, {"name": getattr(w, "name", ""), "postal_code": getattr(w, "postal_code", ""),
+                 "id": getattr(w, "id", "")},
+            {"name": o.ship_to.name or o.customer.name, "line1": o.ship_to.line1,
+             "city": o.ship_to.city, "region": o.ship_to.region,
+             "postal_code": o.ship_to.postal_code, "country": o.ship_to.country}, o.id)
+        path = os.path.join(self.label_dir, f"{sh.tracking_number}.pdf")
+        with open(path, "wb") as f:
+            f.write(pdf)
+        return path
+
+    # ---- tracking and delivery ----------------------------------------------------------------
+
+    async def track(self, tracking_number: str, event_id: str, kind: str, occurred_at_ms: int,
+                    location: str) -> Order:
+        if kind not in TRACKING_TYPES:
+            raise ValidationError.one("type", f"{kind!r} is not one of {', '.join(TRACKING_TYPES)}")
+        if not event_id:
+            raise ValidationError.one("event_id", "required (events are idempotent on it)")
+        order_id = await self.store.order_of_tracking(tracking_number)
+        if order_id is None:
+            raise NotFoundError("tracking number", tracking_number)
+
+        async def step() -> Order:
+            o = await self.store.get_order(order_id)
+            if event_id in o.tracking_events:
+                return o  # a repeat of a webhook: nothing changes
+            at = occurred_at_ms or now_ms()
+            ships = []
+            for s in o.shipments:
+                if s.tracking_number == tracking_number:
+                    eta = s.eta_ms
+                    if kind == "EXCEPTION":
+                        eta = max(eta, at) + DAY_MS  # a delay: at least one more day
+                    elif kind == "OUT_FOR_DELIVERY":
+                        eta = min(eta, (at // DAY_MS + 1) * DAY_MS - 1)  # today
+                    s = replace(s, status=kind, eta_ms=eta)
+                ships.append(s)
+            extra = {"shp": _dump(ships), f"tev:{event_id}": f"{kind}|{at}|{location}"}
+            if all(s.status == "DELIVERED" for s in ships) and o.status == OrderStatus.SHIPPED:
+                return await self._delivered(o, at, extra, f"delivered ({location})".strip())
+            _, after = await self.store.transition(
+                o.id, OrderStatus(o.status), reason=f"{kind.lower()} {location}".strip(),
+                event=f"order.tracking.{kind.lower()}", expect_updated_at=o.updated_at, extra=extra)
+            return after
+
+        return await _retry_stale(step)
+
+    async def mark_delivered(self, order_id: str) -> Order:
+        async def step() -> Order:
+            o = await self.store.get_order(order_id)
+            if o.status == OrderStatus.DELIVERED:
+                return o
+            ships = [replace(s, status="DELIVERED") for s in o.shipments]
+            return await self._delivered(o, now_ms(), {"shp": _dump(ships)}, "marked delivered")
+
+        return await _retry_stale(step)
+
+    async def _delivered(self, o: Order, at: int, extra: dict[str, str], reason: str) -> Order:
+        extra = dict(extra, dlv=str(at))
+        extra["+delivered"] = "1"
+        if o.promised_by and at <= o.promised_by:
+            extra["+on_time"] = "1"
+        _, after = await self.store.transition(
+            o.id, OrderStatus.DELIVERED, reason=reason, event="order.delivered",
+            expect_updated_at=o.updated_at, followup_at=at + self.followup_delay_ms, extra=extra)
+        return after
+
+    async def exceptions(self, limit: int) -> list[Order]:
+        out = []
+        for o in await self.store.orders_in_status(int(OrderStatus.SHIPPED), 100_000):
+            if any(s.status == "EXCEPTION" for s in o.shipments):
+                out.append(o)
+                if len(out) >= limit:
+                    break
+        return out
+
+    # ---- returns and refunds ------------------------------------------------------------------
+
+    async def request_return(self, order_id: str, lines: list[ReturnLine], reason: str) -> Return:
+        if not lines:
+            raise ValidationError.one("lines", "a return needs at least one line")
+        for i, ln in enumerate(lines):
+            if ln.quantity <= 0:
+                raise ValidationError.one(f"lines[{i}].quantity", f"{ln.quantity} must be > 0")
+
+        async def step() -> Return:
+            o = await self.store.get_order(order_id)
+            if o.status not in (OrderStatus.SHIPPED, OrderStatus.DELIVERED):
+                raise TransitionError(o.id, OrderStatus(o.status).name, "RETURN_REQUESTED")
+            since = o.delivered_at or max((h.at_ms for h in o.history
+                                          if h.status == OrderStatus.SHIPPED), default=0)
+            now = now_ms()
+            if now - since > self.return_window_ms:
+                raise PreconditionError(
+                    f"order {o.id!r}: the {self.return_window_ms // DAY_MS}-day return window "
+                    f"ended {(now - since - self.return_window_ms) // DAY_MS} day(s) ago")
+            shipped: dict[str, int] = {}
+            for a in o.allocations:
+                shipped[a.sku] = shipped.get(a.sku, 0) + a.quantity
+            returned: dict[str, int] = {}
+            for r in o.returns:
+                for ln in r.lines:
+                    returned[ln.sku] = returned.get(ln.sku, 0) + ln.quantity
+            asked: dict[str, int] = {}
+            for ln in lines:
+                asked[ln.sku] = asked.get(ln.sku, 0) + ln.quantity
+            for i, (sku, q) in enumerate(asked.items()):
+                left = shipped.get(sku, 0) - returned.get(sku, 0)
+                if q > left:
+                    raise ValidationError.one(
+                        f"lines[{i}].quantity", f"{q} x {sku!r} is more than the {left} shipped "
+                                                f"and not yet returned")
+            ret = Return(id=f"{o.id}/r{len(o.returns) + 1}", order_id=o.id, status="REQUESTED",
+                         lines=tuple(ReturnLine(s, q) for s, q in asked.items()), reason=reason,
+                         created_at=now)
+            await self.store.transition(
+                o.id, OrderStatus.RETURN_REQUESTED, reason=reason or "return requested",
+                event="order.return_requested", expect_updated_at=o.updated_at,
+                extra={f"ret:{ret.id}": encode_return(ret).decode(), "+returns": "1"})
+            return ret
+
+        return await _retry_stale(step)
+
+    async def get_return(self, return_id: str) -> tuple[Order, Return]:
+        order_id, sep, _ = return_id.rpartition("/r")
+        if not sep:
+            raise NotFoundError("return", return_id)
+        try:
+            o = await self.store.get_order(order_id)
+        except NotFoundError:
+            raise NotFoundError("return", return_id) from None
+        for r in o.returns:
+            if r.id == return_id:
+                return o, r
+        raise NotFoundError("return", return_id)
+
+    async def receive_return(self, return_id: str, restock: bool) -> Return:
+        o, r = await self.get_return(return_id)
+        if r.status != "REQUESTED":
+            return r  # already received: a repeat changes nothing
+        if restock:
+            # Back into the warehouse that shipped each sku; idempotent per (return, sku) so a
+            # retry after a crash never restocks twice.
+            for ln in r.lines:
+                wid = next(a.warehouse_id for a in o.allocations if a.sku == ln.sku)
+                await self.store.adjust_stock(wid, ln.sku, ln.quantity, f"return:{r.id}:{ln.sku}")
+
+        async def step() -> Return:
+            o2, r2 = await self.get_return(return_id)
+            if r2.status != "REQUESTED":
+                return r2
+            done = replace(r2, status="RECEIVED", restock=restock)
+            target = OrderStatus.RETURNED if o2.status == OrderStatus.RETURN_REQUESTED else OrderStatus(o2.status)
+            await self.store.transition(
+                o2.id, target, reason="return received" + (" and restocked" if restock else ", written off"),
+                event="order.return_received", expect_updated_at=o2.updated_at,
+                extra={f"ret:{r2.id}": encode_return(done).decode()})
+            return done
+
+        return await _retry_stale(step)
+
+    async def refund(self, return_id: str, amount_cents: int) -> Return:
+        if amount_cents <= 0:
+            raise ValidationError.one("amount_cents", f"{amount_cents} must be > 0")
+        o, r = await self.get_return(return_id)
+        if r.status not in ("RECEIVED", "REFUNDED"):
+            raise PreconditionError(f"return {r.id!r} is {r.status}: receive it before refunding")
+        pay = o.payment
+        if not pay or pay.status not in ("CAPTURED", "PARTIALLY_REFUNDED"):
+            raise PreconditionError(f"order {o.id!r} has no captured payment to refund")
+        left = pay.captured_cents - pay.refunded_cents
+        if amount_cents > left:
+            raise ValidationError.one("amount_cents", f"{amount_cents} is more than the {left} "
+                                                      f"captured and not yet refunded")
+        # The key names the state it starts from: a retry of this same refund reuses it.
+        key = f"refund:{r.id}:{pay.refunded_cents}:{amount_cents}"
+        await payments.acall_with_retry(lambda: asyncio.to_thread(
+            self.gateway.refund, pay.capture_id, amount_cents, key))
+
+        async def step() -> Return:
+            o2, r2 = await self.get_return(return_id)
+            p2 = o2.payment or pay
+            if p2.refunded_cents != pay.refunded_cents:
+                return r2  # this refund was recorded by an earlier attempt
+            total = p2.refunded_cents + amount_cents
+            p3 = replace(p2, refunded_cents=total,
+                         status="REFUNDED" if total >= p2.captured_cents else "PARTIALLY_REFUNDED")
+            done = replace(r2, status="REFUNDED", refunded_cents=r2.refunded_cents + amount_cents)
+            target = OrderStatus.REFUNDED if o2.status == OrderStatus.RETURNED else OrderStatus(o2.status)
+            await self.store.transition(
+                o2.id, target, reason=f"refunded {amount_cents} cents", event="order.refunded",
+                expect_updated_at=o2.updated_at,
+                extra={f"ret:{r2.id}": encode_return(done).decode(), "pay": _dump(p3),
+                       "+refunded_cents": str(amount_cents)})
+            return done
+
+        return await _retry_stale(step)
