@@ -37,6 +37,10 @@ class ReportingServicer(rpc.ReportingServiceServicer):
             split_rate=k.get("split", 0) / alloc if alloc else 0.0,
             mean_allocation_distance_km=k.get("dist_m", 0) / 1000.0 / k["ship"] if k.get("ship") else 0.0,
             pick_distance_saved_m=k.get("pick_saved_cm", 0) / 100.0,
+            orders_per_minute=[float(k.get(f"m:{m}", 0)) for m in range(minute - 60, minute)],
+            on_time_delivery_rate=k.get("on_time", 0) / k["delivered"] if k.get("delivered") else 0.0,
+            return_rate=k.get("returns", 0) / k["shipped"] if k.get("shipped") else 0.0,
+            waves=k.get("waves", 0),
         )
 
     @handle_errors

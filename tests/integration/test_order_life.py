@@ -1,0 +1,230 @@
+"""The whole order life through the public gRPC API: stock, payment, shipments, returns."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from clients.client import ClientError
+from engine.carriers import validate_tracking_number
+from oms.v1 import common_pb2 as c
+from oms.v1 import fulfillment_pb2 as f
+from oms.v1 import returns_pb2 as r
+
+
+def _setup(client) -> None:
+    client.upsert_warehouse("DSM", "Des Moines", postal_code="50309", aisles=6, slots_per_aisle=10)
+    client.upsert_warehouse("CHI", "Chicago", postal_code="60601", aisles=6, slots_per_aisle=10)
+    client.upsert_product("MUG", "Mug", unit_price_cents=1500, weight_g=400, length_mm=120,
+                          width_mm=100, height_mm=100)
+    client.upsert_product("LAMP", "Lamp", unit_price_cents=4500, weight_g=2000, length_mm=400,
+                          width_mm=250, height_mm=250)
+    client.set_stock("DSM", "MUG", 10, "A01-S003")
+    client.set_stock("DSM", "LAMP", 3, "A04-S007")
+    client.set_stock("CHI", "MUG", 10, "A02-S001")
+
+
+def _stock(client, sku):
+    return {s.warehouse_id: (s.on_hand, s.reserved) for s in client.get_stock(sku).levels}
+
+
+def _to_packed(client, oid):
+    client.release_hold(oid)
+    wave = client.plan_wave("DSM", max_orders=10)
+    assert oid in [x for b in wave.batches for x in b.order_ids]
+    assert client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=oid)).status == c.ORDER_STATUS_PICKED
+    packed = client.fulfillment.PackOrder(f.PackOrderRequest(order_id=oid))
+    assert packed.status == c.ORDER_STATUS_PACKED
+    return packed
+
+
+def test_walk_an_order_through_every_state_to_refunded(client, server, tmp_path):
+    _setup(client)
+    o = client.place_order(client.order_request(
+        [("MUG", 2, 1500), ("LAMP", 1, 4500)], postal_code="50010", email="ann@example.com",
+        customer_id="C-ann", name="Ann"))
+    assert o.status == c.ORDER_STATUS_ALLOCATED and o.payment.status == "NONE"
+    # with a card: authorised at intake
+    o = client.orders.PlaceOrder(_with_token(client, "tok_visa"))
+    assert o.status == c.ORDER_STATUS_ALLOCATED
+    assert o.payment.status == "AUTHORIZED" and o.payment.authorized_cents == 7500
+    assert o.hold_until > 0 and o.promised_by > o.created_at
+    assert _stock(client, "MUG")["DSM"] == (10, 4)
+
+    packed = _to_packed(client, o.id)
+    assert packed.packages and all(p.box for p in packed.packages)
+    assert sorted(s for p in packed.packages for s in p.skus) == ["LAMP", "MUG", "MUG"]
+
+    shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o.id))
+    assert shipped.status == c.ORDER_STATUS_SHIPPED
+    (sh,) = shipped.shipments
+    assert sh.warehouse_id == "DSM" and validate_tracking_number(sh.tracking_number)
+    assert sh.label_url.startswith("file://") and open(sh.label_url[7:], "rb").read(4) == b"%PDF"
+    assert sh.eta * 1000 <= shipped.promised_by  # cheapest service that meets the promise
+    assert shipped.payment.status == "CAPTURED" and shipped.payment.captured_cents == 7500
+    # stock left the building: on_hand and reserved both drop
+    assert _stock(client, "MUG")["DSM"] == (8, 2) and _stock(client, "LAMP")["DSM"] == (2, 1)
+
+    tn = sh.tracking_number
+    t1 = client.fulfillment.RecordTrackingEvent(f.RecordTrackingEventRequest(
+        tracking_number=tn, event_id="e1", type="IN_TRANSIT", location="Des Moines, IA"))
+    assert t1.shipments[0].status == "IN_TRANSIT"
+    again = client.fulfillment.RecordTrackingEvent(f.RecordTrackingEventRequest(
+        tracking_number=tn, event_id="e1", type="IN_TRANSIT", location="Des Moines, IA"))
+    assert again.updated_at == t1.updated_at  # idempotent on event_id
+    exc = client.fulfillment.RecordTrackingEvent(f.RecordTrackingEventRequest(
+        tracking_number=tn, event_id="e2", type="EXCEPTION", location="weather"))
+    assert exc.shipments[0].eta > t1.shipments[0].eta - 1
+    listed = client.fulfillment.ListShipmentExceptions(f.ListShipmentExceptionsRequest())
+    assert [x.id for x in listed.orders] == [o.id]
+    delivered = client.fulfillment.RecordTrackingEvent(f.RecordTrackingEventRequest(
+        tracking_number=tn, event_id="e3", type="DELIVERED", location="Ames, IA"))
+    assert delivered.status == c.ORDER_STATUS_DELIVERED and delivered.delivered_at > 0
+    assert not client.fulfillment.ListShipmentExceptions(f.ListShipmentExceptionsRequest()).orders
+
+    # returns: no more than shipped
+    with pytest.raises(ClientError) as e:
+        client.returns.RequestReturn(r.RequestReturnRequest(
+            order_id=o.id, lines=[r.ReturnLine(sku="MUG", quantity=3)], reason="too many"))
+    assert e.value.code.name == "INVALID_ARGUMENT"
+    ret = client.returns.RequestReturn(r.RequestReturnRequest(
+        order_id=o.id, lines=[r.ReturnLine(sku="MUG", quantity=1)], reason="chipped"))
+    assert ret.status == "REQUESTED"
+    assert client.get_order(o.id).status == c.ORDER_STATUS_RETURN_REQUESTED
+    received = client.returns.ReceiveReturn(r.ReceiveReturnRequest(return_id=ret.id, restock=True))
+    assert received.status == "RECEIVED" and received.restocked
+    assert client.returns.ReceiveReturn(r.ReceiveReturnRequest(return_id=ret.id, restock=True)).status == "RECEIVED"
+    assert _stock(client, "MUG")["DSM"] == (9, 2)  # restocked once
+    assert client.get_order(o.id).status == c.ORDER_STATUS_RETURNED
+    with pytest.raises(ClientError) as e:
+        client.returns.IssueRefund(r.IssueRefundRequest(return_id=ret.id, amount_cents=8000))
+    assert e.value.code.name == "INVALID_ARGUMENT"  # more than captured
+    refunded = client.returns.IssueRefund(r.IssueRefundRequest(return_id=ret.id, amount_cents=1500))
+    assert refunded.status == "REFUNDED" and refunded.refunded_cents == 1500
+    final = client.get_order(o.id)
+    assert final.status == c.ORDER_STATUS_REFUNDED
+    assert final.payment.refunded_cents == 1500 and final.payment.status == "PARTIALLY_REFUNDED"
+    assert [h.status for h in final.history] == [
+        c.ORDER_STATUS_RECEIVED, c.ORDER_STATUS_ALLOCATED, c.ORDER_STATUS_RELEASED,
+        c.ORDER_STATUS_PICKED, c.ORDER_STATUS_PACKED, c.ORDER_STATUS_SHIPPED,
+        c.ORDER_STATUS_DELIVERED, c.ORDER_STATUS_RETURN_REQUESTED, c.ORDER_STATUS_RETURNED,
+        c.ORDER_STATUS_REFUNDED]
+    stats = client.get_stats()
+    assert stats.return_rate > 0 and stats.on_time_delivery_rate == 1.0
+    assert server.run(server.store.audit()) == []
+
+
+def _with_token(client, token):
+    req = client.order_request([("MUG", 2, 1500), ("LAMP", 1, 4500)], postal_code="50010",
+                               email="ann@example.com", customer_id="C-ann2", name="Ann")
+    req.payment_token = token
+    return req
+
+
+def test_declined_payment_cancels_and_releases(client, server):
+    _setup(client)
+    o = client.orders.PlaceOrder(_with_token(client, "tok_decline"))
+    assert o.status == c.ORDER_STATUS_CANCELLED and o.payment.status == "DECLINED"
+    assert _stock(client, "MUG")["DSM"] == (10, 0)
+    t = client.orders.PlaceOrder(_with_token(client, "tok_transient_2"))
+    assert t.status == c.ORDER_STATUS_ALLOCATED and t.payment.status == "AUTHORIZED"
+    assert server.run(server.store.audit()) == []
+
+
+def test_split_order_ships_each_warehouse_part(client, server):
+    _setup(client)
+    client.set_stock("DSM", "MUG", 1)
+    o = client.place_order(client.order_request([("MUG", 3)], postal_code="50010"))
+    assert {a.warehouse_id for a in o.allocations} == {"CHI"} or len({a.warehouse_id for a in o.allocations}) >= 1
+    client.set_stock("CHI", "LAMP", 5, "A01-S001")
+    client.set_stock("DSM", "VASE", 5, "A03-S002")
+    # no single warehouse has both: VASE only in DSM, 5 LAMPs only in CHI
+    o2 = client.place_order(client.order_request([("VASE", 1), ("LAMP", 5)], postal_code="50010"))
+    whs = {a.warehouse_id for a in o2.allocations}
+    assert whs == {"DSM", "CHI"}
+    client.release_hold(o2.id)
+    home = o2.id.split(".")[0]
+    client.plan_wave(home, max_orders=10)
+    client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id))
+    packed = client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o2.id))
+    assert {p.warehouse_id for p in packed.packages} == {"DSM", "CHI"}
+    shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o2.id, service_level="EXPRESS"))
+    assert {s.warehouse_id for s in shipped.shipments} == {"DSM", "CHI"}
+    assert len({s.tracking_number for s in shipped.shipments}) == 2
+    assert all(s.service_level == "EXPRESS" for s in shipped.shipments)
+    assert server.run(server.store.audit()) == []
+    delivered = client.fulfillment.MarkDelivered(f.MarkDeliveredRequest(order_id=o2.id))
+    assert delivered.status == c.ORDER_STATUS_DELIVERED
+
+
+ILLEGAL = [
+    # (state the order is brought to, call, expected code)
+    ("ALLOCATED", "ConfirmPick", "FAILED_PRECONDITION"),
+    ("ALLOCATED", "PackOrder", "FAILED_PRECONDITION"),
+    ("ALLOCATED", "ShipOrder", "FAILED_PRECONDITION"),
+    ("ALLOCATED", "MarkDelivered", "FAILED_PRECONDITION"),
+    ("ALLOCATED", "RequestReturn", "FAILED_PRECONDITION"),
+    ("CANCELLED", "ConfirmPick", "FAILED_PRECONDITION"),
+    ("CANCELLED", "ReleaseHold", "FAILED_PRECONDITION"),
+    ("CANCELLED", "PackOrder", "FAILED_PRECONDITION"),
+    ("PICKED", "ShipOrder", "FAILED_PRECONDITION"),
+    ("PICKED", "CancelOrder", "FAILED_PRECONDITION"),
+    ("PACKED", "ConfirmPick", "FAILED_PRECONDITION"),
+    ("PACKED", "CancelOrder", "FAILED_PRECONDITION"),
+    ("SHIPPED", "CancelOrder", "FAILED_PRECONDITION"),
+    ("SHIPPED", "PackOrder", "FAILED_PRECONDITION"),
+    ("BACKORDERED", "ConfirmPick", "FAILED_PRECONDITION"),
+    ("BACKORDERED", "ShipOrder", "FAILED_PRECONDITION"),
+]
+
+
+def _bring(client, state):
+    if state == "BACKORDERED":
+        return client.place_order(client.order_request([("LAMP", 50)], postal_code="50010"))
+    o = client.place_order(client.order_request([("MUG", 1, 1500)], postal_code="50010"))
+    if state == "CANCELLED":
+        return client.cancel_order(o.id)
+    if state == "ALLOCATED":
+        return o
+    client.release_hold(o.id)
+    client.plan_wave("DSM", max_orders=10)
+    client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o.id))
+    if state == "PICKED":
+        return client.get_order(o.id)
+    client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o.id))
+    if state == "PACKED":
+        return client.get_order(o.id)
+    return client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o.id))
+
+
+def _call(client, name, oid):
+    if name == "ConfirmPick":
+        return client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=oid))
+    if name == "PackOrder":
+        return client.fulfillment.PackOrder(f.PackOrderRequest(order_id=oid))
+    if name == "ShipOrder":
+        return client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=oid))
+    if name == "MarkDelivered":
+        return client.fulfillment.MarkDelivered(f.MarkDeliveredRequest(order_id=oid))
+    if name == "RequestReturn":
+        return client.returns.RequestReturn(r.RequestReturnRequest(
+            order_id=oid, lines=[r.ReturnLine(sku="MUG", quantity=1)]))
+    if name == "ReleaseHold":
+        return client.release_hold(oid)
+    if name == "CancelOrder":
+        return client.cancel_order(oid)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("state,call,code", ILLEGAL)
+def test_illegal_transitions_change_nothing(client, server, state, call, code):
+    _setup(client)
+    o = _bring(client, state)
+    before = client.get_order(o.id)
+    stock = (_stock(client, "MUG"), _stock(client, "LAMP"))
+    with pytest.raises(ClientError) as e:
+        _call(client, call, o.id)
+    assert e.value.code.name == code, str(e.value)
+    assert client.get_order(o.id) == before
+    assert (_stock(client, "MUG"), _stock(client, "LAMP")) == stock
+    assert server.run(server.store.audit()) == []
