@@ -24,6 +24,7 @@ from server.redis.store import Store
 from server.waves import WavePlanner
 from engine import carriers, packing, payments
 from engine.fraud import RiskConfig
+from server.metrics import MetricsInterceptor
 from server.orderlife import OrderLife
 from server.redis.store import RedisLedger
 from server.services.fulfillment import FulfillmentServicer
@@ -62,7 +63,8 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
         ("grpc.max_send_message_length", MAX_MESSAGE),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
-    server = grpc.aio.server(options=options)
+    interceptors = [MetricsInterceptor()] if config.metrics_port else []
+    server = grpc.aio.server(options=options, interceptors=interceptors)
     life = build_order_life(config, store)
     intake = Intake(store, fraud_hold_seconds=config.fraud_hold_seconds,
                     replan_attempts=config.replan_attempts, authorize=life.authorize,

@@ -25,6 +25,11 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     released = await store.recover(config.grace_ms)
     if released:
         log.warning("recovery sweep released %d orphaned reservations", released)
+    if config.metrics_port:
+        from server.metrics import serve_metrics  # noqa: PLC0415
+
+        # With --workers N each process takes the next port: metrics are per process.
+        serve_metrics(config.metrics_port + _worker_index())
     server, port = create_server(config, store, reuse_port=reuse_port)
     await server.start()
     await mark_serving(server)
@@ -42,7 +47,16 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     await store.close()
 
 
-def _worker(config: Config) -> None:
+_WORKER_INDEX = 0
+
+
+def _worker_index() -> int:
+    return _WORKER_INDEX
+
+
+def _worker(config: Config, index: int = 0) -> None:
+    global _WORKER_INDEX
+    _WORKER_INDEX = index
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
     from engine import allocation  # noqa: PLC0415 - compile kernels before taking traffic
 
@@ -77,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if port == "0":
             config = dataclasses.replace(config, listen=f"{host}:{_free_port(host)}")
         ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(config,), daemon=False) for _ in range(config.workers)]
+        procs = [ctx.Process(target=_worker, args=(config, i), daemon=False)
+                 for i in range(config.workers)]
         for p in procs:
             p.start()
 

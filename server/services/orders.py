@@ -12,12 +12,21 @@ from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
 from server import codec
-from server.errors import handle_errors, handle_stream_errors, to_status
+from server.errors import code_for, handle_errors, handle_stream_errors, to_status
+from server.metrics import ORDER_ERRORS, ORDERS_PLACED
 from server.intake import Coalescer, Intake
 from server.redis import keys
 from server.redis.store import Store
 
 STREAM_MICROBATCH = 256
+
+
+def _count(results: list) -> None:
+    for r in results:
+        if isinstance(r, OmsError):
+            ORDER_ERRORS.labels(code_for(r).name).inc()
+        else:
+            ORDERS_PLACED.labels(OrderStatus(r.status).name, r.channel).inc()
 
 
 def _result(r: object) -> pb.PlaceOrderResult:
@@ -48,6 +57,7 @@ class OrderServicer(rpc.OrderServiceServicer):
                          context: grpc.aio.ServicerContext) -> c.Order:
         req = codec.decode_place_order(request)
         (res,) = await self.coalescer.submit([req])
+        _count([res])
         if isinstance(res, OmsError):
             raise res
         return codec.encode_order(res)
@@ -59,6 +69,7 @@ class OrderServicer(rpc.OrderServiceServicer):
         if n > self.max_batch:
             raise ResourceExhaustedError(f"batch of {n} orders, at most {self.max_batch} a call")
         results = await self.intake.place(_decode_all(list(request.requests)))
+        _count(results)
         return pb.BatchPlaceOrdersResponse(results=[_result(r) for r in results])
 
     async def PlaceOrders(self, request_iterator: AsyncIterator[pb.PlaceOrderRequest],
@@ -90,6 +101,7 @@ class OrderServicer(rpc.OrderServiceServicer):
                         break
                     batch.append(nxt)
                 results = await self.coalescer.submit(_decode_all(batch))
+                _count(results)
                 for r in results:
                     yield _result(r)
         finally:
