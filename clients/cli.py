@@ -10,6 +10,8 @@
   oms events [--after ID] [--order ID] [--seconds 10]
   oms wave plan DSM [--max-orders 500] [--batch-max-orders 8] [--batch-max-items 30]
   oms wave show WAVE_ID [--png FILE]
+  oms replenish policy DSM SKU-1 --reorder-point 40 --lead-time 5
+  oms replenish suggest [--warehouse DSM] [--window 14] [--all]
   oms stats | oms audit [--recover]
 """
 from __future__ import annotations
@@ -105,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("wave_id")
     s.add_argument("--png", default="")
 
+    rp = sub.add_parser("replenish").add_subparsers(dest="sub", required=True)
+    s = rp.add_parser("policy")
+    s.add_argument("warehouse")
+    s.add_argument("sku")
+    s.add_argument("--reorder-point", type=int, default=0)
+    s.add_argument("--lead-time", type=float, default=7.0)
+    s = rp.add_parser("suggest")
+    s.add_argument("--warehouse", default="")
+    s.add_argument("--window", type=float, default=14.0)
+    s.add_argument("--all", action="store_true", help="also list skus that need nothing")
+
     ev = sub.add_parser("events")
     ev.add_argument("--after", default="")
     ev.add_argument("--order", default="")
@@ -188,6 +201,21 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
             wh = next(w for w in cl.list_warehouses() if w.id == wave.warehouse_id)
             draw_wave(wave, wh.layout, args.png)
             print(f"wrote {args.png}")
+    elif args.cmd == "replenish":
+        from oms.v1 import inventory_pb2 as inv  # noqa: PLC0415
+
+        if args.sub == "policy":
+            _print(cl.inventory.SetReplenishmentPolicy(inv.SetReplenishmentPolicyRequest(
+                policy=inv.ReplenishmentPolicy(warehouse_id=args.warehouse, sku=args.sku,
+                                               reorder_point=args.reorder_point,
+                                               lead_time_days=args.lead_time))))
+        else:
+            res = cl.inventory.SuggestReplenishment(inv.SuggestReplenishmentRequest(
+                warehouse_id=args.warehouse, window_days=args.window, include_zero=args.all))
+            print(f"{'warehouse':9} {'sku':14} {'per day':>8} {'avail':>7} {'ROP':>6} {'order':>7}  reason")
+            for x in res.suggestions:
+                print(f"{x.warehouse_id:9} {x.sku:14} {x.daily_velocity:8.2f} {x.available:7d} "
+                      f"{x.reorder_point:6d} {x.suggested_quantity:7d}  {x.reason}")
     elif args.cmd == "events":
         for e in cl.watch_events(args.after or "0", args.order, timeout=args.seconds):
             print(f"{e.event_id}\t{e.order_id}\t{e.type}\t{c.OrderStatus.Name(e.status)[13:]}")

@@ -432,6 +432,40 @@ class Store:
                     keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[oid, 0, "consume"], client=p)
             await p.execute()
 
+    # ---- replenishment ------------------------------------------------------------------------
+
+    async def set_replenishment_policy(self, warehouse_id: str, sku: str, reorder_point: int,
+                                       lead_time_days: float) -> None:
+        await self.warehouse(warehouse_id)
+        if sku not in await self.sku_ids([sku]):
+            raise NotFoundError("sku", sku)
+        await self.r.hset(keys.Shard(warehouse_id).replen, sku,
+                          orjson.dumps({"reorder_point": reorder_point, "lead_time_days": lead_time_days}))
+
+    async def replenishment_inputs(self, warehouse_id: str, window_days: float, now: int
+                                   ) -> list[tuple[str, int, int, int, dict]]:
+        """(sku, on_hand, reserved, sold in window, policy) for every sku stocked in the
+        warehouse; sales are the units reserved per day (PLACE_ORDERS keeps them)."""
+        sh = keys.Shard(warehouse_id)
+        today = now // 86_400_000
+        days = max(1, int(-(-window_days // 1)))
+        async with self.r.pipeline(transaction=False) as p:
+            p.hgetall(sh.onhand)
+            p.hgetall(sh.reserved)
+            p.hgetall(sh.replen)
+            for d in range(days):
+                p.hgetall(f"{sh.prefix}sold:{today - d}")
+            raw = await p.execute()
+        onhand = {_s(k): int(v) for k, v in raw[0].items()}
+        reserved = {_s(k): int(v) for k, v in raw[1].items()}
+        policy = {_s(k): orjson.loads(v) for k, v in raw[2].items()}
+        sold: dict[str, int] = {}
+        for h in raw[3:]:
+            for k, v in h.items():
+                sold[_s(k)] = sold.get(_s(k), 0) + int(v)
+        return [(sku, onhand.get(sku, 0), reserved.get(sku, 0), sold.get(sku, 0), policy.get(sku, {}))
+                for sku in sorted(set(onhand) | set(policy))]
+
     # ---- fraud signals and follow-ups ----------------------------------------------------------
 
     async def risk_signals(self, rows: Sequence[str], now: int, window_s: int) -> list[list[str]]:

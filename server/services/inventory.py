@@ -8,12 +8,14 @@ from oms.v1 import inventory_pb2 as pb
 from oms.v1 import inventory_pb2_grpc as rpc
 from server import codec
 from server.errors import handle_errors
-from server.redis.store import Store
+from engine import replenishment
+from server.redis.store import Store, now_ms
 
 
 class InventoryServicer(rpc.InventoryServiceServicer):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, default_lead_time_days: float = 7.0) -> None:
         self.store = store
+        self.default_lead_time_days = default_lead_time_days
 
     @handle_errors
     async def UpsertWarehouse(self, request: pb.UpsertWarehouseRequest,
@@ -65,3 +67,41 @@ class InventoryServicer(rpc.InventoryServiceServicer):
         levels = await self.store.get_stock(sku)
         return pb.GetStockResponse(levels=[codec.encode_stock(s) for s in levels],
                                    total_available=sum(max(s.available, 0) for s in levels))
+
+    @handle_errors
+    async def SetReplenishmentPolicy(self, request: pb.SetReplenishmentPolicyRequest,
+                                     context: grpc.aio.ServicerContext) -> pb.ReplenishmentPolicy:
+        pol = request.policy
+        wid = codec.check_warehouse_id(pol.warehouse_id, "policy.warehouse_id")
+        sku = codec.check_sku(pol.sku, "policy.sku")
+        if pol.reorder_point < 0:
+            raise codec.ValidationError.one("policy.reorder_point", f"{pol.reorder_point} must be >= 0")
+        if not 0 < pol.lead_time_days <= 365:
+            raise codec.ValidationError.one("policy.lead_time_days", f"{pol.lead_time_days} must be in (0, 365]")
+        await self.store.set_replenishment_policy(wid, sku, pol.reorder_point, pol.lead_time_days)
+        return pol
+
+    @handle_errors
+    async def SuggestReplenishment(self, request: pb.SuggestReplenishmentRequest,
+                                   context: grpc.aio.ServicerContext) -> pb.SuggestReplenishmentResponse:
+        window = request.window_days or 14.0
+        if not 0 < window <= 365:
+            raise codec.ValidationError.one("window_days", f"{window} must be in (0, 365]")
+        if request.warehouse_id:
+            whs = [await self.store.warehouse(codec.check_warehouse_id(request.warehouse_id))]
+        else:
+            whs = await self.store.list_warehouses()
+        inputs = []
+        now = now_ms()
+        for w in whs:
+            for sku, on_hand, reserved, sold, pol in await self.store.replenishment_inputs(w.id, window, now):
+                inputs.append(replenishment.ReplenishmentInput(
+                    warehouse_id=w.id, sku=sku, on_hand=on_hand, reserved=min(reserved, on_hand),
+                    inbound=0, sold_in_window=sold, window_days=window,
+                    lead_time_days=float(pol.get("lead_time_days", self.default_lead_time_days)),
+                    reorder_point=int(pol["reorder_point"]) if pol.get("reorder_point") else None))
+        out = [s for s in replenishment.suggest_many(inputs) if request.include_zero or s.suggested_qty > 0]
+        return pb.SuggestReplenishmentResponse(suggestions=[pb.ReplenishmentSuggestion(
+            warehouse_id=s.warehouse_id, sku=s.sku, daily_velocity=s.daily_velocity,
+            available=s.available, reorder_point=int(round(s.reorder_point_used)),
+            suggested_quantity=s.suggested_qty, reason=s.reason) for s in out])

@@ -89,3 +89,21 @@ def test_wave_job_once(server, redis_url: str) -> None:
     assert "wave DSM." in log and "wave CHI." in log and "saving" in log
     for oid in ids:
         assert json.loads(oms(server, "order", "get", oid).stdout)["status"] == "ORDER_STATUS_RELEASED"
+
+
+def test_replenishment_suggestions(server) -> None:
+    oms(server, "warehouse", "add", "DSM", "--postal-code", "50309")
+    oms(server, "stock", "set", "DSM", "FAST", "12", "--location", "A00-S001")
+    oms(server, "stock", "set", "DSM", "SLOW", "500", "--location", "A00-S002")
+    for _ in range(4):
+        oms(server, "order", "place", "--zip", "50010", "FAST:2")
+    oms(server, "replenish", "policy", "DSM", "FAST", "--lead-time", "5")
+    out = oms(server, "replenish", "suggest", "--warehouse", "DSM", "--window", "1").stdout
+    lines = [ln for ln in out.splitlines()[1:] if ln.strip()]
+    assert len(lines) == 1 and lines[0].split()[1] == "FAST"
+    # 8 units in one day, 4 available, lead time 5 + safety -> a purchase is suggested
+    assert int(lines[0].split()[5]) > 0
+    out = oms(server, "replenish", "suggest", "--warehouse", "DSM", "--window", "1", "--all").stdout
+    assert "SLOW" in out
+    bad = oms(server, "replenish", "policy", "DSM", "FAST", "--lead-time", "0", ok=False)
+    assert "INVALID_ARGUMENT" in bad.stderr
