@@ -52,9 +52,9 @@ def draw_wave(wave: f.Wave, layout: c.WarehouseLayout, path: str, max_batches: i
                    [(s.slot + 0.5) * layout.slot_length_m + jitter for s in batch.stops],
                    color=col, s=14, zorder=4)
     shown = min(len(wave.batches), max_batches)
-    ax.set_title(f"wave {wave.id} at {wave.warehouse_id}: {len(wave.batches)} batches "
-                 f"(showing {shown}), {wave.total_distance_m:.0f} m vs baseline "
-                 f"{wave.baseline_distance_m:.0f} m")
+    ax.set_title(f"wave {wave.id}\n{len(wave.batches)} batches (showing {shown}), "
+                 f"{wave.total_distance_m:.0f} m vs baseline {wave.baseline_distance_m:.0f} m",
+                 fontsize=10)
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_aspect("equal")
