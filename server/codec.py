@@ -83,6 +83,13 @@ def decode_product(p: c.Product) -> Product:
     return Product(p.sku, p.name, p.unit_price_cents, p.weight_g, p.length_mm, p.width_mm, p.height_mm)
 
 
+def require(value: str, field: str) -> str:
+    """An id field that must be present."""
+    if not value:
+        raise ValidationError.one(field, "required")
+    return value
+
+
 def check_warehouse_id(value: str, field: str = "warehouse_id") -> str:
     if not ID_RE.match(value):
         raise ValidationError.one(field, f"{value!r} must match {ID_RE.pattern}")

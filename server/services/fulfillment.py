@@ -34,15 +34,13 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
     @handle_errors
     async def GetWave(self, request: pb.GetWaveRequest,
                       context: grpc.aio.ServicerContext) -> pb.Wave:
-        if not request.wave_id:
-            raise ValidationError.one("wave_id", "required")
+        codec.require(request.wave_id, "wave_id")
         return codec.encode_wave(wave_from_json(await self.store.get_wave(request.wave_id)))
 
     @handle_errors
     async def ConfirmPick(self, request: pb.ConfirmPickRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         _, order = await self.store.transition(request.order_id, OrderStatus.PICKED,
                                                reason="pick confirmed", event="order.picked")
         return codec.encode_order(order)
@@ -62,23 +60,20 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
     @handle_errors
     async def PackOrder(self, request: pb.PackOrderRequest,
                         context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         return codec.encode_order(await self.life.pack(request.order_id))
 
     @handle_errors
     async def ShipOrder(self, request: pb.ShipOrderRequest,
                         context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         return codec.encode_order(await self.life.ship(request.order_id, request.carrier,
                                                        request.service_level))
 
     @handle_errors
     async def RecordTrackingEvent(self, request: pb.RecordTrackingEventRequest,
                                   context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.tracking_number:
-            raise ValidationError.one("tracking_number", "required")
+        codec.require(request.tracking_number, "tracking_number")
         order = await self.life.track(request.tracking_number, request.event_id, request.type,
                                       request.occurred_at * 1000, request.location)
         return codec.encode_order(order)
@@ -86,8 +81,7 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
     @handle_errors
     async def MarkDelivered(self, request: pb.MarkDeliveredRequest,
                             context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         return codec.encode_order(await self.life.mark_delivered(request.order_id))
 
     @handle_errors

@@ -110,8 +110,7 @@ class OrderServicer(rpc.OrderServiceServicer):
     @handle_errors
     async def GetOrder(self, request: pb.GetOrderRequest,
                        context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         return codec.encode_order(await self.store.get_order(request.order_id))
 
     @handle_errors
@@ -133,8 +132,7 @@ class OrderServicer(rpc.OrderServiceServicer):
     @handle_errors
     async def CancelOrder(self, request: pb.CancelOrderRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         before = await self.store.get_order(request.order_id)
         # Home part: status change and reservation release are one script call.
         _, after = await self.store.transition(
@@ -148,8 +146,7 @@ class OrderServicer(rpc.OrderServiceServicer):
     @handle_errors
     async def ReleaseHold(self, request: pb.ReleaseHoldRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         o = await self.store.get_order(request.order_id)
         if o.status == OrderStatus.ON_HOLD:
             target = OrderStatus.ALLOCATED if o.allocations else OrderStatus.BACKORDERED

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import grpc
 
-from engine.errors import ValidationError
 from engine.models import ReturnLine
 from oms.v1 import returns_pb2 as pb
 from oms.v1 import returns_pb2_grpc as rpc
@@ -19,8 +18,7 @@ class ReturnsServicer(rpc.ReturnsServiceServicer):
     @handle_errors
     async def RequestReturn(self, request: pb.RequestReturnRequest,
                             context: grpc.aio.ServicerContext) -> pb.Return:
-        if not request.order_id:
-            raise ValidationError.one("order_id", "required")
+        codec.require(request.order_id, "order_id")
         for i, ln in enumerate(request.lines):
             codec.check_sku(ln.sku, f"lines[{i}].sku")
         ret = await self.life.request_return(
@@ -30,21 +28,18 @@ class ReturnsServicer(rpc.ReturnsServiceServicer):
     @handle_errors
     async def ReceiveReturn(self, request: pb.ReceiveReturnRequest,
                             context: grpc.aio.ServicerContext) -> pb.Return:
-        if not request.return_id:
-            raise ValidationError.one("return_id", "required")
+        codec.require(request.return_id, "return_id")
         return codec.encode_return(await self.life.receive_return(request.return_id, request.restock))
 
     @handle_errors
     async def IssueRefund(self, request: pb.IssueRefundRequest,
                           context: grpc.aio.ServicerContext) -> pb.Return:
-        if not request.return_id:
-            raise ValidationError.one("return_id", "required")
+        codec.require(request.return_id, "return_id")
         return codec.encode_return(await self.life.refund(request.return_id, request.amount_cents))
 
     @handle_errors
     async def GetReturn(self, request: pb.GetReturnRequest,
                         context: grpc.aio.ServicerContext) -> pb.Return:
-        if not request.return_id:
-            raise ValidationError.one("return_id", "required")
+        codec.require(request.return_id, "return_id")
         _, ret = await self.life.get_return(request.return_id)
         return codec.encode_return(ret)

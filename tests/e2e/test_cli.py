@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 
 def oms(server, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:

@@ -1,7 +1,6 @@
 """The whole order life through the public gRPC API: stock, payment, shipments, returns."""
 from __future__ import annotations
 
-import os
 
 import pytest
 

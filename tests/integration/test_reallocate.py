@@ -1,7 +1,6 @@
 """Global re-allocation on the real server: moves reservations atomically, keeps invariants."""
 from __future__ import annotations
 
-import pytest
 
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
@@ -70,7 +69,6 @@ def test_many_orders_keep_invariants(client, server):
 def test_recovery_finishes_or_rolls_back_a_staged_move(client, server):
     """Crash simulation: a move staged but never committed is rolled back; one committed but
     not swapped is finished by the sweep."""
-    import asyncio  # noqa: F401
 
     from engine.models import Allocation
     from server.redis.store import PlaceEntry, now_ms, staged_id
