@@ -78,6 +78,7 @@ class Intake:
         self.authorize = authorize
         self.risk = risk or fraud.RiskConfig()
         self.promise_ms = promise_days * 86_400_000
+        self._background: set[asyncio.Task[None]] = set()
 
     async def place(self, requests: Sequence[OrderRequest | OmsError]) -> list[Result]:
         """Place independent orders. An entry that is already an error (failed validation)
@@ -124,9 +125,7 @@ class Intake:
                 existing.append((i, c))
         to_place = [i for i in claimants if i in owned]
 
-        risks = await self._assess([requests[i] for i in to_place])
-        placed = await self._place_new([(i, requests[i]) for i in to_place],
-                                       dict(zip(to_place, risks))) if to_place else {}
+        placed = await self._place_new([(i, requests[i]) for i in to_place]) if to_place else {}
         if self.authorize:
             paying = [i for i, r in placed.items() if isinstance(r, Order) and requests[i].payment_token
                       and r.status != OrderStatus.BACKORDERED]
@@ -139,7 +138,12 @@ class Intake:
                 if isinstance(r, Order) and requests[i].idempotency_key]
         dropped = [requests[i].idempotency_key for i, r in placed.items()
                    if not isinstance(r, Order) and requests[i].idempotency_key]
-        await self.store.finish_keys(done, dropped)
+        if done or dropped:
+            # Off the critical path: the order script already wrote the per-shard idempotency
+            # mapping, and a claim left pending by a crash is resolved from it (wait_for_key).
+            task = asyncio.get_running_loop().create_task(self.store.finish_keys(done, dropped))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
         for i, value in existing:
             results[i] = await self._resolve_existing(requests[i].idempotency_key, value)
@@ -157,11 +161,8 @@ class Intake:
             log.warning("payment for %s failed: %s", order.id, e)
             return order
 
-    async def _assess(self, reqs: list[OrderRequest]) -> list[fraud.RiskAssessment]:
-        """Fraud rules for each order, from velocity and history counters kept in Redis."""
-        if not reqs:
-            return []
-        cfg = self.risk
+    @staticmethod
+    def _risk_rows(reqs: list[OrderRequest]) -> list[str]:
         rows = []
         for r in reqs:
             addr = f"{r.ship_to.postal_code}|{r.ship_to.line1}".lower() if r.ship_to.line1 else ""
@@ -169,7 +170,11 @@ class Intake:
             rows.append("\x1f".join((r.customer.id, r.customer.email.lower(), addr, str(value),
                                       repr(r.ship_to.latitude), repr(r.ship_to.longitude),
                                       (r.ship_to.country or "US").upper())))
-        signals = await self.store.risk_signals(rows, now_ms(), int(cfg.velocity_window_s))
+        return rows
+
+    def _assess(self, reqs: list[OrderRequest], signals: list[list[str]]) -> list[fraud.RiskAssessment]:
+        """Fraud rules for each order, from the velocity and history counters (RISK_SIGNALS)."""
+        cfg = self.risk
         out = []
         for r, sig in zip(reqs, signals):
             n_c, n_e, n_a, h_n = int(sig[0]), int(sig[1]), int(sig[2]), int(sig[3])
@@ -194,18 +199,27 @@ class Intake:
         except OmsError as e:
             return e
 
-    async def _place_new(self, items: list[tuple[int, OrderRequest]],
-                         risks: dict[int, fraud.RiskAssessment]) -> dict[int, Result]:
+    async def _place_new(self, items: list[tuple[int, OrderRequest]]) -> dict[int, Result]:
         whs = [w for w in await self.store.warehouses() if not w.disabled]
         if not whs:
             err = PreconditionError("no enabled warehouse: add one with UpsertWarehouse")
             return {i: err for i, _ in items}
+        # One round trip for the fraud counters and the first availability snapshot.
+        skus = list(dict.fromkeys(ln.sku for _, r in items for ln in r.lines))
+        ids = await self.store.sku_ids(skus)
+        reqs = [r for _, r in items]
+        signals, available = await self.store.risk_and_snapshot(
+            self._risk_rows(reqs), now_ms(), int(self.risk.velocity_window_s), [w.id for w in whs],
+            np.array([ids[s] for s in skus], dtype=np.int64))
+        risks = dict(zip([i for i, _ in items], self._assess(reqs, signals)))
+        prefetched: tuple[list[str], np.ndarray] | None = (skus, available)
         out: dict[int, Result] = {}
         pending = items
         for attempt in range(self.replan_attempts):
             if not pending:
                 break
-            failed = await self._attempt(pending, whs, out, risks)
+            failed = await self._attempt(pending, whs, out, risks, prefetched)
+            prefetched = None  # a re-plan reads fresh availability
             if failed:
                 log.debug("re-planning %d orders after a stale snapshot (attempt %d)",
                           len(failed), attempt + 1)
@@ -216,10 +230,11 @@ class Intake:
         return out
 
     async def _attempt(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
-                       out: dict[int, Result], risks: dict[int, fraud.RiskAssessment]
+                       out: dict[int, Result], risks: dict[int, fraud.RiskAssessment],
+                       prefetched: tuple[list[str], np.ndarray] | None = None
                        ) -> list[tuple[int, OrderRequest]]:
         now = now_ms()
-        plans = await self._plan(items, whs, now, risks)
+        plans = await self._plan(items, whs, now, risks, prefetched)
         # Phase 1: reservations of split orders outside their home warehouse.
         groups: dict[str, list[PlaceEntry]] = {}
         for p in plans:
@@ -282,7 +297,8 @@ class Intake:
             risk=orjson.dumps([o.risk_score, o.risk_reasons]))
 
     async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
-                    now: int, risks: dict[int, fraud.RiskAssessment]) -> list[_Planned]:
+                    now: int, risks: dict[int, fraud.RiskAssessment],
+                    prefetched: tuple[list[str], np.ndarray] | None = None) -> list[_Planned]:
         sku_index: dict[str, int] = {}
         line_ptr = np.zeros(len(items) + 1, dtype=np.int64)
         line_sku: list[int] = []
@@ -296,7 +312,11 @@ class Intake:
         ids = await self.store.sku_ids(skus)
         sku_ids = np.array([ids[s] for s in skus], dtype=np.int64)
         wids = [w.id for w in whs]
-        available = await self.store.snapshot(wids, sku_ids)
+        if prefetched is not None:
+            col = {s: k for k, s in enumerate(prefetched[0])}
+            available = prefetched[1][:, [col[s] for s in skus]]
+        else:
+            available = await self.store.snapshot(wids, sku_ids)
         lat = np.array([r.ship_to.latitude for _, r in items], dtype=np.float64)
         lon = np.array([r.ship_to.longitude for _, r in items], dtype=np.float64)
         dist = geo.distance_matrix(lat, lon, np.array([w.latitude for w in whs]),

@@ -243,20 +243,27 @@ class Store:
         """available[w, k] = on_hand - reserved of sku id ``sku_ids[k]`` in warehouse w: one
         GET of each warehouse's packed avail array, in one pipeline round trip. A snapshot can
         be stale by the time it is used; PLACE_ORDERS re-checks atomically."""
-        out = np.zeros((len(warehouse_ids), len(sku_ids)), dtype=np.int64)
         if not len(sku_ids):
-            return out
+            return np.zeros((len(warehouse_ids), 0), dtype=np.int64)
         async with self.r.pipeline(transaction=False) as p:
             for wid in warehouse_ids:
                 p.get(keys.Shard(wid).avail)
             raw = await p.execute()
-        for i, buf in enumerate(raw):
-            if not buf:
-                continue
-            arr = np.frombuffer(buf, dtype=">i4")
-            inside = sku_ids < len(arr)
-            out[i, inside] = arr[sku_ids[inside]]
-        return out
+        return _unpack_avail(raw, sku_ids)
+
+    async def risk_and_snapshot(self, rows: Sequence[str], now: int, window_s: int,
+                                warehouse_ids: Sequence[str], sku_ids: np.ndarray
+                                ) -> tuple[list[list[str]], np.ndarray]:
+        """RISK_SIGNALS and the availability snapshot in ONE round trip (intake's hot path)."""
+        async with self.r.pipeline(transaction=False) as p:
+            if rows:
+                await self._s["RISK_SIGNALS"](keys=[keys.RISK + "seen"],
+                                              args=[keys.RISK, now, window_s, *rows], client=p)
+            for wid in warehouse_ids:
+                p.get(keys.Shard(wid).avail)
+            raw = await p.execute()
+        signals = [_s(x).split(" ") for x in raw[0]] if rows else []
+        return signals, _unpack_avail(raw[1 if rows else 0:], sku_ids)
 
     # ---- placement ----------------------------------------------------------------------
 
@@ -317,19 +324,33 @@ class Store:
             await p.execute()
 
     async def wait_for_key(self, idem_key: str, timeout_s: float = 5.0) -> str:
-        """Wait until a concurrent request that holds ``idem_key`` has its order id."""
+        """Wait until a concurrent request that holds ``idem_key`` has its order id. The order
+        script writes a per-shard mapping too, so a claim left pending (the claim is finished
+        off the critical path, or its process died) is resolved from that mapping."""
         deadline = time.monotonic() + timeout_s
-        delay = 0.005
+        delay = 0.002
         while True:
             v = await self.r.get(keys.idem_claim(idem_key))
             if v is not None and not v.startswith(PENDING.encode()):
                 return _s(v)
             if v is None:
                 raise ConflictError(f"the request with idempotency_key {idem_key!r} failed; retry it")
+            found = await self._idem_in_shards(idem_key)
+            if found:
+                await self.r.set(keys.idem_claim(idem_key), found, ex=self.idempotency_ttl_s)
+                return found
             if time.monotonic() > deadline:
                 raise ConflictError(f"a request with idempotency_key {idem_key!r} is still in progress")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    async def _idem_in_shards(self, idem_key: str) -> str:
+        digest = keys._digest(idem_key)
+        async with self.r.pipeline(transaction=False) as p:
+            for w in await self.warehouses():
+                p.get(f"{keys.shard(w.id)}idem:{digest}")
+            raw = await p.execute()
+        return next((_s(v) for v in raw if v is not None), "")
 
     # ---- orders -------------------------------------------------------------------------
 
@@ -827,6 +848,17 @@ def encode_return(r: Return) -> bytes:
     d = asdict(r)
     d["lines"] = [[ln.sku, ln.quantity] for ln in r.lines]
     return orjson.dumps(d)
+
+
+def _unpack_avail(raw: Sequence[bytes | None], sku_ids: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(raw), len(sku_ids)), dtype=np.int64)
+    for i, buf in enumerate(raw):
+        if not buf:
+            continue
+        arr = np.frombuffer(buf, dtype=">i4")
+        inside = sku_ids < len(arr)
+        out[i, inside] = arr[sku_ids[inside]]
+    return out
 
 
 def _s(v: bytes | str | None) -> str:
