@@ -76,8 +76,15 @@ class Shard:
         return f"{self.prefix}wave:{wave_id}"
 
 
-def idem_claim(idempotency_key: str) -> str:
-    return f"{PREFIX}{{i:{_digest(idempotency_key)}}}:claim"
+IDEM_BUCKETS = 16
+
+
+def idem_claims(digest: str, period: int) -> str:
+    """The hash holding idempotency claims of one bucket for one period (the key TTL). Keys
+    are spread over IDEM_BUCKETS slots so a batch claims its keys with one script call per
+    bucket instead of two commands per key; a claim is looked up in this period's hash and
+    the previous one, so it lives at least one full period."""
+    return f"{PREFIX}{{i:{int(digest[:4], 16) % IDEM_BUCKETS}}}:claims:{period}"
 
 
 def home_of(order_id: str) -> str:

@@ -438,6 +438,36 @@ end
 return due
 """
 
+CLAIM_KEYS = r"""
+-- CLAIM_KEYS: claim idempotency keys of one bucket (field = sha1 of the client's key).
+-- KEYS[1] this period's claims hash  KEYS[2] the previous period's
+-- ARGV[1] "claim" | "finish"  ARGV[2] expiry of KEYS[1] in seconds
+-- claim:  ARGV[3] pending value, ARGV[4..] digests; returns per digest "" (claimed now) or
+--         the value already there (an order id, or "pending:..." while another request works)
+-- finish: ARGV[3..] pairs digest, value ("" = drop the claim: the request failed)
+local out = {}
+if ARGV[1] == 'claim' then
+  for k = 4, #ARGV do
+    local v = redis.call('HGET', KEYS[1], ARGV[k]) or redis.call('HGET', KEYS[2], ARGV[k])
+    if v then out[#out + 1] = v else
+      redis.call('HSET', KEYS[1], ARGV[k], ARGV[3])
+      out[#out + 1] = ''
+    end
+  end
+else
+  for k = 3, #ARGV, 2 do
+    if ARGV[k + 1] == '' then
+      redis.call('HDEL', KEYS[1], ARGV[k])
+      redis.call('HDEL', KEYS[2], ARGV[k])
+    else
+      redis.call('HSET', KEYS[1], ARGV[k], ARGV[k + 1])
+    end
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return out
+"""
+
 ALL: dict[str, str] = {
     "PLACE_ORDERS": _LUA_RECORD + PLACE_ORDERS,
     "TRANSITION": _LUA_RECORD + TRANSITION,
@@ -451,4 +481,5 @@ ALL: dict[str, str] = {
     "SHIPMENT_SEQ": SHIPMENT_SEQ,
     "RISK_SIGNALS": RISK_SIGNALS,
     "POP_FOLLOWUPS": POP_FOLLOWUPS,
+    "CLAIM_KEYS": CLAIM_KEYS,
 }

@@ -301,27 +301,57 @@ class Store:
 
     # ---- idempotency --------------------------------------------------------------------
 
+    def _claim_hashes(self, digest: str) -> tuple[str, str]:
+        period = int(time.time()) // self.idempotency_ttl_s
+        return keys.idem_claims(digest, period), keys.idem_claims(digest, period - 1)
+
+    async def _claims_call(self, mode: str, per_bucket: dict[tuple[str, str], list[str]]
+                           ) -> dict[tuple[str, str], list[bytes]]:
+        order = list(per_bucket)
+        async with self.r.pipeline(transaction=False) as p:
+            for hashes in order:
+                await self._s["CLAIM_KEYS"](keys=list(hashes),
+                                            args=[mode, 2 * self.idempotency_ttl_s + 60, *per_bucket[hashes]],
+                                            client=p)
+            raw = await p.execute()
+        return dict(zip(order, raw))
+
     async def claim_keys(self, idem_keys: Sequence[str], token: str) -> list[str | None]:
-        """Claim each key (SET NX). None where this call now owns the key, else the value
-        already there: an order id, or ``pending:...`` while another request is placing it."""
+        """Claim each key. None where this call now owns the key, else the value already
+        there: an order id, or ``pending:...`` while another request is placing it."""
         if not idem_keys:
             return []
-        async with self.r.pipeline(transaction=False) as p:
-            for k in idem_keys:
-                p.set(keys.idem_claim(k), PENDING + token, nx=True, ex=self.idempotency_ttl_s)
-                p.get(keys.idem_claim(k))
-            raw = await p.execute()
-        return [None if raw[2 * i] else _s(raw[2 * i + 1]) for i in range(len(idem_keys))]
+        digests = [keys._digest(k) for k in idem_keys]
+        per_bucket: dict[tuple[str, str], list[str]] = {}
+        for d in digests:
+            per_bucket.setdefault(self._claim_hashes(d), [PENDING + token]).append(d)
+        answers = await self._claims_call("claim", per_bucket)
+        pos = {h: 0 for h in per_bucket}
+        out: list[str | None] = []
+        for d in digests:
+            h = self._claim_hashes(d)
+            v = answers[h][pos[h]]
+            pos[h] += 1
+            out.append(_s(v) or None)
+        return out
 
     async def finish_keys(self, done: Sequence[tuple[str, str]], dropped: Sequence[str]) -> None:
-        if not done and not dropped:
-            return
+        per_bucket: dict[tuple[str, str], list[str]] = {}
+        for k, oid in [*done, *((k, "") for k in dropped)]:
+            d = keys._digest(k)
+            per_bucket.setdefault(self._claim_hashes(d), []).extend((d, oid))
+        if per_bucket:
+            await self._claims_call("finish", per_bucket)
+
+    async def _claim_value(self, idem_key: str) -> str | None:
+        d = keys._digest(idem_key)
+        cur, prev = self._claim_hashes(d)
         async with self.r.pipeline(transaction=False) as p:
-            for k, oid in done:
-                p.set(keys.idem_claim(k), oid, ex=self.idempotency_ttl_s)
-            for k in dropped:
-                p.delete(keys.idem_claim(k))
-            await p.execute()
+            p.hget(cur, d)
+            p.hget(prev, d)
+            a, b = await p.execute()
+        v = a if a is not None else b
+        return None if v is None else _s(v)
 
     async def wait_for_key(self, idem_key: str, timeout_s: float = 5.0) -> str:
         """Wait until a concurrent request that holds ``idem_key`` has its order id. The order
@@ -330,14 +360,14 @@ class Store:
         deadline = time.monotonic() + timeout_s
         delay = 0.002
         while True:
-            v = await self.r.get(keys.idem_claim(idem_key))
-            if v is not None and not v.startswith(PENDING.encode()):
-                return _s(v)
+            v = await self._claim_value(idem_key)
+            if v is not None and not v.startswith(PENDING):
+                return v
             if v is None:
                 raise ConflictError(f"the request with idempotency_key {idem_key!r} failed; retry it")
             found = await self._idem_in_shards(idem_key)
             if found:
-                await self.r.set(keys.idem_claim(idem_key), found, ex=self.idempotency_ttl_s)
+                await self.finish_keys([(idem_key, found)], [])
                 return found
             if time.monotonic() > deadline:
                 raise ConflictError(f"a request with idempotency_key {idem_key!r} is still in progress")
