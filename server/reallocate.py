@@ -48,6 +48,9 @@ class Reallocator:
     async def run(self, *, time_budget_s: float = 3.0, max_orders: int = 20000) -> ReallocationReport:
         whs = await self.store.warehouses(0.0)
         orders = [o for o in await self.store.orders_in_status(2, max_orders) if _fully_allocated(o)]
+        # A part already on a pick list stays where it is.
+        waved = await self.store.waved_parts(orders)
+        orders = [o for o in orders if o.id not in waved]
         if not orders or not whs:
             return ReallocationReport(len(orders), 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
         wids = [w.id for w in whs]

@@ -56,8 +56,12 @@ class WavePlanner:
         excluded: set[str] = set()
         for _ in range(self.attempts):
             now = now_ms()
-            orders = [o for o in await self.store.releasable_orders(
-                warehouse_id, max_orders + len(excluded), now) if o.id not in excluded][:max_orders]
+            homed = [o for o in await self.store.releasable_orders(
+                warehouse_id, max_orders + len(excluded), now) if o.id not in excluded]
+            parts = [o for o in await self.store.releasable_parts(
+                warehouse_id, max_orders + len(excluded), now) if o.id not in excluded]
+            # Oldest first over both (ids sort by creation time after the home prefix).
+            orders = sorted(homed + parts, key=lambda o: o.id.rpartition(".")[2])[:max_orders]
             skus = sorted({a.sku for o in orders for a in o.allocations if a.warehouse_id == wh.id})
             locs = await self.store.locations(wh.id, skus)
             picks, kept = self._pick_orders(orders, wh.id, locs, wh.layout)
@@ -70,8 +74,10 @@ class WavePlanner:
                 method, self.time_budget_s)
             wave = self._wave(wh.id, kept, picks, plan, wh.layout, now)
             saved_cm = int(round((wave.baseline_distance_m - wave.total_distance_m) * 100))
-            bad = await self.store.release_wave(wh.id, wave.id, wave_to_json(wave), saved_cm,
-                                                [o.id for o in kept], now)
+            part_ids = {o.id for o in parts}
+            bad = await self.store.release_wave(
+                wh.id, wave.id, wave_to_json(wave), saved_cm,
+                [o.id for o in kept if o.id not in part_ids], [o.id for o in kept if o.id in part_ids], now)
             if not bad:
                 return wave
             excluded.update(bad)

@@ -37,7 +37,7 @@ class Shard:
     """The fixed keys of one warehouse shard. Per-order keys are built from ``prefix``."""
 
     __slots__ = ("prefix", "onhand", "reserved", "avail", "loc", "resv", "events", "stats", "waves",
-                 "followup", "replen")
+                 "followup", "replen", "waved")
 
     def __init__(self, warehouse_id: str) -> None:
         p = shard(warehouse_id)
@@ -52,6 +52,7 @@ class Shard:
         self.waves = p + "waves"  # zset wave id by creation time
         self.followup = p + "followup"  # zset order id by follow-up due time (delay queue)
         self.replen = p + "replen"  # hash sku -> replenishment policy JSON
+        self.waved = p + "waved"  # set: split orders homed elsewhere whose part here was waved
         # (and p + "sold:<day>": hash sku -> units reserved that day, for sales velocity)
 
     def order(self, order_id: str) -> str:

@@ -292,18 +292,26 @@ RELEASE_WAVE = r"""
 -- one step. If any order is no longer releasable (another planner released it, it was
 -- cancelled, its hold is back) nothing changes and those ids are returned, so the caller
 -- re-plans without them: an order is never released twice.
--- KEYS[1] wave key  KEYS[2] waves zset  KEYS[3] events  KEYS[4] stats
+-- Split orders homed in another warehouse have a *part* here: the wave picks that part and
+-- records it in the shard's "waved" set (their status lives in their home shard), so a part
+-- is never waved twice either.
+-- KEYS[1] wave key  KEYS[2] waves zset  KEYS[3] events  KEYS[4] stats  KEYS[5] waved set
 -- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] wave id
--- ARGV[5] wave JSON  ARGV[6] pick distance saved vs baseline (cm)  ARGV[7..] order ids
+-- ARGV[5] wave JSON  ARGV[6] pick distance saved vs baseline (cm)
+-- ARGV[7] number n of orders homed here, ARGV[8 .. 7+n] their ids, then the part ids
 -- returns {1} released; {0, id, id, ...} the ids that are not releasable (nothing changed)
 local p, now, maxlen, wid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local n = tonumber(ARGV[7])
 local bad = {0}
-for k = 7, #ARGV do
+for k = 8, 7 + n do
   local h = redis.call('HMGET', p .. 'o:' .. ARGV[k], 'st', 'hu')
   if h[1] ~= '2' or tonumber(h[2] or '0') > tonumber(now) then bad[#bad + 1] = ARGV[k] end
 end
+for k = 8 + n, #ARGV do
+  if redis.call('SISMEMBER', KEYS[5], ARGV[k]) == 1 then bad[#bad + 1] = ARGV[k] end
+end
 if #bad > 1 then return bad end
-for k = 7, #ARGV do
+for k = 8, 7 + n do
   local oid = ARGV[k]
   local okey = p .. 'o:' .. oid
   local hist = cjson.decode(redis.call('HGET', okey, 'hist'))
@@ -314,9 +322,11 @@ for k = 7, #ARGV do
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', 'order.released',
     's', '5', 'c', redis.call('HGET', okey, 'ch'), 'd', wid)
 end
-local n = #ARGV - 6
-redis.call('HINCRBY', KEYS[4], 'st:2', -n)
-redis.call('HINCRBY', KEYS[4], 'st:5', n)
+for k = 8 + n, #ARGV do redis.call('SADD', KEYS[5], ARGV[k]) end
+if n > 0 then  -- (Lua's -0 is not an integer to Redis)
+  redis.call('HINCRBY', KEYS[4], 'st:2', -n)
+  redis.call('HINCRBY', KEYS[4], 'st:5', n)
+end
 redis.call('HINCRBY', KEYS[4], 'pick_saved_cm', ARGV[6])
 redis.call('HINCRBY', KEYS[4], 'waves', 1)
 redis.call('SET', KEYS[1], ARGV[5])

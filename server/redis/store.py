@@ -606,13 +606,46 @@ class Store:
         return {s: _s(v) for s, v in zip(skus, vals) if v}
 
     async def release_wave(self, warehouse_id: str, wave_id: str, wave_json: bytes,
-                           saved_cm: int, order_ids: Sequence[str], now: int) -> list[str]:
+                           saved_cm: int, order_ids: Sequence[str], part_ids: Sequence[str],
+                           now: int) -> list[str]:
         """Run RELEASE_WAVE; returns the ids that were not releasable ([] = released)."""
         sh = keys.Shard(warehouse_id)
         res = await self._s["RELEASE_WAVE"](
-            keys=[sh.wave(wave_id), sh.waves, sh.events, sh.stats],
-            args=[sh.prefix, now, self.events_maxlen, wave_id, wave_json, saved_cm, *order_ids])
+            keys=[sh.wave(wave_id), sh.waves, sh.events, sh.stats, sh.waved],
+            args=[sh.prefix, now, self.events_maxlen, wave_id, wave_json, saved_cm,
+                  len(order_ids), *order_ids, *part_ids])
         return [] if int(res[0]) == 1 else [_s(x) for x in res[1:]]
+
+    async def waved_parts(self, orders: Sequence[Order]) -> set[str]:
+        """Ids of the given orders with a part already waved outside their home warehouse."""
+        pairs = [(w, o.id) for o in orders for w in o.warehouses if w != keys.home_of(o.id)]
+        if not pairs:
+            return set()
+        async with self.r.pipeline(transaction=False) as p:
+            for w, oid in pairs:
+                p.sismember(keys.Shard(w).waved, oid)
+            raw = await p.execute()
+        return {oid for (_, oid), hit in zip(pairs, raw) if hit}
+
+    async def releasable_parts(self, warehouse_id: str, limit: int, now: int) -> list[Order]:
+        """Split orders homed in another warehouse whose part here is not waved yet and that
+        are past their hold (ALLOCATED or already RELEASED by their home), oldest first."""
+        sh = keys.Shard(warehouse_id)
+        ids = [_s(k) for k in await self.r.hkeys(sh.resv)]
+        ids = [i for i in ids if not i.endswith(STAGED) and keys.home_of(i) != warehouse_id]
+        if not ids:
+            return []
+        ids.sort(key=lambda i: i.rpartition(".")[2])
+        waved = await self.r.smismember(sh.waved, ids)
+        ids = [i for i, w in zip(ids, waved) if not w]
+        out: list[Order] = []
+        for k in range(0, len(ids), 500):
+            for o in await self.get_orders(ids[k:k + 500]):
+                if o.status in (OrderStatus.ALLOCATED, OrderStatus.RELEASED) and o.hold_until <= now:
+                    out.append(o)
+            if len(out) >= limit:
+                break
+        return out[:limit]
 
     async def get_wave(self, wave_id: str) -> bytes:
         try:

@@ -143,7 +143,15 @@ def test_split_order_ships_each_warehouse_part(client, server):
     assert whs == {"DSM", "CHI"}
     client.release_hold(o2.id)
     home = o2.id.split(".")[0]
-    client.plan_wave(home, max_orders=10)
+    other = ({"DSM", "CHI"} - {home}).pop()
+    w_home = client.plan_wave(home, max_orders=10)
+    w_other = client.plan_wave(other, max_orders=10)
+    # each warehouse's wave picks that warehouse's part of the split order, once
+    for wave, wid in ((w_home, home), (w_other, other)):
+        stops = [s for b in wave.batches if o2.id in b.order_ids for s in b.stops if o2.id in s.order_ids]
+        want = sorted((a.sku, a.quantity) for a in o2.allocations if a.warehouse_id == wid)
+        assert sorted((s.sku, s.quantity) for s in stops) == want
+    assert not [b for b in client.plan_wave(other, max_orders=10).batches if o2.id in b.order_ids]
     client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id))
     packed = client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o2.id))
     assert {p.warehouse_id for p in packed.packages} == {"DSM", "CHI"}
