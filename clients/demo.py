@@ -173,9 +173,12 @@ def fulfil(cl: OmsClient, whs: list[c.Warehouse], results: list, rng: random.Ran
         print(f"  {w.id:4} {n_orders:5d} orders in {len(wave.batches):4d} batches: "
               f"{wave.total_distance_m / 1000:7.1f} km walked vs {wave.baseline_distance_m / 1000:7.1f} km "
               f"first-come + S-shape ({100 * (1 - wave.total_distance_m / wave.baseline_distance_m):.0f}% less)")
+    released = list(dict.fromkeys(released))
     sample = rng.sample(released, min(n, len(released)))
     shipped = []
     for oid in tqdm(sample, desc="pick/pack/ship/deliver", unit="order"):
+        if cl.get_order(oid).status != c.ORDER_STATUS_RELEASED:
+            continue  # a split order whose home warehouse has not waved it yet
         cl.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=oid))
         cl.fulfillment.PackOrder(f.PackOrderRequest(order_id=oid))
         o = cl.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=oid))
