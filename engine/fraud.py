@@ -196,11 +196,13 @@ def _stepped(base: int, step: int, cap: int, extra: float) -> int:
     return min(cap, base + step * int(math.floor(extra)))
 
 
-def assess(inp: RiskInput, cfg: RiskConfig | None = None) -> RiskAssessment:
+def assess(inp: RiskInput, cfg: RiskConfig | None = None, *, validate: bool = True) -> RiskAssessment:
     """Score one order by the rules of the module docstring. Pure; raises ``ValidationError``
-    for malformed input (negative counts, coordinates out of range, ...)."""
+    for malformed input (negative counts, coordinates out of range, ...). ``validate=False``
+    is for callers that built the input from checked data (the intake hot path)."""
     cfg = cfg if cfg is not None else RiskConfig()
-    _validate(inp)
+    if validate:
+        _validate(inp)
     c = inp.customer
     value = inp.order_value_cents
     points: list[tuple[int, str]] = []

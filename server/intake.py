@@ -187,7 +187,8 @@ class Intake:
                 order_value_cents=sum(ln.quantity * ln.unit_price_cents for ln in r.lines),
                 customer=hist, orders_by_customer_in_window=n_c, orders_by_email_in_window=n_e,
                 orders_by_address_in_window=n_a, ship_country=(r.ship_to.country or "US").upper(),
-                ship_lat=r.ship_to.latitude, ship_lon=r.ship_to.longitude), cfg))
+                ship_lat=r.ship_to.latitude, ship_lon=r.ship_to.longitude), cfg,
+                validate=False))  # counters from Redis, coordinates checked by the codec
         return out
 
     async def _resolve_existing(self, key: str, value: str) -> Result:
@@ -326,6 +327,8 @@ class Intake:
             dist, available, np.ones(len(whs), dtype=np.bool_),
             np.array([r.allow_partial for _, r in items], dtype=np.bool_))
 
+        widx = {w: i for i, w in enumerate(wids)}
+        dist_rows = dist.tolist()  # plain floats: per-row numpy scalar access is slow
         rows_by_order: dict[int, list[int]] = {}
         for r in range(len(plan.alloc_order)):
             rows_by_order.setdefault(int(plan.alloc_order[r]), []).append(r)
@@ -338,7 +341,7 @@ class Intake:
                 w = int(plan.alloc_wh[r])
                 ln = req.lines[int(plan.alloc_line[r]) - int(line_ptr[k])]
                 q = int(plan.alloc_qty[r])
-                allocs.append(Allocation(ln.sku, wids[w], q, round(float(dist[k, w]), 3)))
+                allocs.append(Allocation(ln.sku, wids[w], q, round(dist_rows[k][w], 3)))
                 d = per_wh.setdefault(wids[w], {})
                 d[ln.sku] = d.get(ln.sku, 0) + q
             risk = risks.get(idx)
@@ -347,7 +350,7 @@ class Intake:
                 status = OrderStatus.ON_HOLD  # keeps its stock until reviewed (ReleaseHold)
             if allocs:
                 # Home = nearest warehouse of the allocation; its part is atomic with the record.
-                home = min(per_wh, key=lambda wid: (dist[k, wids.index(wid)], wid))
+                home = min(per_wh, key=lambda wid: (dist_rows[k][widx[wid]], wid))
             else:
                 home = wids[int(np.argmin(dist[k]))]
             oid = new_order_id(home, now)
