@@ -387,7 +387,9 @@ RISK_SIGNALS = r"""
 -- RISK_SIGNALS: for a batch of incoming orders, count each order into the velocity windows of
 -- its customer, email and address and into the customer's history, returning what was there
 -- before it (the fraud rules' inputs). All risk keys share the {risk} slot so a batch is one
--- call; keys expire (velocity) or stay small (one history hash per customer).
+-- call. Velocity lives in one hash per window (fields "c:<id>", "e:<id>", "a:<id>"), expiring
+-- after two windows; a count is this window's plus the previous one's. History is one field
+-- per customer: "orders value_sum lat_sum lon_sum country".
 -- KEYS[1] any key of the slot (oms:{risk}:seen)
 -- ARGV[1] key prefix "oms:{risk}:"  ARGV[2] now_ms  ARGV[3] window seconds
 -- ARGV[4..] one per order: customer \x1f email \x1f address \x1f value_cents \x1f lat \x1f lon
@@ -396,35 +398,34 @@ RISK_SIGNALS = r"""
 --   h_lon_sum h_country" (counts in the current and previous window, before this order)
 local p, now, win = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local bucket = math.floor(now / (win * 1000))
+local cur, prev, hist = p .. 'v:' .. bucket, p .. 'v:' .. (bucket - 1), p .. 'h'
 local out = {}
 local function bump(kind, id)
   if id == '' then return 0 end
-  local cur = p .. 'v:' .. kind .. ':' .. id .. ':' .. bucket
-  local prev = p .. 'v:' .. kind .. ':' .. id .. ':' .. (bucket - 1)
-  local n = tonumber(redis.call('GET', prev) or '0') + tonumber(redis.call('GET', cur) or '0')
-  redis.call('INCR', cur)
-  redis.call('EXPIRE', cur, 2 * win)
-  return n
+  local f = kind .. ':' .. id
+  return tonumber(redis.call('HGET', prev, f) or '0') + redis.call('HINCRBY', cur, f, 1) - 1
 end
 for e = 4, #ARGV do
   local f = {}
   for tok in string.gmatch(ARGV[e] .. '\31', '([^\31]*)\31') do f[#f + 1] = tok end
   local nc, ne, na = bump('c', f[1]), bump('e', f[2]), bump('a', f[3])
   local who = f[1] ~= '' and f[1] or f[2]
-  local h = {0, 0, 0, 0, ''}
+  local h = {'0', '0', '0', '0', '-'}
   if who ~= '' then
-    local hk = p .. 'h:' .. who
-    local v = redis.call('HMGET', hk, 'n', 'value', 'lat', 'lon', 'country')
-    h = {v[1] or 0, v[2] or 0, v[3] or 0, v[4] or 0, v[5] or ''}
-    redis.call('HINCRBY', hk, 'n', 1)
-    redis.call('HINCRBY', hk, 'value', f[4])
-    redis.call('HINCRBYFLOAT', hk, 'lat', f[5])
-    redis.call('HINCRBYFLOAT', hk, 'lon', f[6])
-    if h[5] == '' then redis.call('HSET', hk, 'country', f[7]) end
+    local v = redis.call('HGET', hist, who)
+    if v then
+      local k = 0
+      for tok in string.gmatch(v, '%S+') do k = k + 1; h[k] = tok end
+    end
+    local country = h[5] ~= '-' and h[5] or f[7]
+    redis.call('HSET', hist, who, (tonumber(h[1]) + 1) .. ' ' .. (tonumber(h[2]) + tonumber(f[4])) ..
+      ' ' .. (tonumber(h[3]) + tonumber(f[5])) .. ' ' .. (tonumber(h[4]) + tonumber(f[6])) ..
+      ' ' .. (country ~= '' and country or '-'))
   end
   out[#out + 1] = nc .. ' ' .. ne .. ' ' .. na .. ' ' .. h[1] .. ' ' .. h[2] .. ' ' .. h[3] ..
-    ' ' .. h[4] .. ' ' .. (h[5] ~= '' and h[5] or '-')
+    ' ' .. h[4] .. ' ' .. h[5]
 end
+redis.call('EXPIRE', cur, 2 * win)
 return out
 """
 
