@@ -76,6 +76,7 @@ local onhand, reserved, resv, events, stats, avail = KEYS[1], KEYS[2], KEYS[3], 
 local p, now, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local out = {}
 local counters = {}
+local sold = {}
 for e = 5, #ARGV do
   local f = {}
   local pos = 1
@@ -113,9 +114,8 @@ for e = 5, #ARGV do
       end
       redis.call('BITFIELD', avail, unpack(inc))
       redis.call('HSET', resv, oid, now .. ' ' .. f[3])
-      -- demand per day and sku: the sales velocity behind replenishment suggestions
-      local sold = p .. 'sold:' .. math.floor(tonumber(now) / 86400000)
-      for k = 1, nl do redis.call('HINCRBY', sold, skus[k], qtys[k]) end
+      -- demand per day and sku (sales velocity for replenishment), written once per call
+      for k = 1, nl do sold[skus[k]] = (sold[skus[k]] or 0) + qtys[k] end
     end
   end
   if kind == 'O' and res == 1 then
@@ -141,6 +141,8 @@ for e = 5, #ARGV do
 end
 -- Counters once per call, not once per order: they are the busiest fields.
 for name, v in pairs(counters) do redis.call('HINCRBY', stats, name, v) end
+local day = p .. 'sold:' .. math.floor(tonumber(now) / 86400000)
+for sku, q in pairs(sold) do redis.call('HINCRBY', day, sku, q) end
 return out
 """
 
