@@ -6,13 +6,16 @@ take and return engine dataclasses; script return codes become typed exceptions 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from engine.errors import ConflictError, NotFoundError, OmsError, PreconditionError, TransitionError
 from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus, allowed_sources
@@ -103,6 +106,7 @@ class Store:
         self.events_maxlen = events_maxlen
         self.idempotency_ttl_s = idempotency_ttl_s
         self._s = {name: client.register_script(src) for name, src in scripts.ALL.items()}
+        self._sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in scripts.ALL.items()}
         self._wh_cache: tuple[float, list[Warehouse]] | None = None
         self._skus: dict[str, int] = {}
 
@@ -114,6 +118,26 @@ class Store:
 
     async def close(self) -> None:
         await self.r.aclose()
+
+    # Scripts inside pipelines go by EVALSHA directly: redis-py's Script objects make every
+    # pipeline that holds one ask SCRIPT EXISTS first, an extra round trip on the hot path.
+    # A NOSCRIPT answer (a restarted or flushed Redis) loads the scripts and re-runs the batch;
+    # that is safe because NOSCRIPT fails every script call of the batch before any runs.
+    def _ev(self, p: Any, name: str, keys_: Sequence[str], args: Sequence[object]) -> None:
+        p.evalsha(self._sha[name], len(keys_), *keys_, *args)
+
+    async def _exec(self, build: Callable[[Any], None]) -> list[Any]:
+        for attempt in (0, 1):
+            async with self.r.pipeline(transaction=False) as p:
+                build(p)
+                try:
+                    return await p.execute()
+                except NoScriptError:
+                    if attempt:
+                        raise
+            for name, src in scripts.ALL.items():
+                await self.r.script_load(src)
+        raise AssertionError("unreachable")
 
     # ---- network registry -------------------------------------------------------------
 
@@ -255,13 +279,13 @@ class Store:
                                 warehouse_ids: Sequence[str], sku_ids: np.ndarray
                                 ) -> tuple[list[list[str]], np.ndarray]:
         """RISK_SIGNALS and the availability snapshot in ONE round trip (intake's hot path)."""
-        async with self.r.pipeline(transaction=False) as p:
+        def build(p: Any) -> None:
             if rows:
-                await self._s["RISK_SIGNALS"](keys=[keys.RISK + "seen"],
-                                              args=[keys.RISK, now, window_s, *rows], client=p)
+                self._ev(p, "RISK_SIGNALS", [keys.RISK + "seen"], [keys.RISK, now, window_s, *rows])
             for wid in warehouse_ids:
                 p.get(keys.Shard(wid).avail)
-            raw = await p.execute()
+
+        raw = await self._exec(build)
         signals = [_s(x).split(" ") for x in raw[0]] if rows else []
         return signals, _unpack_avail(raw[1 if rows else 0:], sku_ids)
 
@@ -273,15 +297,18 @@ class Store:
         order = [w for w, es in groups.items() if es]
         if not order:
             return {}
-        async with self.r.pipeline(transaction=False) as p:
-            for wid in order:
-                sh = keys.Shard(wid)
-                args: list[object] = [sh.prefix, now, self.events_maxlen, self.idempotency_ttl_s]
-                args += [e.pack() for e in groups[wid]]
-                await self._s["PLACE_ORDERS"](
-                    keys=[sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail],
-                    args=args, client=p)
-            raw = await p.execute()
+        calls = []
+        for wid in order:
+            sh = keys.Shard(wid)
+            args: list[object] = [sh.prefix, now, self.events_maxlen, self.idempotency_ttl_s]
+            args += [e.pack() for e in groups[wid]]
+            calls.append(([sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail], args))
+
+        def build(p: Any) -> None:
+            for k, a in calls:
+                self._ev(p, "PLACE_ORDERS", k, a)
+
+        raw = await self._exec(build)
         return {wid: [int(x) for x in res] for wid, res in zip(order, raw)}
 
     async def release(self, warehouse_id: str, order_id: str, older_than_ms: int = 0) -> bool:
@@ -292,12 +319,12 @@ class Store:
     async def release_many(self, pairs: Sequence[tuple[str, str]]) -> None:
         if not pairs:
             return
-        async with self.r.pipeline(transaction=False) as p:
+        def build(p: Any) -> None:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
-                await self._s["RELEASE_RESERVATION"](
-                    keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[oid, 0], client=p)
-            await p.execute()
+                self._ev(p, "RELEASE_RESERVATION", [sh.onhand, sh.reserved, sh.resv, sh.avail], [oid, 0])
+
+        await self._exec(build)
 
     # ---- idempotency --------------------------------------------------------------------
 
@@ -308,12 +335,12 @@ class Store:
     async def _claims_call(self, mode: str, per_bucket: dict[tuple[str, str], list[str]]
                            ) -> dict[tuple[str, str], list[bytes]]:
         order = list(per_bucket)
-        async with self.r.pipeline(transaction=False) as p:
+        def build(p: Any) -> None:
             for hashes in order:
-                await self._s["CLAIM_KEYS"](keys=list(hashes),
-                                            args=[mode, 2 * self.idempotency_ttl_s + 60, *per_bucket[hashes]],
-                                            client=p)
-            raw = await p.execute()
+                self._ev(p, "CLAIM_KEYS", list(hashes),
+                         [mode, 2 * self.idempotency_ttl_s + 60, *per_bucket[hashes]])
+
+        raw = await self._exec(build)
         return dict(zip(order, raw))
 
     async def claim_keys(self, idem_keys: Sequence[str], token: str) -> list[str | None]:
@@ -476,12 +503,13 @@ class Store:
         """Consume reservations (stock shipped) in non-home warehouses; idempotent."""
         if not pairs:
             return
-        async with self.r.pipeline(transaction=False) as p:
+        def build(p: Any) -> None:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
-                await self._s["RELEASE_RESERVATION"](
-                    keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[oid, 0, "consume"], client=p)
-            await p.execute()
+                self._ev(p, "RELEASE_RESERVATION", [sh.onhand, sh.reserved, sh.resv, sh.avail],
+                         [oid, 0, "consume"])
+
+        await self._exec(build)
 
     # ---- replenishment ------------------------------------------------------------------------
 
@@ -571,12 +599,15 @@ class Store:
         return bool(res)
 
     async def swap_records(self, order_id: str, warehouse_ids: Iterable[str]) -> None:
-        async with self.r.pipeline(transaction=False) as p:
-            for wid in warehouse_ids:
+        wids = list(warehouse_ids)
+
+        def build(p: Any) -> None:
+            for wid in wids:
                 sh = keys.Shard(wid)
-                await self._s["SWAP_RECORD"](keys=[sh.onhand, sh.reserved, sh.resv, sh.avail],
-                                             args=[order_id, staged_id(order_id)], client=p)
-            await p.execute()
+                self._ev(p, "SWAP_RECORD", [sh.onhand, sh.reserved, sh.resv, sh.avail],
+                         [order_id, staged_id(order_id)])
+
+        await self._exec(build)
 
     # ---- waves --------------------------------------------------------------------------
 

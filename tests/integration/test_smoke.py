@@ -18,3 +18,15 @@ def test_place_and_get(client, server):
     lv = {s.warehouse_id: s for s in client.get_stock("SKU-1").levels}
     assert lv["DSM"].reserved == 0
     assert server.run(server.store.audit()) == []
+
+
+def test_scripts_reload_after_script_flush(client, server, redis_url):
+    """A Redis that lost its script cache (restart, SCRIPT FLUSH) gets the scripts again."""
+    import redis
+
+    client.upsert_warehouse("DSM", "Des Moines", postal_code="50309")
+    client.set_stock("DSM", "SKU-1", 5, "A01-S002")
+    redis.Redis.from_url(redis_url).script_flush()
+    orders = client.batch_place_orders([client.order_request([("SKU-1", 1)], postal_code="50010")] * 2)
+    assert all(o.status == c.ORDER_STATUS_ALLOCATED for o in orders)
+    assert server.run(server.store.audit()) == []
