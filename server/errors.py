@@ -67,20 +67,26 @@ def internal_status(message: str) -> status_pb2.Status:
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
+async def _abort(exc: BaseException, context: grpc.aio.ServicerContext, where: str) -> None:
+    """Answer the call for an exception: its status for a domain error, INTERNAL (logged) for
+    anything else. An AbortError (already answered) goes on up."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    if isinstance(exc, OmsError):
+        await context.abort_with_status(rpc_status.to_status(to_status(exc)))
+    log.error("unhandled error in %s", where, exc_info=exc)
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
 def handle_errors(fn: F) -> F:
-    """Decorate a unary (or server-streaming-as-coroutine) aio servicer method."""
+    """Decorate a unary aio servicer method."""
 
     @functools.wraps(fn)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await fn(self, request, context)
-        except OmsError as exc:
-            await context.abort_with_status(rpc_status.to_status(to_status(exc)))
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unhandled error in %s", fn.__qualname__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as exc:
+            await _abort(exc, context, fn.__qualname__)
 
     return wrapper  # type: ignore[return-value]
 
@@ -93,12 +99,7 @@ def handle_stream_errors(fn: F) -> F:
         try:
             async for item in fn(self, request, context):
                 yield item
-        except OmsError as exc:
-            await context.abort_with_status(rpc_status.to_status(to_status(exc)))
-        except grpc.aio.AbortError:
-            raise
-        except Exception:
-            log.exception("unhandled error in %s", fn.__qualname__)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        except Exception as exc:
+            await _abort(exc, context, fn.__qualname__)
 
     return wrapper  # type: ignore[return-value]

@@ -155,9 +155,8 @@ class Intake:
         try:
             return await self.authorize(order, token)  # type: ignore[misc]
         except OmsError as e:
-            # The order exists (with its reservation); payment can be retried by the caller
-            # through a repeat with the same idempotency key? No: report the order as placed
-            # and unpaid rather than lose it.
+            # The gateway stayed unavailable after its retries. The order exists with its
+            # stock; report it placed and unpaid (payment.status NONE) rather than lose it.
             log.warning("payment for %s failed: %s", order.id, e)
             return order
 
@@ -291,7 +290,7 @@ class Intake:
             stats.append("backorder=1")
         return PlaceEntry(
             "O", o.id, p.home_lines, status=int(o.status), channel=o.channel,
-            idem_digest=keys._digest(o.idempotency_key) if o.idempotency_key else "",
+            idem_digest=keys.digest(o.idempotency_key) if o.idempotency_key else "",
             hold_until=o.hold_until, doc=encode_doc(o), alloc=encode_alloc(o.allocations),
             history=orjson.dumps([[h.status, h.at_ms, h.reason] for h in o.history]),
             stat_fields=",".join(stats), promised_by=o.promised_by,

@@ -14,7 +14,7 @@ import orjson
 
 from engine import batching, routing
 from engine.errors import ConflictError, ValidationError
-from engine.models import Order, PickBatch, PickStop, Wave, location_code, parse_location
+from engine.models import Allocation, Order, PickBatch, PickStop, Wave, location_code, parse_location
 from server.intake import new_order_id
 from server.redis.store import Store, now_ms
 
@@ -77,7 +77,8 @@ class WavePlanner:
             part_ids = {o.id for o in parts}
             bad = await self.store.release_wave(
                 wh.id, wave.id, wave_to_json(wave), saved_cm,
-                [o.id for o in kept if o.id not in part_ids], [o.id for o in kept if o.id in part_ids], now)
+                [o.id for o, _ in kept if o.id not in part_ids],
+                [o.id for o, _ in kept if o.id in part_ids], now)
             if not bad:
                 return wave
             excluded.update(bad)
@@ -86,7 +87,9 @@ class WavePlanner:
 
     @staticmethod
     def _pick_orders(orders: list[Order], wid: str, locs: dict[str, str], layout: object
-                     ) -> tuple[list[batching.PickOrder], list[Order]]:
+                     ) -> tuple[list[batching.PickOrder], list[tuple[Order, list[Allocation]]]]:
+        """The pick lines of each order at this warehouse; ``kept`` pairs every waveable order
+        with its allocation rows here, in the order of its PickOrder lines."""
         picks, kept = [], []
         for o in orders:
             rows = [a for a in o.allocations if a.warehouse_id == wid]
@@ -100,11 +103,11 @@ class WavePlanner:
                 order_ref=len(kept), aisles=np.array([c[0] for c in coords], dtype=np.int64),
                 slots=np.array([c[1] for c in coords], dtype=np.int64),
                 qty=np.array([a.quantity for a in rows], dtype=np.int64)))
-            kept.append(o)
+            kept.append((o, rows))
         return picks, kept
 
     @staticmethod
-    def _wave(wid: str, kept: list[Order], picks: list[batching.PickOrder],
+    def _wave(wid: str, kept: list[tuple[Order, list[Allocation]]], picks: list[batching.PickOrder],
               plan: batching.BatchPlan, layout: object, now: int) -> Wave:
         wave_id = new_order_id(wid, now)
         batches = []
@@ -112,8 +115,8 @@ class WavePlanner:
             stops: list[PickStop] = []
             aisles, slots = [], []
             for oi, li in plan.routes[b]:
-                o = kept[int(oi)]
-                row = [a for a in o.allocations if a.warehouse_id == wid][int(li)]
+                o, rows = kept[int(oi)]
+                row = rows[int(li)]
                 a, s = int(picks[int(oi)].aisles[li]), int(picks[int(oi)].slots[li])
                 aisles.append(a)
                 slots.append(s)
@@ -126,7 +129,7 @@ class WavePlanner:
             base, _ = routing.s_shape_route(np.array(aisles, dtype=np.int64),
                                             np.array(slots, dtype=np.int64), layout)
             batches.append(PickBatch(
-                id=f"{wave_id}/{b + 1}", order_ids=tuple(kept[i].id for i in members),
+                id=f"{wave_id}/{b + 1}", order_ids=tuple(kept[i][0].id for i in members),
                 stops=tuple(stops), distance_m=round(float(plan.distances[b]), 3),
                 baseline_distance_m=round(float(base), 3)))
         return Wave(id=wave_id, warehouse_id=wid, batches=tuple(batches),

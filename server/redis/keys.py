@@ -68,7 +68,7 @@ class Shard:
         return f"{self.prefix}idx:c:{channel}"
 
     def adjust(self, idempotency_key: str) -> str:
-        return f"{self.prefix}adj:{_digest(idempotency_key)}"
+        return f"{self.prefix}adj:{digest(idempotency_key)}"
 
     def ret(self, return_id: str) -> str:
         return f"{self.prefix}ret:{return_id}"
@@ -96,7 +96,7 @@ def home_of(order_id: str) -> str:
     return home
 
 
-def _digest(s: str) -> str:
+def digest(s: str) -> str:
     return hashlib.sha1(s.encode()).hexdigest()
 
 
@@ -107,8 +107,8 @@ def tracking(tracking_number: str) -> str:
 
 def ledger(key: str) -> str:
     """One entry of the built-in payment gateway's ledger (write-once)."""
-    return f"{PREFIX}{{p:{_digest(key)}}}:ledger"
+    return f"{PREFIX}{{p:{digest(key)}}}:ledger"
 
 
 def notify_sent(dedupe_key: str) -> str:  # notifier: one e-mail's send claim (SET NX, TTL)
-    return f"{PREFIX}{{n:{_digest(dedupe_key)}}}:sent"
+    return f"{PREFIX}{{n:{digest(dedupe_key)}}}:sent"

@@ -350,7 +350,7 @@ class Store:
         there: an order id, or ``pending:...`` while another request is placing it."""
         if not idem_keys:
             return []
-        digests = [keys._digest(k) for k in idem_keys]
+        digests = [keys.digest(k) for k in idem_keys]
         per_bucket: dict[tuple[str, str], list[str]] = {}
         for d in digests:
             per_bucket.setdefault(self._claim_hashes(d), [PENDING + token]).append(d)
@@ -367,13 +367,13 @@ class Store:
     async def finish_keys(self, done: Sequence[tuple[str, str]], dropped: Sequence[str]) -> None:
         per_bucket: dict[tuple[str, str], list[str]] = {}
         for k, oid in [*done, *((k, "") for k in dropped)]:
-            d = keys._digest(k)
+            d = keys.digest(k)
             per_bucket.setdefault(self._claim_hashes(d), []).extend((d, oid))
         if per_bucket:
             await self._claims_call("finish", per_bucket)
 
     async def _claim_value(self, idem_key: str) -> str | None:
-        d = keys._digest(idem_key)
+        d = keys.digest(idem_key)
         cur, prev = self._claim_hashes(d)
         async with self.r.pipeline(transaction=False) as p:
             p.hget(cur, d)
@@ -404,7 +404,7 @@ class Store:
             delay = min(delay * 2, 0.1)
 
     async def _idem_in_shards(self, idem_key: str) -> str:
-        digest = keys._digest(idem_key)
+        digest = keys.digest(idem_key)
         async with self.r.pipeline(transaction=False) as p:
             for w in await self.warehouses():
                 p.get(f"{keys.shard(w.id)}idem:{digest}")
