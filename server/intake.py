@@ -167,7 +167,8 @@ class Intake:
             addr = f"{r.ship_to.postal_code}|{r.ship_to.line1}".lower() if r.ship_to.line1 else ""
             value = sum(ln.quantity * ln.unit_price_cents for ln in r.lines)
             rows.append("\x1f".join((r.customer.id, r.customer.email.lower(), addr, str(value),
-                                      repr(r.ship_to.latitude), repr(r.ship_to.longitude),
+                                      str(round(r.ship_to.latitude * 1e6)),
+                                      str(round(r.ship_to.longitude * 1e6)),
                                       (r.ship_to.country or "US").upper())))
         return rows
 
@@ -177,7 +178,7 @@ class Intake:
         out = []
         for r, sig in zip(reqs, signals):
             n_c, n_e, n_a, h_n = int(sig[0]), int(sig[1]), int(sig[2]), int(sig[3])
-            h_value, h_lat, h_lon = float(sig[4]), float(sig[5]), float(sig[6])
+            h_value, h_lat, h_lon = float(sig[4]), int(sig[5]) / 1e6, int(sig[6]) / 1e6
             hist = fraud.CustomerHistory(
                 orders=h_n, mean_value_cents=h_value / h_n if h_n else 0.0,
                 usual_lat=h_lat / h_n if h_n else None, usual_lon=h_lon / h_n if h_n else None,
@@ -277,11 +278,14 @@ class Intake:
 
     def _home_entry(self, p: _Planned) -> PlaceEntry:
         o = p.order
-        stats = [f"m:{o.created_at // 60000}=1"]
+        # The script adds the per-minute volume, status and channel counters itself.
+        stats = []
+        dist_m = 0
         if o.status in (OrderStatus.ALLOCATED, OrderStatus.ON_HOLD):
             n_wh = len(o.warehouses)
             dist = {a.warehouse_id: a.distance_km for a in o.allocations}
-            stats += ["alloc=1", f"ship={n_wh}", f"dist_m={int(sum(dist.values()) * 1000)}"]
+            dist_m = int(sum(dist.values()) * 1000)
+            stats += ["alloc=1", f"ship={n_wh}"]
             if n_wh > 1:
                 stats.append("split=1")
             if sum(a.quantity for a in o.allocations) < sum(ln.quantity for ln in o.lines):
@@ -294,7 +298,7 @@ class Intake:
             hold_until=o.hold_until, doc=encode_doc(o), alloc=encode_alloc(o.allocations),
             history=orjson.dumps([[h.status, h.at_ms, h.reason] for h in o.history]),
             stat_fields=",".join(stats), promised_by=o.promised_by,
-            risk=orjson.dumps([o.risk_score, o.risk_reasons]))
+            risk=orjson.dumps([o.risk_score, o.risk_reasons]), dist_m=dist_m)
 
     async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                     now: int, risks: dict[int, fraud.RiskAssessment],

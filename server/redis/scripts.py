@@ -20,7 +20,39 @@ on re-run (HEXISTS), and reconcilable by the recovery sweep.
 from __future__ import annotations
 
 # Shared Lua helpers, prepended to the scripts that need them.
+_LUA_CHUNKED = r"""
+-- redis.call(cmd, key, unpack(args)) in pieces: Lua's unpack is limited to a few thousand
+-- values. ``step`` keeps groups (e.g. BITFIELD's 3- or 4-word ops) whole. Replies of the
+-- pieces are concatenated when they are arrays.
+local function call_chunked(cmd, key, args, step)
+  local out = {}
+  local n = #args
+  local size = 3600 - 3600 % step
+  for i = 1, n, size do
+    local r = redis.call(cmd, key, unpack(args, i, math.min(i + size - 1, n)))
+    if type(r) == 'table' then for _, v in ipairs(r) do out[#out + 1] = v end end
+  end
+  return out
+end
+
+-- HINCRBY of many fields of one hash with two calls (HMGET, HSET) instead of one per field;
+-- ``incr`` maps field -> increment. Safe because a script runs alone.
+local function hincr_many(key, incr)
+  local fields = {}
+  for f, _ in pairs(incr) do fields[#fields + 1] = f end
+  if #fields == 0 then return end
+  local cur = call_chunked('HMGET', key, fields, 1)
+  local set = {}
+  for k = 1, #fields do
+    set[#set + 1] = fields[k]
+    set[#set + 1] = string.format('%d', tonumber(cur[k] or '0') + incr[fields[k]])
+  end
+  call_chunked('HSET', key, set, 2)
+end
+"""
+
 _LUA_RECORD = r"""
+
 -- parse "sku id qty sku id qty ..." into three arrays
 local function triples(s)
   local skus, ids, qtys = {}, {}, {}
@@ -61,7 +93,7 @@ end
 
 PLACE_ORDERS = r"""
 -- PLACE_ORDERS: reserve stock for a group of orders in ONE warehouse and write the orders
--- whose home is this warehouse. Each entry is all-or-nothing on its own.
+-- whose home is this warehouse. Each entry is all-or-nothing on its own, in argument order.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] events  KEYS[5] stats  KEYS[6] avail
 -- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] idempotency ttl (s)
 -- ARGV[5..] one packed entry each, fields separated by \x1f (one string per entry because
@@ -69,14 +101,20 @@ PLACE_ORDERS = r"""
 --   kind ("O" = order + its reservation here, "R" = reservation only), order_id,
 --   lines "sku id qty sku id qty ..." (one triple per sku: the caller merges lines; may be
 --   empty), and for kind "O" also: status, channel, idem_key_digest ("" none), hold_until,
---   doc (JSON), alloc (JSON), history (JSON), counter increments ("k=v,k=v"),
---   promised delivery date (ms), risk assessment (JSON [score, [reasons]])
+--   doc (JSON), alloc (JSON), history (JSON), counter flags ("k=v,k=v": few distinct
+--   strings, counted per string and parsed once per call), promised delivery date (ms),
+--   risk assessment (JSON [score, [reasons]]), shipping distance in metres (counter dist_m)
 -- returns one integer per entry: 1 written, 2 already present (nothing changed), 0 short
+--
+-- Cost: the stock check runs on a Lua copy of the touched part of ``avail`` (one BITFIELD GET
+-- for the whole call), and stock, reservation records, indexes and counters are written once
+-- per call with every member, not once per order: per order only the existence check, the
+-- order hash and its event remain. The script is atomic, so the copy cannot go stale.
 local onhand, reserved, resv, events, stats, avail = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local p, now, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local out = {}
-local counters = {}
-local sold = {}
+-- pass 1: parse every entry; collect the sku ids the call touches
+local entries = {}
+local idlist, seen_id = {}, {}
 for e = 5, #ARGV do
   local f = {}
   local pos = 1
@@ -87,62 +125,100 @@ for e = 5, #ARGV do
     f[#f + 1] = string.sub(entry, pos, q - 1)
     pos = q + 1
   end
-  local kind, oid = f[1], f[2]
   local skus, ids, qtys = triples(f[3])
+  for k = 1, #ids do
+    if not seen_id[ids[k]] then seen_id[ids[k]] = true; idlist[#idlist + 1] = ids[k] end
+  end
+  entries[#entries + 1] = {f, skus, ids, qtys}
+end
+local av = {}
+if #idlist > 0 then
+  local get = {}
+  for k = 1, #idlist do
+    get[#get + 1] = 'GET'; get[#get + 1] = 'i32'; get[#get + 1] = '#' .. idlist[k]
+  end
+  local got = call_chunked('BITFIELD', avail, get, 3)
+  for k = 1, #idlist do av[idlist[k]] = got[k] end
+end
+-- pass 2: decide each entry in order against the running copy
+local out = {}
+local sold, taken, flags = {}, {}, {}
+local placed, dist = 0, 0
+local newresv, newkeys, zadd = {}, {}, {}
+local function member(key, oid)
+  local m = zadd[key]
+  if not m then m = {}; zadd[key] = m end
+  m[#m + 1] = '0'; m[#m + 1] = oid  -- a string: Lua numbers go through sprintf
+end
+for e = 1, #entries do
+  local f, skus, ids, qtys = entries[e][1], entries[e][2], entries[e][3], entries[e][4]
+  local kind, oid = f[1], f[2]
   local nl = #skus
   local okey = p .. 'o:' .. oid
   local res = 1
-  if kind == 'O' and redis.call('EXISTS', okey) == 1 then
+  if kind == 'O' and (newkeys[okey] or redis.call('EXISTS', okey) == 1) then
     res = 2
-  elseif kind == 'R' and redis.call('HEXISTS', resv, oid) == 1 then
+  elseif kind == 'R' and (newresv[oid] or redis.call('HEXISTS', resv, oid) == 1) then
     res = 2
   elseif nl > 0 then
-    local get = {}
     for k = 1, nl do
-      get[#get + 1] = 'GET'; get[#get + 1] = 'i32'; get[#get + 1] = '#' .. ids[k]
-    end
-    local av = redis.call('BITFIELD', avail, unpack(get))
-    for k = 1, nl do
-      if av[k] < qtys[k] then res = 0 break end
+      if av[ids[k]] < qtys[k] then res = 0 break end
     end
     if res == 1 then
-      local inc = {}
       for k = 1, nl do
-        redis.call('HINCRBY', reserved, skus[k], qtys[k])
-        inc[#inc + 1] = 'INCRBY'; inc[#inc + 1] = 'i32'; inc[#inc + 1] = '#' .. ids[k]
-        inc[#inc + 1] = -qtys[k]
+        av[ids[k]] = av[ids[k]] - qtys[k]
+        taken[ids[k]] = (taken[ids[k]] or 0) + qtys[k]
+        sold[skus[k]] = (sold[skus[k]] or 0) + qtys[k]
       end
-      redis.call('BITFIELD', avail, unpack(inc))
-      redis.call('HSET', resv, oid, now .. ' ' .. f[3])
-      -- demand per day and sku (sales velocity for replenishment), written once per call
-      for k = 1, nl do sold[skus[k]] = (sold[skus[k]] or 0) + qtys[k] end
+      newresv[oid] = now .. ' ' .. f[3]
     end
   end
   if kind == 'O' and res == 1 then
+    newkeys[okey] = true
     local st, ch, ik = f[4], f[5], f[6]
     redis.call('HSET', okey, 'st', st, 'ch', ch, 'ik', ik, 'hu', f[7], 'ca', now, 'ua', now,
       'doc', f[8], 'al', f[9], 'hist', f[10], 'pb', f[12], 'risk', f[13])
     -- Indexes are lexicographic (score 0): order ids sort by creation within a shard.
-    redis.call('ZADD', p .. 'idx:all', 0, oid)
-    redis.call('ZADD', p .. 'idx:s:' .. st, 0, oid)
-    redis.call('ZADD', p .. 'idx:c:' .. ch, 0, oid)
+    member(p .. 'idx:all', oid)
+    member(p .. 'idx:s:' .. st, oid)
+    member(p .. 'idx:c:' .. ch, oid)
     if ik ~= '' then redis.call('SET', p .. 'idem:' .. ik, oid, 'EX', ttl) end
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
       'o', oid, 't', 'order.placed', 's', st, 'c', ch, 'd', '')
-    counters['st:' .. st] = (counters['st:' .. st] or 0) + 1
-    counters['ch:' .. ch] = (counters['ch:' .. ch] or 0) + 1
-    for kv in string.gmatch(f[11], '([^,]+)') do
-      local eq = string.find(kv, '=', 1, true)
-      local name = string.sub(kv, 1, eq - 1)
-      counters[name] = (counters[name] or 0) + tonumber(string.sub(kv, eq + 1))
-    end
+    placed = placed + 1
+    local fl = 'st:' .. st .. '=1,ch:' .. ch .. '=1,' .. f[11]
+    flags[fl] = (flags[fl] or 0) + 1
+    dist = dist + tonumber(f[14])
   end
   out[#out + 1] = res
 end
--- Counters once per call, not once per order: they are the busiest fields.
-for name, v in pairs(counters) do redis.call('HINCRBY', stats, name, v) end
+-- writes once per call: stock (reserved hash and avail array move together), records,
+-- indexes, counters, sales per day
+local inc = {}
+for id, q in pairs(taken) do
+  inc[#inc + 1] = 'INCRBY'; inc[#inc + 1] = 'i32'; inc[#inc + 1] = '#' .. id; inc[#inc + 1] = -q
+end
+call_chunked('BITFIELD', avail, inc, 4)
 local day = p .. 'sold:' .. math.floor(tonumber(now) / 86400000)
-for sku, q in pairs(sold) do redis.call('HINCRBY', day, sku, q) end
+hincr_many(reserved, sold)
+hincr_many(day, sold)
+local rs = {}
+for oid, rec in pairs(newresv) do rs[#rs + 1] = oid; rs[#rs + 1] = rec end
+call_chunked('HSET', resv, rs, 2)
+for key, m in pairs(zadd) do call_chunked('ZADD', key, m, 2) end
+local counters = {}
+for fl, n in pairs(flags) do
+  for kv in string.gmatch(fl, '([^,]+)') do
+    local eq = string.find(kv, '=', 1, true)
+    local name = string.sub(kv, 1, eq - 1)
+    counters[name] = (counters[name] or 0) + n * tonumber(string.sub(kv, eq + 1))
+  end
+end
+if placed > 0 then
+  counters['m:' .. math.floor(tonumber(now) / 60000)] = placed
+  if dist > 0 then counters['dist_m'] = dist end
+end
+hincr_many(stats, counters)
 return out
 """
 
@@ -391,43 +467,91 @@ RISK_SIGNALS = r"""
 -- before it (the fraud rules' inputs). All risk keys share the {risk} slot so a batch is one
 -- call. Velocity lives in one hash per window (fields "c:<id>", "e:<id>", "a:<id>"), expiring
 -- after two windows; a count is this window's plus the previous one's. History is one field
--- per customer: "orders value_sum lat_sum lon_sum country".
+-- per customer in hash "hist": "orders value_sum lat_sum lon_sum country", coordinates in
+-- millionths of a degree so that every number is an integer (Lua prints a float with
+-- sprintf("%.14g"), which costs more than the rest of a row's work).
 -- KEYS[1] any key of the slot (oms:{risk}:seen)
 -- ARGV[1] key prefix "oms:{risk}:"  ARGV[2] now_ms  ARGV[3] window seconds
--- ARGV[4..] one per order: customer \x1f email \x1f address \x1f value_cents \x1f lat \x1f lon
---           \x1f country  (empty customer/email/address are not counted)
+-- ARGV[4..] one per order: customer \x1f email \x1f address \x1f value_cents \x1f lat_e6
+--           \x1f lon_e6 \x1f country  (integers; empty customer/email/address not counted)
 -- returns one string per order: "n_customer n_email n_address h_orders h_value_sum h_lat_sum
 --   h_lon_sum h_country" (counts in the current and previous window, before this order)
+--
+-- Orders are counted one after the other (a repeat within the batch sees the ones before it),
+-- on Lua copies of the touched fields: three HMGETs and two HSETs per batch, not per order.
 local p, now, win = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local bucket = math.floor(now / (win * 1000))
-local cur, prev, hist = p .. 'v:' .. bucket, p .. 'v:' .. (bucket - 1), p .. 'h'
-local out = {}
-local function bump(kind, id)
-  if id == '' then return 0 end
-  local f = kind .. ':' .. id
-  return tonumber(redis.call('HGET', prev, f) or '0') + redis.call('HINCRBY', cur, f, 1) - 1
+local cur, prev, hist = p .. 'v:' .. bucket, p .. 'v:' .. (bucket - 1), p .. 'hist'
+local rows, vf, vseen, who, wseen = {}, {}, {}, {}, {}
+local function want(field)
+  if field and not vseen[field] then vseen[field] = true; vf[#vf + 1] = field end
 end
 for e = 4, #ARGV do
   local f = {}
   for tok in string.gmatch(ARGV[e] .. '\31', '([^\31]*)\31') do f[#f + 1] = tok end
-  local nc, ne, na = bump('c', f[1]), bump('e', f[2]), bump('a', f[3])
-  local who = f[1] ~= '' and f[1] or f[2]
-  local h = {'0', '0', '0', '0', '-'}
-  if who ~= '' then
-    local v = redis.call('HGET', hist, who)
-    if v then
-      local k = 0
-      for tok in string.gmatch(v, '%S+') do k = k + 1; h[k] = tok end
-    end
-    local country = h[5] ~= '-' and h[5] or f[7]
-    redis.call('HSET', hist, who, (tonumber(h[1]) + 1) .. ' ' .. (tonumber(h[2]) + tonumber(f[4])) ..
-      ' ' .. (tonumber(h[3]) + tonumber(f[5])) .. ' ' .. (tonumber(h[4]) + tonumber(f[6])) ..
-      ' ' .. (country ~= '' and country or '-'))
-  end
-  out[#out + 1] = nc .. ' ' .. ne .. ' ' .. na .. ' ' .. h[1] .. ' ' .. h[2] .. ' ' .. h[3] ..
-    ' ' .. h[4] .. ' ' .. h[5]
+  local fc = f[1] ~= '' and ('c:' .. f[1]) or false
+  local fe = f[2] ~= '' and ('e:' .. f[2]) or false
+  local fa = f[3] ~= '' and ('a:' .. f[3]) or false
+  want(fc); want(fe); want(fa)
+  local w = f[1] ~= '' and f[1] or f[2]
+  if w ~= '' and not wseen[w] then wseen[w] = true; who[#who + 1] = w end
+  rows[#rows + 1] = {f, fc, fe, fa, w}
 end
-redis.call('EXPIRE', cur, 2 * win)
+local before, now_cnt, hv = {}, {}, {}
+if #vf > 0 then
+  local pv = call_chunked('HMGET', prev, vf, 1)
+  local cv = call_chunked('HMGET', cur, vf, 1)
+  for k = 1, #vf do
+    before[vf[k]] = tonumber(pv[k] or '0')
+    now_cnt[vf[k]] = tonumber(cv[k] or '0')
+  end
+end
+if #who > 0 then
+  local got = call_chunked('HMGET', hist, who, 1)
+  for k = 1, #who do
+    local h = {0, 0, 0, 0, '-'}
+    if got[k] then
+      local j = 0
+      for tok in string.gmatch(got[k], '%S+') do
+        j = j + 1
+        if j < 5 then h[j] = tonumber(tok) else h[j] = tok end
+      end
+    end
+    hv[who[k]] = h
+  end
+end
+local function bump(field)
+  if not field then return 0 end
+  local c = now_cnt[field]
+  now_cnt[field] = c + 1
+  return before[field] + c
+end
+local out = {}
+for r = 1, #rows do
+  local f, w = rows[r][1], rows[r][5]
+  local nc, ne, na = bump(rows[r][2]), bump(rows[r][3]), bump(rows[r][4])
+  local h = w ~= '' and hv[w] or {0, 0, 0, 0, '-'}
+  out[#out + 1] = string.format('%d %d %d %d %d %d %d %s', nc, ne, na, h[1], h[2], h[3], h[4], h[5])
+  if w ~= '' then
+    local country = h[5] ~= '-' and h[5] or (f[7] ~= '' and f[7] or '-')
+    hv[w] = {h[1] + 1, h[2] + tonumber(f[4]), h[3] + tonumber(f[5]), h[4] + tonumber(f[6]), country}
+  end
+end
+if #vf > 0 then
+  local set = {}
+  for k = 1, #vf do set[#set + 1] = vf[k]; set[#set + 1] = string.format('%d', now_cnt[vf[k]]) end
+  call_chunked('HSET', cur, set, 2)
+  redis.call('EXPIRE', cur, 2 * win)
+end
+if #who > 0 then
+  local set = {}
+  for k = 1, #who do
+    local h = hv[who[k]]
+    set[#set + 1] = who[k]
+    set[#set + 1] = string.format('%d %d %d %d %s', h[1], h[2], h[3], h[4], h[5])
+  end
+  call_chunked('HSET', hist, set, 2)
+end
 return out
 """
 
@@ -482,7 +606,7 @@ return out
 """
 
 ALL: dict[str, str] = {
-    "PLACE_ORDERS": _LUA_RECORD + PLACE_ORDERS,
+    "PLACE_ORDERS": _LUA_CHUNKED + _LUA_RECORD + PLACE_ORDERS,
     "TRANSITION": _LUA_RECORD + TRANSITION,
     "RELEASE_RESERVATION": _LUA_RECORD + RELEASE_RESERVATION,
     "SET_STOCK": SET_STOCK,
@@ -492,7 +616,7 @@ ALL: dict[str, str] = {
     "COMMIT_ALLOCATION": COMMIT_ALLOCATION,
     "SWAP_RECORD": _LUA_RECORD + SWAP_RECORD,
     "SHIPMENT_SEQ": SHIPMENT_SEQ,
-    "RISK_SIGNALS": RISK_SIGNALS,
+    "RISK_SIGNALS": _LUA_CHUNKED + RISK_SIGNALS,
     "POP_FOLLOWUPS": POP_FOLLOWUPS,
     "CLAIM_KEYS": CLAIM_KEYS,
 }

@@ -64,6 +64,7 @@ class PlaceEntry:
     stat_fields: str = ""
     promised_by: int = 0
     risk: bytes = b"[0,[]]"
+    dist_m: int = 0
 
     def pack(self) -> bytes:
         """One PLACE_ORDERS argument (fields joined by \x1f; orjson escapes control
@@ -75,7 +76,7 @@ class PlaceEntry:
         return b"\x1f".join((
             head.encode(), str(self.status).encode(), self.channel.encode(), self.idem_digest.encode(),
             str(self.hold_until).encode(), self.doc, self.alloc, self.history, self.stat_fields.encode(),
-            str(self.promised_by).encode(), self.risk))
+            str(self.promised_by).encode(), self.risk, str(self.dist_m).encode()))
 
 
 def encode_doc(order: Order) -> bytes:

@@ -8,11 +8,12 @@ import grpc
 
 from engine.errors import OmsError, PreconditionError, ResourceExhaustedError, ValidationError
 from engine.lifecycle import OrderStatus
+from engine.models import Order
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
-from server import codec
-from server.errors import code_for, handle_errors, handle_stream_errors, to_status
+from server import codec, wire
+from server.errors import code_for, handle_errors, handle_stream_errors
 from server.metrics import ORDER_ERRORS, ORDERS_PLACED
 from server.intake import Coalescer, Intake
 from server.redis import keys
@@ -29,10 +30,8 @@ def _count(results: list) -> None:
             ORDERS_PLACED.labels(OrderStatus(r.status).name, r.channel).inc()
 
 
-def _result(r: object) -> pb.PlaceOrderResult:
-    if isinstance(r, OmsError):
-        return pb.PlaceOrderResult(error=to_status(r))
-    return pb.PlaceOrderResult(order=codec.encode_order(r))  # type: ignore[arg-type]
+def _result(r: Order | OmsError) -> pb.PlaceOrderResult:
+    return pb.PlaceOrderResult.FromString(wire.result_bytes(r))
 
 
 def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
@@ -60,7 +59,7 @@ class OrderServicer(rpc.OrderServiceServicer):
         _count([res])
         if isinstance(res, OmsError):
             raise res
-        return codec.encode_order(res)
+        return c.Order.FromString(wire.order_bytes(res))
 
     @handle_errors
     async def BatchPlaceOrders(self, request: pb.BatchPlaceOrdersRequest,
@@ -70,7 +69,7 @@ class OrderServicer(rpc.OrderServiceServicer):
             raise ResourceExhaustedError(f"batch of {n} orders, at most {self.max_batch} a call")
         results = await self.intake.place(_decode_all(list(request.requests)))
         _count(results)
-        return pb.BatchPlaceOrdersResponse(results=[_result(r) for r in results])
+        return pb.BatchPlaceOrdersResponse.FromString(wire.batch_response_bytes(results))
 
     async def PlaceOrders(self, request_iterator: AsyncIterator[pb.PlaceOrderRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlaceOrderResult]:

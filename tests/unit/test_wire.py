@@ -1,0 +1,90 @@
+"""server.wire writes the same messages as codec.encode_order, for every field."""
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.errors import NotFoundError, ValidationError
+from engine.models import (
+    Address,
+    Allocation,
+    Customer,
+    HistoryEntry,
+    Line,
+    Order,
+    Package,
+    PaymentState,
+    Shipment,
+)
+from oms.v1 import common_pb2 as c
+from oms.v1 import orders_pb2 as pb
+from server import codec, wire
+from server.errors import to_status
+
+text = st.text(max_size=12)
+i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+small = st.integers(min_value=0, max_value=10**13)
+real = st.floats(allow_nan=False, width=64)
+
+orders = st.builds(
+    Order,
+    id=text, idempotency_key=text, channel=text, status=st.integers(0, 13),
+    customer=st.builds(Customer, text, text, text),
+    ship_to=st.builds(Address, text, text, text, text, text, text, real, real),
+    lines=st.lists(st.builds(Line, text, i64, i64), max_size=4),
+    allocations=st.lists(st.builds(Allocation, text, text, i64, real), max_size=4),
+    hold_until=small, created_at=i64, updated_at=small,
+    history=st.lists(st.builds(HistoryEntry, st.integers(0, 13), small, text), max_size=3),
+    payment=st.none() | st.builds(PaymentState, st.sampled_from(["AUTHORIZED", "CAPTURED"]),
+                                  text, small, small, text, small),
+    promised_by=small, delivered_at=small, risk_score=real,
+    risk_reasons=st.lists(text, max_size=3),
+)
+
+
+def _same(a: c.Order, b: c.Order) -> None:
+    # compare as messages (field order and -0.0 vs 0.0 may differ in bytes only)
+    assert a == b, f"\n{a}\n!=\n{b}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(orders)
+def test_order_bytes_parse_to_codec_message(order: Order) -> None:
+    _same(c.Order.FromString(wire.order_bytes(order)), codec.encode_order(order))
+
+
+@settings(max_examples=100, deadline=None)
+@given(orders)
+def test_results_and_batch(order: Order) -> None:
+    err = NotFoundError("sku", "X-1")
+    got = pb.BatchPlaceOrdersResponse.FromString(wire.batch_response_bytes([order, err, order]))
+    want = pb.BatchPlaceOrdersResponse(results=[
+        pb.PlaceOrderResult(order=codec.encode_order(order)),
+        pb.PlaceOrderResult(error=to_status(err)),
+        pb.PlaceOrderResult(order=codec.encode_order(order))])
+    assert got == want
+
+
+def test_field_errors_keep_their_details() -> None:
+    err = ValidationError.one("lines[0].quantity", "0 must be in 1..1000000")
+    got = pb.PlaceOrderResult.FromString(wire.result_bytes(err))
+    assert got.error == to_status(err)
+    assert got.error.details  # the BadRequest field violation travels
+
+
+def test_orders_with_packages_or_shipments_fall_back_to_codec() -> None:
+    o = Order("W.1", "", "web", 8, Customer("c"), Address(latitude=1.5, longitude=-2.0),
+              [Line("A", 1, 100)], [Allocation("A", "W", 1, 3.0)],
+              packages=[Package("S", 100, 10, 10, 10, ("A",), "W")],
+              shipments=[Shipment("W.1/1", "W", "rt", "GROUND", "1Z", "", (), 0, 500, "IN_TRANSIT", ("A",))])
+    assert c.Order.FromString(wire.order_bytes(o)) == codec.encode_order(o)
+
+
+def test_zero_and_negative_zero() -> None:
+    o = Order("W.1", "", "web", 2, Customer(), Address(latitude=-0.0, longitude=0.0), [], [],
+              risk_score=0.0)
+    m = c.Order.FromString(wire.order_bytes(o))
+    assert math.copysign(1.0, m.ship_to.latitude) == -1.0
+    assert m == codec.encode_order(o)
