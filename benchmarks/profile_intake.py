@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from clients.load import LAYOUT, METROS, batch_body, build_pool, sku_name  # noqa: E402
+from clients.load import LAYOUT, METROS, batch_body, build_pool, key_field, sku_name  # noqa: E402
 from engine.models import Layout, Warehouse  # noqa: E402
 from engine import geo  # noqa: E402
 from oms.v1 import orders_pb2 as pb  # noqa: E402
@@ -102,6 +102,8 @@ async def _run(args: argparse.Namespace, redis: EmbeddedRedis) -> dict[str, floa
         intake = Intake(store, fraud_hold_seconds=0)
         pool = build_pool((args.batches + args.warmup) * args.batch_size, skus=args.skus, lines=(3, 3),
                           hot_share=0.1, hot_skus=8, seed=7)
+        if not args.no_keys:  # like oms-load: every order carries an idempotency key
+            pool = [x + key_field(f"k{i}") for i, x in enumerate(pool)]
         bodies = [batch_body(pool[i:i + args.batch_size])
                   for i in range(0, len(pool), args.batch_size)]
 
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--warehouses", type=int, default=20)
     ap.add_argument("--skus", type=int, default=200)
+    ap.add_argument("--no-keys", action="store_true", help="orders without idempotency keys")
     ap.add_argument("--commands", type=int, default=12, help="Redis commands to list")
     ap.add_argument("--callgrind", default="", help="run Redis under callgrind, write its profile here")
     ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time")

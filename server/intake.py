@@ -45,20 +45,23 @@ class _IdGen:
         self._lock = threading.Lock()
         self._n = 0
         self._inst = secrets.token_hex(4)
-        self._pid = os.getpid()
+        # A forked worker takes a new instance part (asking getpid() per id is a syscall).
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._lock = threading.Lock()
+        self._inst = secrets.token_hex(4)
 
     def __call__(self, home: str, ms: int) -> str:
         with self._lock:
-            if os.getpid() != self._pid:  # forked worker: new instance part
-                self._inst, self._pid = secrets.token_hex(4), os.getpid()
-            self._n = (self._n + 1) & 0xFFFFFF
-            return f"{home}.{ms:011x}{self._inst}{self._n:06x}"
+            self._n = n = (self._n + 1) & 0xFFFFFF
+        return f"{home}.{ms:011x}{self._inst}{n:06x}"
 
 
 new_order_id = _IdGen()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Planned:
     idx: int  # position in the request list
     req: OrderRequest
@@ -66,6 +69,8 @@ class _Planned:
     home: str
     secondary: dict[str, list[tuple[str, int, int]]]  # warehouse -> merged (sku, id, qty)
     home_lines: list[tuple[str, int, int]]
+    distance_km: float  # sum over the warehouses shipping (each counted once)
+    partial: bool  # allocated less than ordered (allow_partial)
 
 
 class Intake:
@@ -134,14 +139,14 @@ class Intake:
             placed.update(zip(paying, paid))
         for i, res in placed.items():
             results[i] = res
-        done = [(requests[i].idempotency_key, r.id) for i, r in placed.items()
-                if isinstance(r, Order) and requests[i].idempotency_key]
         dropped = [requests[i].idempotency_key for i, r in placed.items()
                    if not isinstance(r, Order) and requests[i].idempotency_key]
-        if done or dropped:
-            # Off the critical path: the order script already wrote the per-shard idempotency
-            # mapping, and a claim left pending by a crash is resolved from it (wait_for_key).
-            task = asyncio.get_running_loop().create_task(self.store.finish_keys(done, dropped))
+        if dropped:
+            # A failed request gives its keys back so that a retry can place the order. A
+            # placed order's claim stays "pending": the order script wrote the per-shard key
+            # mapping atomically with the order, and a repeat resolves the claim from it
+            # (Store.wait_for_key) - one write per key fewer on the hot path.
+            task = asyncio.get_running_loop().create_task(self.store.finish_keys([], dropped))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
@@ -279,39 +284,31 @@ class Intake:
     def _home_entry(self, p: _Planned) -> PlaceEntry:
         o = p.order
         # The script adds the per-minute volume, status and channel counters itself.
-        stats = []
-        dist_m = 0
-        if o.status in (OrderStatus.ALLOCATED, OrderStatus.ON_HOLD):
-            n_wh = len(o.warehouses)
-            dist = {a.warehouse_id: a.distance_km for a in o.allocations}
-            dist_m = int(sum(dist.values()) * 1000)
-            stats += ["alloc=1", f"ship={n_wh}"]
-            if n_wh > 1:
-                stats.append("split=1")
-            if sum(a.quantity for a in o.allocations) < sum(ln.quantity for ln in o.lines):
-                stats.append("partial=1")
-        else:
-            stats.append("backorder=1")
+        flags, dist_m = "backorder=1", 0
+        if o.status != OrderStatus.BACKORDERED:
+            n_wh = len(p.secondary) + 1
+            flags = _FLAGS[n_wh > 1, p.partial].format(n_wh)
+            dist_m = int(p.distance_km * 1000)
         return PlaceEntry(
-            "O", o.id, p.home_lines, status=int(o.status), channel=o.channel,
+            "O", o.id, p.home_lines, status=o.status, channel=o.channel,
             idem_digest=keys.digest(o.idempotency_key) if o.idempotency_key else "",
             hold_until=o.hold_until, doc=encode_doc(o), alloc=encode_alloc(o.allocations),
             history=orjson.dumps([[h.status, h.at_ms, h.reason] for h in o.history]),
-            stat_fields=",".join(stats), promised_by=o.promised_by,
+            stat_fields=flags, promised_by=o.promised_by,
             risk=orjson.dumps([o.risk_score, o.risk_reasons]), dist_m=dist_m)
 
     async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                     now: int, risks: dict[int, fraud.RiskAssessment],
                     prefetched: tuple[list[str], np.ndarray] | None = None) -> list[_Planned]:
         sku_index: dict[str, int] = {}
-        line_ptr = np.zeros(len(items) + 1, dtype=np.int64)
+        line_ptr = [0]
         line_sku: list[int] = []
         line_qty: list[int] = []
-        for k, (_, req) in enumerate(items):
+        for _, req in items:
             for ln in req.lines:
                 line_sku.append(sku_index.setdefault(ln.sku, len(sku_index)))
                 line_qty.append(ln.quantity)
-            line_ptr[k + 1] = len(line_sku)
+            line_ptr.append(len(line_sku))
         skus = list(sku_index)
         ids = await self.store.sku_ids(skus)
         sku_ids = np.array([ids[s] for s in skus], dtype=np.int64)
@@ -326,54 +323,76 @@ class Intake:
         dist = geo.distance_matrix(lat, lon, np.array([w.latitude for w in whs]),
                                    np.array([w.longitude for w in whs]))
         plan = allocation.allocate(
-            line_ptr, np.array(line_sku, dtype=np.int64), np.array(line_qty, dtype=np.int64),
-            dist, available, np.ones(len(whs), dtype=np.bool_),
+            np.array(line_ptr, dtype=np.int64), np.array(line_sku, dtype=np.int64),
+            np.array(line_qty, dtype=np.int64), dist, available, np.ones(len(whs), dtype=np.bool_),
             np.array([r.allow_partial for _, r in items], dtype=np.bool_))
 
-        widx = {w: i for i, w in enumerate(wids)}
-        dist_rows = dist.tolist()  # plain floats: per-row numpy scalar access is slow
-        rows_by_order: dict[int, list[int]] = {}
-        for r in range(len(plan.alloc_order)):
-            rows_by_order.setdefault(int(plan.alloc_order[r]), []).append(r)
+        # Plain Python lists and shared immutable pieces: per-order numpy scalar access and
+        # object construction are what this loop costs.
+        dist_rows = dist.tolist()
+        nearest = np.argmin(dist, axis=1).tolist() if len(wids) else []
+        row_ptr = plan.row_ptr().tolist()
+        a_line, a_wh, a_qty = plan.alloc_line.tolist(), plan.alloc_wh.tolist(), plan.alloc_qty.tolist()
+        received = HistoryEntry(int(OrderStatus.RECEIVED), now, "received")
+        allocated = HistoryEntry(int(OrderStatus.ALLOCATED), now, _reason(OrderStatus.ALLOCATED, None))
+        backordered = HistoryEntry(int(OrderStatus.BACKORDERED), now,
+                                   _reason(OrderStatus.BACKORDERED, None))
+        hold_until, promised_by = now + self.fraud_hold_ms, now + self.promise_ms
         out = []
         for k, (idx, req) in enumerate(items):
-            rows = rows_by_order.get(k, [])
-            allocs: list[Allocation] = []
-            per_wh: dict[str, dict[str, int]] = {}
-            for r in rows:
-                w = int(plan.alloc_wh[r])
-                ln = req.lines[int(plan.alloc_line[r]) - int(line_ptr[k])]
-                q = int(plan.alloc_qty[r])
-                allocs.append(Allocation(ln.sku, wids[w], q, round(dist_rows[k][w], 3)))
-                d = per_wh.setdefault(wids[w], {})
-                d[ln.sku] = d.get(ln.sku, 0) + q
+            r0, r1 = row_ptr[k], row_ptr[k + 1]
             risk = risks.get(idx)
-            status = OrderStatus.ALLOCATED if allocs else OrderStatus.BACKORDERED
-            if allocs and risk is not None and risk.hold:
-                status = OrderStatus.ON_HOLD  # keeps its stock until reviewed (ReleaseHold)
+            drow = dist_rows[k]
+            lines = req.lines
+            allocs: list[Allocation] = []
+            per_wh: dict[int, dict[str, int]] = {}
+            shipped_km = 0.0
+            units = 0
+            base = line_ptr[k]
+            for r in range(r0, r1):
+                w, q = a_wh[r], a_qty[r]
+                sku = lines[a_line[r] - base].sku
+                km = round(drow[w], 3)
+                allocs.append(Allocation(sku, wids[w], q, km))
+                d = per_wh.get(w)
+                if d is None:
+                    per_wh[w] = d = {}
+                    shipped_km += km
+                d[sku] = d.get(sku, 0) + q
+                units += q
             if allocs:
                 # Home = nearest warehouse of the allocation; its part is atomic with the record.
-                home = min(per_wh, key=lambda wid: (dist_rows[k][widx[wid]], wid))
+                hw = next(iter(per_wh)) if len(per_wh) == 1 else \
+                    min(per_wh, key=lambda w: (drow[w], wids[w]))
+                if risk is not None and risk.hold:
+                    status = OrderStatus.ON_HOLD  # keeps its stock until reviewed (ReleaseHold)
+                    last = HistoryEntry(int(status), now, _reason(status, risk))
+                else:
+                    status, last = OrderStatus.ALLOCATED, allocated
             else:
-                home = wids[int(np.argmin(dist[k]))]
-            oid = new_order_id(home, now)
+                hw, status, last = nearest[k], OrderStatus.BACKORDERED, backordered
+            home = wids[hw]
             order = Order(
-                id=oid, idempotency_key=req.idempotency_key, channel=req.channel,
-                status=int(status), customer=req.customer, ship_to=req.ship_to,
-                lines=list(req.lines), allocations=allocs,
-                hold_until=now + self.fraud_hold_ms if allocs else 0,
-                created_at=now, updated_at=now,
-                history=[HistoryEntry(int(OrderStatus.RECEIVED), now, "received"),
-                         HistoryEntry(int(status), now, _reason(status, risk))],
-                allow_partial=req.allow_partial, promised_by=now + self.promise_ms,
-                risk_score=float(risk.score) if risk else 0.0,
+                id=new_order_id(home, now), idempotency_key=req.idempotency_key,
+                channel=req.channel, status=int(status), customer=req.customer,
+                ship_to=req.ship_to, lines=list(lines), allocations=allocs,
+                hold_until=hold_until if allocs else 0, created_at=now, updated_at=now,
+                history=[received, last], allow_partial=req.allow_partial,
+                promised_by=promised_by, risk_score=float(risk.score) if risk else 0.0,
                 risk_reasons=list(risk.reasons) if risk else [])
+            home_part = per_wh.pop(hw, {})
             out.append(_Planned(
-                idx=idx, req=req, order=order, home=home,
-                secondary={w: [(s, ids[s], q) for s, q in d.items()]
-                           for w, d in per_wh.items() if w != home},
-                home_lines=[(s, ids[s], q) for s, q in per_wh.get(home, {}).items()]))
+                idx, req, order, home,
+                {wids[w]: [(s, ids[s], q) for s, q in d.items()] for w, d in per_wh.items()},
+                [(s, ids[s], q) for s, q in home_part.items()],
+                shipped_km,
+                units < sum(ln.quantity for ln in lines) if allocs else False))
         return out
+
+
+# stats flags of a placed order by (split, partial); {} is the number of warehouses shipping
+_FLAGS = {(False, False): "alloc=1,ship={}", (True, False): "alloc=1,ship={},split=1",
+          (False, True): "alloc=1,ship={},partial=1", (True, True): "alloc=1,ship={},split=1,partial=1"}
 
 
 def _reason(status: OrderStatus, risk: fraud.RiskAssessment | None) -> str:

@@ -582,15 +582,24 @@ CLAIM_KEYS = r"""
 -- claim:  ARGV[3] pending value, ARGV[4..] digests; returns per digest "" (claimed now) or
 --         the value already there (an order id, or "pending:..." while another request works)
 -- finish: ARGV[3..] pairs digest, value ("" = drop the claim: the request failed)
+-- (claims read both hashes with one HMGET each and write with one HSET: per call, not per key)
 local out = {}
 if ARGV[1] == 'claim' then
-  for k = 4, #ARGV do
-    local v = redis.call('HGET', KEYS[1], ARGV[k]) or redis.call('HGET', KEYS[2], ARGV[k])
+  local digests = {}
+  for k = 4, #ARGV do digests[#digests + 1] = ARGV[k] end
+  local cur = call_chunked('HMGET', KEYS[1], digests, 1)
+  local prev = call_chunked('HMGET', KEYS[2], digests, 1)
+  local new, taken = {}, {}
+  for k = 1, #digests do
+    local d = digests[k]
+    local v = cur[k] or prev[k] or taken[d]
     if v then out[#out + 1] = v else
-      redis.call('HSET', KEYS[1], ARGV[k], ARGV[3])
+      taken[d] = ARGV[3]
+      new[#new + 1] = d; new[#new + 1] = ARGV[3]
       out[#out + 1] = ''
     end
   end
+  if #new > 0 then call_chunked('HSET', KEYS[1], new, 2) end
 else
   for k = 3, #ARGV, 2 do
     if ARGV[k + 1] == '' then
@@ -618,5 +627,5 @@ ALL: dict[str, str] = {
     "SHIPMENT_SEQ": SHIPMENT_SEQ,
     "RISK_SIGNALS": _LUA_CHUNKED + RISK_SIGNALS,
     "POP_FOLLOWUPS": POP_FOLLOWUPS,
-    "CLAIM_KEYS": CLAIM_KEYS,
+    "CLAIM_KEYS": _LUA_CHUNKED + CLAIM_KEYS,
 }

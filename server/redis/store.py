@@ -80,20 +80,17 @@ class PlaceEntry:
 
 
 def encode_doc(order: Order) -> bytes:
-    cu, st = order.customer, order.ship_to
+    # orjson writes the Customer and Address dataclasses as objects keyed by field name
+    # (what decode_order reads back), in C.
     return orjson.dumps({
-        "cu": {"id": cu.id, "email": cu.email, "name": cu.name},
-        "st": {"name": st.name, "line1": st.line1, "city": st.city, "region": st.region,
-               "postal_code": st.postal_code, "country": st.country,
-               "latitude": st.latitude, "longitude": st.longitude},
-        "ln": [[ln.sku, ln.quantity, ln.unit_price_cents] for ln in order.lines],
-        "ap": order.allow_partial,
-        "ik": order.idempotency_key,
+        "cu": order.customer, "st": order.ship_to,
+        "ln": [(ln.sku, ln.quantity, ln.unit_price_cents) for ln in order.lines],
+        "ap": order.allow_partial, "ik": order.idempotency_key,
     })
 
 
 def encode_alloc(allocs: Iterable[Allocation]) -> bytes:
-    return orjson.dumps([[a.sku, a.warehouse_id, a.quantity, round(a.distance_km, 3)] for a in allocs])
+    return orjson.dumps([(a.sku, a.warehouse_id, a.quantity, round(a.distance_km, 3)) for a in allocs])
 
 
 class StaleError(OmsError):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
@@ -23,11 +24,14 @@ STREAM_MICROBATCH = 256
 
 
 def _count(results: list) -> None:
+    placed: Counter[tuple[int, str]] = Counter()
     for r in results:
         if isinstance(r, OmsError):
             ORDER_ERRORS.labels(code_for(r).name).inc()
         else:
-            ORDERS_PLACED.labels(OrderStatus(r.status).name, r.channel).inc()
+            placed[r.status, r.channel] += 1
+    for (status, channel), n in placed.items():  # one metric update per label set, not per order
+        ORDERS_PLACED.labels(OrderStatus(status).name, channel).inc(n)
 
 
 def _result(r: Order | OmsError) -> pb.PlaceOrderResult:
