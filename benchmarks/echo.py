@@ -8,12 +8,15 @@ The load client (clients/load.py) drives it exactly as it drives oms-server, so 
 "oms / echo" is what the service costs on top of Python gRPC itself on this machine.
 
     python -m benchmarks.echo --listen 127.0.0.1:0     # prints "echo listening on HOST:PORT"
+    python -m benchmarks.echo --workers 2              # N processes on one port, as oms-server
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -62,9 +65,10 @@ class EchoOrders(rpc.OrderServiceServicer):
             yield self.result
 
 
-async def serve(listen: str) -> None:
+async def serve(listen: str, reuse_port: bool = False) -> None:
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
-                                      ("grpc.max_send_message_length", MAX_MESSAGE)])
+                                      ("grpc.max_send_message_length", MAX_MESSAGE),
+                                      ("grpc.so_reuseport", 1 if reuse_port else 0)])
     rpc.add_OrderServiceServicer_to_server(EchoOrders(), server)
     port = server.add_insecure_port(listen)
     await server.start()
@@ -77,11 +81,39 @@ async def serve(listen: str) -> None:
     await server.stop(1)
 
 
+def _worker(listen: str) -> None:
+    asyncio.run(serve(listen, reuse_port=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--listen", default="127.0.0.1:0")
+    ap.add_argument("--workers", type=int, default=1, help="processes on one port (SO_REUSEPORT)")
     args = ap.parse_args(argv)
-    asyncio.run(serve(args.listen))
+    if args.workers <= 1:
+        asyncio.run(serve(args.listen))
+        return 0
+    # Like oms-server --workers: a fixed port first, then spawned processes (gRPC must not be
+    # created before a fork); each prints its "listening" line.
+    host, _, port = args.listen.rpartition(":")
+    if port == "0":
+        with socket.socket() as sk:
+            sk.bind((host, 0))
+            port = str(sk.getsockname()[1])
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(f"{host}:{port}",)) for _ in range(args.workers)]
+    for p in procs:
+        p.start()
+
+    def forward(sig: int, _frame: object) -> None:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for p in procs:
+        p.join()
     return 0
 
 

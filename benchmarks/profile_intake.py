@@ -174,7 +174,7 @@ async def _run(args: argparse.Namespace, redis: EmbeddedRedis) -> dict[str, floa
         print(f"  audit: {'ok' if not problems else problems[:3]}")
         await store.close()
         if prof:
-            pstats.Stats(prof).sort_stats("tottime").print_stats(args.cprofile)
+            pstats.Stats(prof).sort_stats(args.sort).print_stats(args.cprofile)
         return out
 
 
@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-keys", action="store_true", help="orders without idempotency keys")
     ap.add_argument("--commands", type=int, default=12, help="Redis commands to list")
     ap.add_argument("--callgrind", default="", help="run Redis under callgrind, write its profile here")
+    ap.add_argument("--sort", default="tottime", help="cProfile order: tottime or cumtime")
     ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time")
     args = ap.parse_args(argv)
     asyncio.run(run(args))

@@ -685,11 +685,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep-duration", type=float, default=0, help="each unary sweep point, s (10; quick 5)")
     ap.add_argument("--skus", type=int, default=0, help="SKUs stocked in every warehouse (1000; quick 200)")
     ap.add_argument("--batch-size", type=int, default=500)
-    ap.add_argument("--batch-concurrency", type=int, default=4)
+    ap.add_argument("--batch-concurrency", type=int, default=8,
+                    help="batch calls in flight (enough for every server worker to overlap its "
+                         "Redis round trips with another call's Python work)")
     ap.add_argument("--streams", type=int, default=4, help="streams in flight")
     ap.add_argument("--window", type=int, default=128, help="orders in flight per stream")
     ap.add_argument("--client-processes", type=int, default=1)
-    ap.add_argument("--server-workers", type=int, default=1, help="oms-server --workers")
+    ap.add_argument("--server-workers", type=int, default=2,
+                    help="oms-server --workers, and as many echo processes (one per core here)")
+    ap.add_argument("--channels", type=int, default=8,
+                    help="gRPC connections per client process: SO_REUSEPORT spreads connections, "
+                         "not calls, over the server workers")
     ap.add_argument("--hot-share", type=float, default=0.1)
     ap.add_argument("--skip", default="", help="comma list of: echo,unary,stream,batch,redis,kernel")
     args = ap.parse_args(argv)
@@ -707,15 +713,15 @@ def main(argv: list[str] | None = None) -> int:
     R: dict[str, Any] = {"quick": q, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                          "environment": environment(), "targets": TARGETS, "concurrencies": concurrencies,
                          "notes": [], "all_runs": []}
-    common = ["--processes", str(args.client_processes), "--skus", str(skus),
+    common = ["--processes", str(args.client_processes), "--channels", str(args.channels), "--skus", str(skus),
               "--hot-share", str(args.hot_share), "--pool-cache", str(tmp / "pools")]
     server_cmd = [sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir",
                   str(tmp / "redis"), "--log-level", "WARNING", "--workers", str(args.server_workers)]
     R["server_cmd"] = ["python", "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir", "<fresh tmp>",
                        "--log-level", "WARNING", "--workers", str(args.server_workers)]
     oms = ServerProc("oms-server", server_cmd, tmp / "oms-server.log")
-    echo = ServerProc("echo", [sys.executable, "-m", "benchmarks.echo", "--listen", "127.0.0.1:0"],
-                      tmp / "echo.log")
+    echo = ServerProc("echo", [sys.executable, "-m", "benchmarks.echo", "--listen", "127.0.0.1:0",
+                               "--workers", str(args.server_workers)], tmp / "echo.log")
 
     def load(name: str, target: str, extra: list[str], duration: float) -> dict[str, Any]:
         r = run_load(name, target, common + extra, tmp, warmup=warm, duration=duration)

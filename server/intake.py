@@ -406,24 +406,34 @@ class Coalescer:
 
     Whatever arrives while a batch is being placed waits for the next one, so under load many
     callers share one snapshot, one kernel call and one script per warehouse, and at low load a
-    lone order goes through at once. ``max_inflight`` batches run at the same time so Python
-    work of one overlaps the Redis round trips of another.
+    lone order goes through at once. Up to ``max_inflight`` batches run at the same time so the
+    Python work of one overlaps the Redis round trips of another, but a batch beyond the first
+    starts only with ``min_parallel`` orders waiting: a batch has a fixed cost (three round
+    trips, a snapshot, a kernel call) that a trickle of one-order batches would pay per order.
     """
 
-    def __init__(self, intake: "Intake", *, max_batch: int = 1000, max_inflight: int = 2) -> None:
+    def __init__(self, intake: "Intake", *, max_batch: int = 1000, max_inflight: int = 2,
+                 min_parallel: int = 16) -> None:
         self.intake = intake
         self.max_batch = max_batch
         self.max_inflight = max_inflight
+        self.min_parallel = min_parallel
         self._pending: list[tuple[OrderRequest | OmsError, asyncio.Future[Result]]] = []
         self._running = 0
+        # The loop holds tasks only weakly: a drain waiting on Redis must be referenced here
+        # or it can be garbage-collected mid-batch, stranding its callers.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, requests: Sequence[OrderRequest | OmsError]) -> list[Result]:
         loop = asyncio.get_running_loop()
         futs: list[asyncio.Future[Result]] = [loop.create_future() for _ in requests]
         self._pending.extend(zip(requests, futs))
-        if self._running < self.max_inflight:
+        if self._running == 0 or (self._running < self.max_inflight
+                                  and len(self._pending) >= self.min_parallel):
             self._running += 1
-            loop.create_task(self._drain())
+            task = loop.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return list(await asyncio.gather(*futs))
 
     async def _drain(self) -> None:

@@ -38,6 +38,7 @@ from engine.models import (
     Warehouse,
 )
 from server.redis import keys, scripts
+from server.redis.rawpipe import RawClient
 
 PENDING = "pending:"
 
@@ -99,8 +100,9 @@ class StaleError(OmsError):
 
 class Store:
     def __init__(self, client: aioredis.Redis, *, events_maxlen: int = 1_000_000,
-                 idempotency_ttl_s: int = 86400) -> None:
+                 idempotency_ttl_s: int = 86400, raw: RawClient | None = None) -> None:
         self.r = client
+        self.raw = raw  # lean pipelines for the hot round trips (same server and database)
         self.events_maxlen = events_maxlen
         self.idempotency_ttl_s = idempotency_ttl_s
         self._s = {name: client.register_script(src) for name, src in scripts.ALL.items()}
@@ -112,9 +114,11 @@ class Store:
     def from_url(cls, url: str, **kw: int) -> "Store":
         # A blocking pool: bursts of concurrent RPCs wait for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=30)
-        return cls(aioredis.Redis(connection_pool=pool), **kw)
+        return cls(aioredis.Redis(connection_pool=pool), raw=RawClient(url), **kw)
 
     async def close(self) -> None:
+        if self.raw is not None:
+            await self.raw.close()
         await self.r.aclose()
 
     # Scripts inside pipelines go by EVALSHA directly: redis-py's Script objects make every
@@ -125,14 +129,19 @@ class Store:
         p.evalsha(self._sha[name], len(keys_), *keys_, *args)
 
     async def _exec(self, build: Callable[[Any], None]) -> list[Any]:
+        """Run the EVALSHA/MGET calls that ``build(pipeline)`` adds, in one round trip."""
         for attempt in (0, 1):
-            async with self.r.pipeline(transaction=False) as p:
-                build(p)
-                try:
+            try:
+                if self.raw is not None:
+                    p = self.raw.pipeline()
+                    build(p)
                     return await p.execute()
-                except NoScriptError:
-                    if attempt:
-                        raise
+                async with self.r.pipeline(transaction=False) as rp:
+                    build(rp)
+                    return await rp.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
             for name, src in scripts.ALL.items():
                 await self.r.script_load(src)
         raise AssertionError("unreachable")
@@ -945,14 +954,15 @@ def encode_return(r: Return) -> bytes:
 
 
 def _unpack_avail(raw: Sequence[bytes | None], sku_ids: np.ndarray) -> np.ndarray:
-    out = np.zeros((len(raw), len(sku_ids)), dtype=np.int64)
-    for i, buf in enumerate(raw):
-        if not buf:
-            continue
-        arr = np.frombuffer(buf, dtype=">i4")
-        inside = sku_ids < len(arr)
-        out[i, inside] = arr[sku_ids[inside]]
-    return out
+    """available[w, k] from the warehouses' packed arrays: one numpy gather over all of them
+    (an array shorter than the largest id reads as 0 past its end)."""
+    n, k = len(raw), len(sku_ids)
+    if not n or not k:
+        return np.zeros((n, k), dtype=np.int64)
+    width = 4 * (int(sku_ids.max()) + 1)
+    rows = [b[:width] if b and len(b) >= width else (b or b"").ljust(width, b"\0") for b in raw]
+    table = np.frombuffer(b"".join(rows), dtype=">i4").reshape(n, width // 4)
+    return table[:, sku_ids].astype(np.int64)
 
 
 def _s(v: bytes | str | None) -> str:
