@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 
@@ -25,6 +23,7 @@ import grpc
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
+from server.workers import fixed_listen, run_workers
 
 MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -93,27 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers <= 1:
         asyncio.run(serve(args.listen))
         return 0
-    # Like oms-server --workers: a fixed port first, then spawned processes (gRPC must not be
-    # created before a fork); each prints its "listening" line.
-    host, _, port = args.listen.rpartition(":")
-    if port == "0":
-        with socket.socket() as sk:
-            sk.bind((host, 0))
-            port = str(sk.getsockname()[1])
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(f"{host}:{port}",)) for _ in range(args.workers)]
-    for p in procs:
-        p.start()
-
-    def forward(sig: int, _frame: object) -> None:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for p in procs:
-        p.join()
+    # Like oms-server --workers; each process prints its "listening" line.
+    listen = fixed_listen(args.listen)
+    run_workers(_worker, [(listen,)] * args.workers)
     return 0
 
 

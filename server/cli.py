@@ -4,13 +4,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import multiprocessing
 import signal
-import socket
 import sys
 
 from server.app import create_server, mark_serving
 from server.config import Config
+from server.workers import fixed_listen, run_workers
 from server.redis.embedded import EmbeddedRedis
 from server.redis.store import Store
 
@@ -64,12 +63,6 @@ def _worker(config: Config, index: int = 0) -> None:
     asyncio.run(serve(config, reuse_port=True))
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> int:
     config = Config.from_args(argv)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
@@ -85,26 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         if config.workers <= 1:
             asyncio.run(serve(config))
             return 0
-        # N processes on one port (SO_REUSEPORT). Each is a fresh interpreter ("spawn"):
-        # gRPC must not be created before a fork.
-        host, _, port = config.listen.rpartition(":")
-        if port == "0":
-            config = dataclasses.replace(config, listen=f"{host}:{_free_port(host)}")
-        ctx = multiprocessing.get_context("spawn")
-        procs = [ctx.Process(target=_worker, args=(config, i), daemon=False)
-                 for i in range(config.workers)]
-        for p in procs:
-            p.start()
-
-        def forward(sig: int, _frame: object) -> None:
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-
-        signal.signal(signal.SIGTERM, forward)
-        signal.signal(signal.SIGINT, forward)
-        for p in procs:
-            p.join()
+        # N processes on one port (SO_REUSEPORT), each a fresh interpreter.
+        config = dataclasses.replace(config, listen=fixed_listen(config.listen))
+        run_workers(_worker, [(config, i) for i in range(config.workers)])
         return 0
     finally:
         if embedded:
