@@ -15,7 +15,11 @@ Orders are realistic and cheap to send: a pool of ``--pool`` distinct orders (1-
 default, ship-to = a real US ZIP drawn by city population, ``--hot-share`` of the lines on
 ``--hot-skus`` hot SKUs, the rest Zipf over ``--skus`` SKUs) is serialized once; each order sent
 is a pool entry plus a unique idempotency key appended as raw protobuf bytes (a later field
-overrides an earlier one), so the generator does no message building per order.
+overrides an earlier one), so the generator does no message building per order. Each pass over
+the pool (and each process and run) also appends fresh customer ids and e-mails (an appended
+sub-message merges into the first): a customer orders as often as in the pool, not once per
+pass - at thousands of orders per second a pool that repeated its customers every few seconds
+would trip the fraud rules' velocity limits on most orders, which no real order stream does.
 
 ``--setup`` first creates ``--warehouses`` warehouses at real metro ZIPs (up to 20) and sets
 stock of every SKU in each (``--duration 0`` stops after the setup).
@@ -209,6 +213,16 @@ def key_field(key: str) -> bytes:
     return _tag("PlaceOrderRequest", "idempotency_key") + _varint(len(b)) + b
 
 
+def customer_field(customer_id: str) -> bytes:
+    """A PlaceOrderRequest.customer sub-message with this id and a matching e-mail: appended
+    to a serialized request it merges into its customer (id and email replaced by the later
+    occurrence, name kept)."""
+    cid = customer_id.encode()
+    email = cid + b"@load.example.com"
+    body = b"\x0a" + _varint(len(cid)) + cid + b"\x12" + _varint(len(email)) + email
+    return _tag("PlaceOrderRequest", "customer") + _varint(len(body)) + body
+
+
 def batch_body(items: list[bytes]) -> bytes:
     """BatchPlaceOrdersRequest bytes from serialized PlaceOrderRequests."""
     tag = _tag("BatchPlaceOrdersRequest", "requests")
@@ -336,12 +350,18 @@ class Worker:
         self.n_done = 0
         self.n_err = 0
         self.use_keys = cfg["idempotency_keys"]
+        from oms.v1 import orders_pb2 as o  # noqa: PLC0415
+
+        self.customers = [o.PlaceOrderRequest.FromString(t).customer.id for t in pool]
 
     # ---- order bytes
     def next_order(self) -> bytes:
         i = self.seq
         self.seq = i + 1
-        t = self.pool[(self.offset + i) % len(self.pool)]
+        pos = self.offset + i
+        k = pos % len(self.pool)
+        # the pool's customer, made distinct per pass, process and run
+        t = self.pool[k] + customer_field(f"{self.customers[k]}.{self.prefix}{pos // len(self.pool)}")
         return t + key_field(self.prefix + str(i)) if self.use_keys else t
 
     # ---- schedule
