@@ -39,7 +39,7 @@ from oms.v1 import orders_pb2 as pb  # noqa: E402
 from server.intake import Intake  # noqa: E402
 from server.redis.embedded import EmbeddedRedis  # noqa: E402
 from server.redis.store import Store  # noqa: E402
-from server.services.orders import _decode_all  # noqa: E402
+from server.services.orders import _decode_all, _sources  # noqa: E402
 from server.wire import batch_response_bytes  # noqa: E402
 
 
@@ -109,11 +109,13 @@ async def _run(args: argparse.Namespace, redis: EmbeddedRedis) -> dict[str, floa
 
         async def one(body: bytes, t: dict[str, float]) -> None:
             t0 = time.process_time()
-            reqs = _decode_all(list(pb.BatchPlaceOrdersRequest.FromString(body).requests))
+            msgs = list(pb.BatchPlaceOrdersRequest.FromString(body).requests)
+            reqs = _decode_all(msgs)
             t1 = time.process_time()
             results = await intake.place(reqs)
             t2 = time.process_time()
-            pb.BatchPlaceOrdersResponse.FromString(batch_response_bytes(results)).SerializeToString()
+            pb.BatchPlaceOrdersResponse.FromString(
+                batch_response_bytes(results, _sources(msgs, reqs, results))).SerializeToString()
             t3 = time.process_time()
             t["decode"] += t1 - t0
             t["place"] += t2 - t1

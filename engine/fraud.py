@@ -105,7 +105,7 @@ class RiskConfig:
             raise ValidationError(out)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per order at intake: see engine/models.py
 class CustomerHistory:
     """What is known about the customer before this order.
 
@@ -120,7 +120,7 @@ class CustomerHistory:
     usual_country: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per order at intake: see engine/models.py
 class RiskInput:
     order_value_cents: int
     customer: CustomerHistory
@@ -132,7 +132,7 @@ class RiskInput:
     ship_lon: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # built per order at intake: see engine/models.py
 class RiskAssessment:
     score: int  # 0..100
     reasons: list[str]

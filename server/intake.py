@@ -166,22 +166,22 @@ class Intake:
             return order
 
     @staticmethod
-    def _risk_rows(reqs: list[OrderRequest]) -> list[str]:
+    def _risk_rows(reqs: list[OrderRequest], values: list[int]) -> list[str]:
         rows = []
-        for r in reqs:
+        for r, value in zip(reqs, values):
             addr = f"{r.ship_to.postal_code}|{r.ship_to.line1}".lower() if r.ship_to.line1 else ""
-            value = sum(ln.quantity * ln.unit_price_cents for ln in r.lines)
             rows.append("\x1f".join((r.customer.id, r.customer.email.lower(), addr, str(value),
                                       str(round(r.ship_to.latitude * 1e6)),
                                       str(round(r.ship_to.longitude * 1e6)),
                                       (r.ship_to.country or "US").upper())))
         return rows
 
-    def _assess(self, reqs: list[OrderRequest], signals: list[list[str]]) -> list[fraud.RiskAssessment]:
+    def _assess(self, reqs: list[OrderRequest], values: list[int], signals: list[list[str]]
+                ) -> list[fraud.RiskAssessment]:
         """Fraud rules for each order, from the velocity and history counters (RISK_SIGNALS)."""
         cfg = self.risk
         out = []
-        for r, sig in zip(reqs, signals):
+        for r, value, sig in zip(reqs, values, signals):
             n_c, n_e, n_a, h_n = int(sig[0]), int(sig[1]), int(sig[2]), int(sig[3])
             h_value, h_lat, h_lon = float(sig[4]), int(sig[5]) / 1e6, int(sig[6]) / 1e6
             hist = fraud.CustomerHistory(
@@ -189,7 +189,7 @@ class Intake:
                 usual_lat=h_lat / h_n if h_n else None, usual_lon=h_lon / h_n if h_n else None,
                 usual_country="" if sig[7] == "-" else sig[7])
             out.append(fraud.assess(fraud.RiskInput(
-                order_value_cents=sum(ln.quantity * ln.unit_price_cents for ln in r.lines),
+                order_value_cents=value,
                 customer=hist, orders_by_customer_in_window=n_c, orders_by_email_in_window=n_e,
                 orders_by_address_in_window=n_a, ship_country=(r.ship_to.country or "US").upper(),
                 ship_lat=r.ship_to.latitude, ship_lon=r.ship_to.longitude), cfg,
@@ -214,10 +214,11 @@ class Intake:
         skus = list(dict.fromkeys(ln.sku for _, r in items for ln in r.lines))
         ids = await self.store.sku_ids(skus)
         reqs = [r for _, r in items]
+        values = [sum([ln.quantity * ln.unit_price_cents for ln in r.lines]) for r in reqs]
         signals, available = await self.store.risk_and_snapshot(
-            self._risk_rows(reqs), now_ms(), int(self.risk.velocity_window_s), [w.id for w in whs],
+            self._risk_rows(reqs, values), now_ms(), int(self.risk.velocity_window_s), [w.id for w in whs],
             np.array([ids[s] for s in skus], dtype=np.int64))
-        risks = dict(zip([i for i, _ in items], self._assess(reqs, signals)))
+        risks = dict(zip([i for i, _ in items], self._assess(reqs, values, signals)))
         prefetched: tuple[list[str], np.ndarray] | None = (skus, available)
         out: dict[int, Result] = {}
         pending = items

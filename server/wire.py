@@ -16,6 +16,7 @@ from functools import lru_cache
 
 from engine.errors import OmsError
 from engine.models import Order
+from oms.v1 import orders_pb2 as o
 from server import codec
 from server.errors import to_status
 
@@ -73,23 +74,40 @@ _T18, _T19 = b"\x91\x01", b"\x9a\x01"  # double 18, string 19
 _NO_PAYMENT = _sub(_LEN[14], _sfield(_LEN[1], "NONE"))
 
 
-def order_bytes(order: Order) -> bytes:
-    """The serialized ``oms.v1.Order`` of ``order`` (same message as ``codec.encode_order``)."""
+def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> bytes:
+    """The serialized ``oms.v1.Order`` of ``order`` (same message as ``codec.encode_order``).
+
+    ``source``: the request the order was just decoded from and placed by, when the caller has
+    it. Customer, ship-to and lines are then its own sub-messages re-serialized in C (the codec
+    copies them unchanged; geocoded coordinates are appended, and a later occurrence of a
+    scalar field wins when parsed)."""
     if order.packages or order.shipments:
         return codec.encode_order(order).SerializeToString()
     L, V = _LEN, _VAR
     cu, st = order.customer, order.ship_to
-    customer = _sfield(L[1], cu.id) + _sfield(L[2], cu.email) + _sfield(L[3], cu.name)
-    address = b"".join((
-        _sfield(L[1], st.name), _sfield(L[2], st.line1), _sfield(L[3], st.city),
-        _sfield(L[4], st.region), _sfield(L[5], st.postal_code), _sfield(L[6], st.country),
-        _dfield(_F64[7], st.latitude), _dfield(_F64[8], st.longitude)))
+    if source is not None:
+        customer = source.customer.SerializeToString()
+        address = source.ship_to.SerializeToString()
+        src = source.ship_to
+        if src.latitude != st.latitude or src.longitude != st.longitude:
+            address += _dfield(_F64[7], st.latitude) + _dfield(_F64[8], st.longitude)
+    else:
+        customer = _sfield(L[1], cu.id) + _sfield(L[2], cu.email) + _sfield(L[3], cu.name)
+        address = b"".join((
+            _sfield(L[1], st.name), _sfield(L[2], st.line1), _sfield(L[3], st.city),
+            _sfield(L[4], st.region), _sfield(L[5], st.postal_code), _sfield(L[6], st.country),
+            _dfield(_F64[7], st.latitude), _dfield(_F64[8], st.longitude)))
     parts = [_sfield(L[1], order.id), _sfield(L[2], order.idempotency_key),
              _sfield(L[3], order.channel), _ifield(V[4], order.status),
              L[5], _vlen(len(customer)), customer, L[6], _vlen(len(address)), address]
-    for ln in order.lines:
-        m = _sfield(L[1], ln.sku) + _ifield(V[2], ln.quantity) + _ifield(V[3], ln.unit_price_cents)
-        parts += (L[7], _vlen(len(m)), m)
+    if source is not None:
+        for ln in source.lines:
+            m = ln.SerializeToString()
+            parts += (L[7], _vlen(len(m)), m)
+    else:
+        for ln in order.lines:
+            m = _sfield(L[1], ln.sku) + _ifield(V[2], ln.quantity) + _ifield(V[3], ln.unit_price_cents)
+            parts += (L[7], _vlen(len(m)), m)
     for a in order.allocations:
         m = (_sfield(L[1], a.sku) + _sfield(L[2], a.warehouse_id) + _ifield(V[3], a.quantity)
              + _dfield(_F64[4], a.distance_km))
@@ -115,13 +133,16 @@ def order_bytes(order: Order) -> bytes:
     return b"".join(parts)
 
 
-def result_bytes(result: Order | OmsError) -> bytes:
+def result_bytes(result: Order | OmsError, source: o.PlaceOrderRequest | None = None) -> bytes:
     """The serialized ``oms.v1.PlaceOrderResult``: the order, or the error as google.rpc.Status."""
     if isinstance(result, OmsError):
         return _sub(_LEN[2], to_status(result).SerializeToString())
-    return _sub(_LEN[1], order_bytes(result))
+    return _sub(_LEN[1], order_bytes(result, source))
 
 
-def batch_response_bytes(results: Sequence[Order | OmsError]) -> bytes:
-    """The serialized ``oms.v1.BatchPlaceOrdersResponse``."""
-    return b"".join([_sub(_LEN[1], result_bytes(r)) for r in results])
+def batch_response_bytes(results: Sequence[Order | OmsError],
+                         sources: Sequence[o.PlaceOrderRequest | None] | None = None) -> bytes:
+    """The serialized ``oms.v1.BatchPlaceOrdersResponse``; ``sources[i]`` as in order_bytes."""
+    if sources is None:
+        return b"".join([_sub(_LEN[1], result_bytes(r)) for r in results])
+    return b"".join([_sub(_LEN[1], result_bytes(r, s)) for r, s in zip(results, sources)])

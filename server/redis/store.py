@@ -91,7 +91,8 @@ def encode_doc(order: Order) -> bytes:
 
 
 def encode_alloc(allocs: Iterable[Allocation]) -> bytes:
-    return orjson.dumps([(a.sku, a.warehouse_id, a.quantity, round(a.distance_km, 3)) for a in allocs])
+    # distances are rounded to metres where allocations are made (intake, re-allocation)
+    return orjson.dumps([(a.sku, a.warehouse_id, a.quantity, a.distance_km) for a in allocs])
 
 
 class StaleError(OmsError):
@@ -337,8 +338,9 @@ class Store:
 
     # ---- idempotency --------------------------------------------------------------------
 
-    def _claim_hashes(self, digest: str) -> tuple[str, str]:
-        period = int(time.time()) // self.idempotency_ttl_s
+    def _claim_hashes(self, digest: str, period: int | None = None) -> tuple[str, str]:
+        if period is None:
+            period = int(time.time()) // self.idempotency_ttl_s
         return keys.idem_claims(digest, period), keys.idem_claims(digest, period - 1)
 
     async def _claims_call(self, mode: str, per_bucket: dict[tuple[str, str], list[str]]
@@ -357,15 +359,18 @@ class Store:
         there: an order id, or ``pending:...`` while another request is placing it."""
         if not idem_keys:
             return []
+        # one period for the whole call (a boundary passing mid-call must not split it), and
+        # the bucket hashes computed once per key
+        period = int(time.time()) // self.idempotency_ttl_s
         digests = [keys.digest(k) for k in idem_keys]
+        where = [self._claim_hashes(d, period) for d in digests]
         per_bucket: dict[tuple[str, str], list[str]] = {}
-        for d in digests:
-            per_bucket.setdefault(self._claim_hashes(d), [PENDING + token]).append(d)
+        for h, d in zip(where, digests):
+            per_bucket.setdefault(h, [PENDING + token]).append(d)
         answers = await self._claims_call("claim", per_bucket)
         pos = {h: 0 for h in per_bucket}
         out: list[str | None] = []
-        for d in digests:
-            h = self._claim_hashes(d)
+        for h in where:
             v = answers[h][pos[h]]
             pos[h] += 1
             out.append(_s(v) or None)

@@ -34,8 +34,12 @@ def _count(results: list) -> None:
         ORDERS_PLACED.labels(OrderStatus(status).name, channel).inc(n)
 
 
-def _result(r: Order | OmsError) -> pb.PlaceOrderResult:
-    return pb.PlaceOrderResult.FromString(wire.result_bytes(r))
+def _sources(requests: list[pb.PlaceOrderRequest], decoded: list, results: list) -> list:
+    """For each result, the request message it was placed from (so that the response re-uses
+    its sub-messages), or None: an error, or an order that came from elsewhere (an idempotent
+    repeat returns the stored order). Placed orders share the decoded request's Customer."""
+    return [q if isinstance(r, Order) and not isinstance(d, OmsError) and r.customer is d.customer
+            else None for q, d, r in zip(requests, decoded, results)]
 
 
 def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
@@ -63,7 +67,8 @@ class OrderServicer(rpc.OrderServiceServicer):
         _count([res])
         if isinstance(res, OmsError):
             raise res
-        return c.Order.FromString(wire.order_bytes(res))
+        (src,) = _sources([request], [req], [res])
+        return c.Order.FromString(wire.order_bytes(res, src))
 
     @handle_errors
     async def BatchPlaceOrders(self, request: pb.BatchPlaceOrdersRequest,
@@ -71,9 +76,12 @@ class OrderServicer(rpc.OrderServiceServicer):
         n = len(request.requests)
         if n > self.max_batch:
             raise ResourceExhaustedError(f"batch of {n} orders, at most {self.max_batch} a call")
-        results = await self.intake.place(_decode_all(list(request.requests)))
+        requests = list(request.requests)
+        decoded = _decode_all(requests)
+        results = await self.intake.place(decoded)
         _count(results)
-        return pb.BatchPlaceOrdersResponse.FromString(wire.batch_response_bytes(results))
+        return pb.BatchPlaceOrdersResponse.FromString(
+            wire.batch_response_bytes(results, _sources(requests, decoded, results)))
 
     async def PlaceOrders(self, request_iterator: AsyncIterator[pb.PlaceOrderRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlaceOrderResult]:
@@ -103,10 +111,11 @@ class OrderServicer(rpc.OrderServiceServicer):
                         done = True
                         break
                     batch.append(nxt)
-                results = await self.coalescer.submit(_decode_all(batch))
+                decoded = _decode_all(batch)
+                results = await self.coalescer.submit(decoded)
                 _count(results)
-                for r in results:
-                    yield _result(r)
+                for r, src in zip(results, _sources(batch, decoded, results)):
+                    yield pb.PlaceOrderResult.FromString(wire.result_bytes(r, src))
         finally:
             task.cancel()
 

@@ -88,3 +88,44 @@ def test_zero_and_negative_zero() -> None:
     m = c.Order.FromString(wire.order_bytes(o))
     assert math.copysign(1.0, m.ship_to.latitude) == -1.0
     assert m == codec.encode_order(o)
+
+
+requests = st.builds(
+    lambda cid, email, name, zip_or_point, lines, extra: _request(cid, email, name, zip_or_point,
+                                                                  lines, extra),
+    text, text, text,
+    st.sampled_from(["50309", "10001", "94103"]) | st.tuples(
+        st.floats(-89, 89), st.floats(-179, 179)).filter(lambda p: p != (0.0, 0.0)),  # 0,0 = none
+    st.lists(st.tuples(st.sampled_from(["A-1", "B.2", "C_3"]), st.integers(1, 1000),
+                       st.integers(0, 10**6)), min_size=1, max_size=4),
+    st.booleans())
+
+
+def _request(cid: str, email: str, name: str, where: object, lines: list, extra: bool
+             ) -> pb.PlaceOrderRequest:
+    r = pb.PlaceOrderRequest(customer=c.Customer(id=cid, email=email, name=name),
+                             lines=[c.OrderLine(sku=s, quantity=q, unit_price_cents=p)
+                                    for s, q, p in lines])
+    if isinstance(where, str):
+        r.ship_to.postal_code, r.ship_to.country = where, "US"
+    else:
+        r.ship_to.latitude, r.ship_to.longitude = where  # type: ignore[misc]
+    if extra:
+        r.ship_to.line1, r.ship_to.city = "1 Main St", "Springfield"
+    return r
+
+
+@settings(max_examples=200, deadline=None)
+@given(requests, orders)
+def test_order_bytes_from_the_source_request(req: pb.PlaceOrderRequest, other: Order) -> None:
+    # what intake does: the placed order shares the decoded request's parts
+    d = codec.decode_place_order(req)
+    o = Order(other.id, d.idempotency_key, d.channel, other.status, d.customer, d.ship_to,
+              list(d.lines), other.allocations, hold_until=other.hold_until,
+              created_at=other.created_at, updated_at=other.updated_at, history=other.history,
+              payment=other.payment, promised_by=other.promised_by, risk_score=other.risk_score,
+              risk_reasons=other.risk_reasons)
+    want = codec.encode_order(o)
+    _same(c.Order.FromString(wire.order_bytes(o, req)), want)
+    got = pb.BatchPlaceOrdersResponse.FromString(wire.batch_response_bytes([o, o], [req, None]))
+    assert list(got.results) == [pb.PlaceOrderResult(order=want)] * 2
