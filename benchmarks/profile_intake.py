@@ -36,6 +36,7 @@ from clients.load import LAYOUT, METROS, batch_body, build_pool, key_field, sku_
 from engine.models import Layout, Warehouse  # noqa: E402
 from engine import geo  # noqa: E402
 from oms.v1 import orders_pb2 as pb  # noqa: E402
+from server.cli import _tune_gc  # noqa: E402
 from server.intake import Intake  # noqa: E402
 from server.redis.embedded import EmbeddedRedis  # noqa: E402
 from server.redis.store import Store  # noqa: E402
@@ -100,6 +101,8 @@ async def _run(args: argparse.Namespace, redis: EmbeddedRedis) -> dict[str, floa
             for k in range(args.skus):
                 await store.set_stock(wid, sku_name(k), 10**9, "")
         intake = Intake(store, fraud_hold_seconds=0)
+        if not args.default_gc:
+            _tune_gc()  # as oms-server does once it is up
         pool = build_pool((args.batches + args.warmup) * args.batch_size, skus=args.skus, lines=(3, 3),
                           hot_share=0.1, hot_skus=8, seed=7)
         if not args.no_keys:  # like oms-load: every order carries an idempotency key
@@ -187,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--warehouses", type=int, default=20)
     ap.add_argument("--skus", type=int, default=200)
+    ap.add_argument("--default-gc", action="store_true", help="keep Python's default GC tuning")
     ap.add_argument("--no-keys", action="store_true", help="orders without idempotency keys")
     ap.add_argument("--commands", type=int, default=12, help="Redis commands to list")
     ap.add_argument("--callgrind", default="", help="run Redis under callgrind, write its profile here")
