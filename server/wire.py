@@ -52,6 +52,7 @@ def _sfield(tag: bytes, s: str) -> bytes:
     return tag + _vlen(len(b)) + b
 
 
+@lru_cache(maxsize=65536)  # statuses, quantities, prices and the batch's timestamps repeat
 def _ifield(tag: bytes, n: int) -> bytes:
     return tag + _varint(n) if n else b""
 
@@ -59,6 +60,11 @@ def _ifield(tag: bytes, n: int) -> bytes:
 def _dfield(tag: bytes, x: float) -> bytes:
     # proto3 omits a default 0.0 but keeps -0.0 (its bits are not zero)
     return tag + _double(x) if x or str(x)[0] == "-" else b""
+
+
+@lru_cache(maxsize=4096)  # a batch shares its "received" and "allocated" entries
+def _history(status: int, at_ms: int, reason: str) -> bytes:
+    return _sub(_LEN[13], _ifield(_VAR[1], status) + _ifield(_VAR[2], at_ms) + _sfield(_LEN[3], reason))
 
 
 def _sub(tag: bytes, payload: bytes) -> bytes:
@@ -108,15 +114,15 @@ def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> byte
         for ln in order.lines:
             m = _sfield(L[1], ln.sku) + _ifield(V[2], ln.quantity) + _ifield(V[3], ln.unit_price_cents)
             parts += (L[7], _vlen(len(m)), m)
+    B = _B
     for a in order.allocations:
         m = (_sfield(L[1], a.sku) + _sfield(L[2], a.warehouse_id) + _ifield(V[3], a.quantity)
              + _dfield(_F64[4], a.distance_km))
-        parts += (L[8], _vlen(len(m)), m)
+        parts += (L[8], B[len(m)] if len(m) < 128 else _varint(len(m)), m)
     parts += (_ifield(V[10], order.hold_until), _ifield(V[11], order.created_at),
               _ifield(V[12], order.updated_at))
     for h in order.history:
-        m = _ifield(V[1], h.status) + _ifield(V[2], h.at_ms) + _sfield(L[3], h.reason)
-        parts += (L[13], _vlen(len(m)), m)
+        parts.append(_history(h.status, h.at_ms, h.reason))
     p = order.payment
     if p is None:
         parts.append(_NO_PAYMENT)
