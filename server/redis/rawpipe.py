@@ -4,9 +4,9 @@ hiredis, one dedicated connection per pipeline in flight.
 Why: a redis-py asyncio pipeline costs about 200 µs of CPU per round trip on this class of
 machine (connection-pool locking, per-argument encoding, response callbacks), and intake makes
 three round trips per batch: for one-order batches (unary PlaceOrder at low load) that was a
-quarter of the CPU. This module does the same round trip in a fraction of it. It carries only
-what the hot path sends (EVALSHA and MGET); everything else keeps using redis-py, on the same
-server and database.
+quarter of the CPU. This module does the same round trip in a fraction of it. Only the hot
+path's pipelines (EVALSHA, MGET, BITFIELD_RO) go through it; everything else keeps using
+redis-py, on the same server and database.
 
 Errors follow redis-py: a connection problem raises ``redis.exceptions.ConnectionError`` (the
 connection is dropped, never reused in an unknown state); an error reply raises the first
@@ -56,6 +56,10 @@ class RawPipeline:
 
     def mget(self, keys: Sequence[str]) -> None:
         self._cmds.append(pack(("MGET", *keys)))
+
+    def execute_command(self, *args: object) -> None:
+        """Any other command, as redis-py's pipeline takes it (the raw reply comes back)."""
+        self._cmds.append(pack(args))
 
     async def execute(self) -> list[Any]:
         cmds, self._cmds = self._cmds, []

@@ -41,6 +41,9 @@ from server.redis import keys, scripts
 from server.redis.rawpipe import RawClient
 
 PENDING = "pending:"
+# Up to this many distinct skus a snapshot reads single entries (BITFIELD_RO per warehouse)
+# instead of whole packed arrays (MGET): 20 arrays of a 10,000-sku catalogue are 800 KB.
+SNAPSHOT_FEW_SKUS = 64
 
 
 def now_ms() -> int:
@@ -272,32 +275,42 @@ class Store:
         return out
 
     async def snapshot(self, warehouse_ids: Sequence[str], sku_ids: np.ndarray) -> np.ndarray:
-        """available[w, k] = on_hand - reserved of sku id ``sku_ids[k]`` in warehouse w: one
-        MGET of the warehouses' packed avail arrays. A snapshot can be stale by the time it is
-        used; PLACE_ORDERS re-checks atomically."""
-        if not len(sku_ids):
-            return np.zeros((len(warehouse_ids), 0), dtype=np.int64)
-        if not warehouse_ids:
-            return np.zeros((0, len(sku_ids)), dtype=np.int64)
-        raw = await self.r.mget([keys.Shard(wid).avail for wid in warehouse_ids])
-        return _unpack_avail(raw, sku_ids)
+        """available[w, k] = on_hand - reserved of sku id ``sku_ids[k]`` in warehouse w, in one
+        round trip. A snapshot can be stale by the time it is used; PLACE_ORDERS re-checks
+        atomically."""
+        _, available = await self.risk_and_snapshot([], 0, 0, warehouse_ids, sku_ids)
+        return available
 
     async def risk_and_snapshot(self, rows: Sequence[str], now: int, window_s: int,
                                 warehouse_ids: Sequence[str], sku_ids: np.ndarray
                                 ) -> tuple[list[list[str]], np.ndarray]:
-        """RISK_SIGNALS and the availability snapshot in ONE round trip (intake's hot path)."""
-        # MGET of all shards' arrays: one command instead of one per warehouse. (On Redis
-        # Cluster this becomes one GET per shard: the keys live in different slots.)
+        """RISK_SIGNALS (if ``rows``) and the availability snapshot in ONE round trip (intake's
+        hot path)."""
+        n_w, n_k = len(warehouse_ids), len(sku_ids)
+        if not n_w or not n_k:
+            signals = await self.risk_signals(rows, now, window_s) if rows else []
+            return signals, np.zeros((n_w, n_k), dtype=np.int64)
+        avail_keys = [keys.Shard(wid).avail for wid in warehouse_ids]
+        # A few skus (small batches: unary and streaming intake): read just those entries of
+        # each array (BITFIELD_RO), not whole arrays of the catalogue's size. Many: one MGET of
+        # the arrays. (On Redis Cluster either is per shard: the keys live in different slots.)
+        few = n_k <= SNAPSHOT_FEW_SKUS
+        ops = [a for i in sku_ids.tolist() for a in ("GET", "i32", f"#{i}")] if few else []
+
         def build(p: Any) -> None:
             if rows:
                 self._ev(p, "RISK_SIGNALS", [keys.RISK + "seen"], [keys.RISK, now, window_s, *rows])
-            if warehouse_ids:
-                p.mget([keys.Shard(wid).avail for wid in warehouse_ids])
+            if few:
+                for k in avail_keys:
+                    p.execute_command("BITFIELD_RO", k, *ops)
+            else:
+                p.mget(avail_keys)
 
-        raw = await self._exec(build) if rows or warehouse_ids else []
+        raw = await self._exec(build)
         signals = [_s(x).split(" ") for x in raw[0]] if rows else []
-        avail = raw[-1] if warehouse_ids else []
-        return signals, _unpack_avail(avail, sku_ids)
+        if few:
+            return signals, np.array(raw[-n_w:], dtype=np.int64).reshape(n_w, n_k)
+        return signals, _unpack_avail(raw[-1], sku_ids)
 
     # ---- placement ----------------------------------------------------------------------
 

@@ -125,3 +125,33 @@ def test_store_reloads_scripts_after_a_flush(clean_redis: str) -> None:
     signals, available = asyncio.run(go())
     assert signals == [["0", "0", "0", "0", "0", "0", "0", "-"]]
     assert available.shape == (0, 0)
+
+
+def test_snapshot_reads_few_skus_by_entry_and_many_by_array(clean_redis: str) -> None:
+    from engine.models import Warehouse  # noqa: PLC0415
+    from server.redis.store import SNAPSHOT_FEW_SKUS  # noqa: PLC0415
+
+    async def go() -> tuple:
+        store = Store.from_url(clean_redis)
+        try:
+            for wid in ("DSM", "CHI"):
+                await store.upsert_warehouse(Warehouse(wid, wid, 41.6, -93.6))
+            n = SNAPSHOT_FEW_SKUS * 2
+            for k in range(n):
+                await store.set_stock("DSM", f"S{k}", k, "")
+                if k % 3 == 0:
+                    await store.set_stock("CHI", f"S{k}", 1000 + k, "")
+            ids = np.array(list((await store.sku_ids([f"S{k}" for k in range(n)])).values()))
+            few = await store.snapshot(["DSM", "CHI", "NONE"], ids[:5])
+            many = await store.snapshot(["DSM", "CHI", "NONE"], ids)
+            return ids, few, many
+        finally:
+            await store.close()
+
+    ids, few, many = asyncio.run(go())
+    n = len(ids)
+    assert many.shape == (3, n) and few.shape == (3, 5)
+    assert (few == many[:, :5]).all()
+    assert many[0].tolist() == list(range(n))
+    assert many[1].tolist() == [1000 + k if k % 3 == 0 else 0 for k in range(n)]
+    assert not many[2].any()  # a warehouse without stock reads as zeros
