@@ -28,7 +28,12 @@ _MAX_IDLE = 16
 
 def pack(args: Sequence[object]) -> bytes:
     """One command in RESP (array of bulk strings)."""
-    out = [b"*%d\r\n" % len(args)]
+    return b"*%d\r\n" % len(args) + pack_args(args)
+
+
+def pack_args(args: Sequence[object]) -> bytes:
+    """The bulk strings of ``args`` (without the array header)."""
+    out = []
     for a in args:
         if isinstance(a, bytes):
             b = a
@@ -56,6 +61,12 @@ class RawPipeline:
 
     def mget(self, keys: Sequence[str]) -> None:
         self._cmds.append(pack(("MGET", *keys)))
+
+    def same_command_per_key(self, command: str, keys: Sequence[str], args: Sequence[object]) -> None:
+        """``command key *args`` for each key; the shared arguments are packed once."""
+        tail = pack_args(args)
+        head = b"*%d\r\n" % (len(args) + 2) + pack_args((command,))
+        self._cmds += [head + pack_args((k,)) + tail for k in keys]
 
     def execute_command(self, *args: object) -> None:
         """Any other command, as redis-py's pipeline takes it (the raw reply comes back)."""

@@ -38,11 +38,12 @@ from engine.models import (
     Warehouse,
 )
 from server.redis import keys, scripts
-from server.redis.rawpipe import RawClient
+from server.redis.rawpipe import RawClient, RawPipeline
 
 PENDING = "pending:"
-# Up to this many distinct skus a snapshot reads single entries (BITFIELD_RO per warehouse)
-# instead of whole packed arrays (MGET): 20 arrays of a 10,000-sku catalogue are 800 KB.
+# Up to this many distinct skus (and at most 1/32 of the catalogue) a snapshot reads single
+# entries (BITFIELD_RO per warehouse) instead of whole packed arrays (MGET): 20 arrays of a
+# 10,000-sku catalogue are 800 KB.
 SNAPSHOT_FEW_SKUS = 64
 
 
@@ -291,16 +292,19 @@ class Store:
             signals = await self.risk_signals(rows, now, window_s) if rows else []
             return signals, np.zeros((n_w, n_k), dtype=np.int64)
         avail_keys = [keys.Shard(wid).avail for wid in warehouse_ids]
-        # A few skus (small batches: unary and streaming intake): read just those entries of
-        # each array (BITFIELD_RO), not whole arrays of the catalogue's size. Many: one MGET of
-        # the arrays. (On Redis Cluster either is per shard: the keys live in different slots.)
-        few = n_k <= SNAPSHOT_FEW_SKUS
+        # A few skus of a large catalogue (small batches: unary and streaming intake): read just
+        # those entries of each array (BITFIELD_RO), not whole arrays. Otherwise one MGET of the
+        # arrays: copying bytes is cheaper for Redis than decoding many BITFIELD operations.
+        # (On Redis Cluster either is per shard: the keys live in different slots.)
+        few = n_k <= SNAPSHOT_FEW_SKUS and n_k * 32 <= len(self._skus)  # skus seen ~ catalogue
         ops = [a for i in sku_ids.tolist() for a in ("GET", "i32", f"#{i}")] if few else []
 
         def build(p: Any) -> None:
             if rows:
                 self._ev(p, "RISK_SIGNALS", [keys.RISK + "seen"], [keys.RISK, now, window_s, *rows])
-            if few:
+            if few and isinstance(p, RawPipeline):
+                p.same_command_per_key("BITFIELD_RO", avail_keys, ops)
+            elif few:
                 for k in avail_keys:
                     p.execute_command("BITFIELD_RO", k, *ops)
             else:

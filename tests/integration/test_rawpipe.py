@@ -136,7 +136,7 @@ def test_snapshot_reads_few_skus_by_entry_and_many_by_array(clean_redis: str) ->
         try:
             for wid in ("DSM", "CHI"):
                 await store.upsert_warehouse(Warehouse(wid, wid, 41.6, -93.6))
-            n = SNAPSHOT_FEW_SKUS * 2
+            n = SNAPSHOT_FEW_SKUS * 40  # ids[:5] is a few of a large catalogue
             for k in range(n):
                 await store.set_stock("DSM", f"S{k}", k, "")
                 if k % 3 == 0:
