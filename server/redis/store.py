@@ -110,6 +110,7 @@ class Store:
         self.raw = raw  # lean pipelines for the hot round trips (same server and database)
         self.events_maxlen = events_maxlen
         self.idempotency_ttl_s = idempotency_ttl_s
+        self._claim_life_s = 2 * idempotency_ttl_s + 60  # a claims hash covers one period
         self._s = {name: client.register_script(src) for name, src in scripts.ALL.items()}
         self._sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in scripts.ALL.items()}
         self._wh_cache: tuple[float, list[Warehouse]] | None = None
@@ -327,7 +328,9 @@ class Store:
         calls = []
         for wid in order:
             sh = keys.Shard(wid)
-            args: list[object] = [sh.prefix, now, self.events_maxlen, self.idempotency_ttl_s]
+            # The shard's key mapping lives as long as a claim can (two periods): a claim stays
+            # "pending" after its order is placed and is resolved from this mapping.
+            args: list[object] = [sh.prefix, now, self.events_maxlen, self._claim_life_s]
             args += [e.pack() for e in groups[wid]]
             calls.append(([sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail], args))
 
@@ -366,7 +369,7 @@ class Store:
         def build(p: Any) -> None:
             for hashes in order:
                 self._ev(p, "CLAIM_KEYS", list(hashes),
-                         [mode, 2 * self.idempotency_ttl_s + 60, *per_bucket[hashes]])
+                         [mode, self._claim_life_s, *per_bucket[hashes]])
 
         raw = await self._exec(build)
         return dict(zip(order, raw))
