@@ -2,7 +2,7 @@
 one PLACE_ORDERS call per warehouse, re-plan what a stale snapshot got wrong.
 
 Steps for a batch (every order independent, results in request order):
-1. idempotency claims (SET NX, one pipeline); repeats resolve to the first order;
+1. idempotency claims (CLAIM_KEYS, one call per bucket); repeats resolve to the first order;
 2. one availability snapshot for the batch's skus, one ``engine.allocation.allocate`` call;
 3. split orders: reservations in their non-home warehouses first (kind R entries);
 4. home entries (kind O: the order record, its home reservation, indexes, event, counters)

@@ -416,8 +416,8 @@ class Store:
 
     async def wait_for_key(self, idem_key: str, timeout_s: float = 5.0) -> str:
         """Wait until a concurrent request that holds ``idem_key`` has its order id. The order
-        script writes a per-shard mapping too, so a claim left pending (the claim is finished
-        off the critical path, or its process died) is resolved from that mapping."""
+        script writes a per-shard mapping, so a claim left pending (intake leaves a placed
+        order's claim pending; or its process died) is resolved from that mapping."""
         deadline = time.monotonic() + timeout_s
         delay = 0.002
         while True:
