@@ -30,7 +30,8 @@ from engine.errors import ConflictError, NotFoundError, OmsError, PreconditionEr
 from engine.lifecycle import OrderStatus
 from engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
 from server.redis import keys
-from server.redis.store import PlaceEntry, Store, encode_alloc, encode_doc, now_ms
+from server.redis.store import (PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc, encode_doc,
+                                now_ms)
 
 log = logging.getLogger(__name__)
 
@@ -166,32 +167,32 @@ class Intake:
             return order
 
     @staticmethod
-    def _risk_rows(reqs: list[OrderRequest], values: list[int]) -> list[str]:
+    def _risk_rows(reqs: list[OrderRequest], values: list[int]) -> list[RiskRow]:
         rows = []
         for r, value in zip(reqs, values):
-            addr = f"{r.ship_to.postal_code}|{r.ship_to.line1}".lower() if r.ship_to.line1 else ""
-            rows.append("\x1f".join((r.customer.id, r.customer.email.lower(), addr, str(value),
-                                      str(round(r.ship_to.latitude * 1e6)),
-                                      str(round(r.ship_to.longitude * 1e6)),
-                                      (r.ship_to.country or "US").upper())))
+            to = r.ship_to
+            addr = f"{to.postal_code}|{to.line1}".lower() if to.line1 else ""
+            rows.append(RiskRow(r.customer.id, r.customer.email.lower(), addr, value,
+                                round(to.latitude * 1e6), round(to.longitude * 1e6),
+                                (to.country or "US").upper()))
         return rows
 
-    def _assess(self, reqs: list[OrderRequest], values: list[int], signals: list[list[str]]
+    def _assess(self, reqs: list[OrderRequest], values: list[int], signals: list[RiskSignals]
                 ) -> list[fraud.RiskAssessment]:
         """Fraud rules for each order, from the velocity and history counters (RISK_SIGNALS)."""
         cfg = self.risk
         out = []
         for r, value, sig in zip(reqs, values, signals):
-            n_c, n_e, n_a, h_n = int(sig[0]), int(sig[1]), int(sig[2]), int(sig[3])
-            h_value, h_lat, h_lon = float(sig[4]), int(sig[5]) / 1e6, int(sig[6]) / 1e6
+            h_n = sig.orders
             hist = fraud.CustomerHistory(
-                orders=h_n, mean_value_cents=h_value / h_n if h_n else 0.0,
-                usual_lat=h_lat / h_n if h_n else None, usual_lon=h_lon / h_n if h_n else None,
-                usual_country="" if sig[7] == "-" else sig[7])
+                orders=h_n, mean_value_cents=sig.value_sum / h_n if h_n else 0.0,
+                usual_lat=sig.lat_e6_sum / 1e6 / h_n if h_n else None,
+                usual_lon=sig.lon_e6_sum / 1e6 / h_n if h_n else None,
+                usual_country="" if sig.country == "-" else sig.country)
             out.append(fraud.assess(fraud.RiskInput(
-                order_value_cents=value,
-                customer=hist, orders_by_customer_in_window=n_c, orders_by_email_in_window=n_e,
-                orders_by_address_in_window=n_a, ship_country=(r.ship_to.country or "US").upper(),
+                order_value_cents=value, customer=hist, orders_by_customer_in_window=sig.by_customer,
+                orders_by_email_in_window=sig.by_email, orders_by_address_in_window=sig.by_address,
+                ship_country=(r.ship_to.country or "US").upper(),
                 ship_lat=r.ship_to.latitude, ship_lon=r.ship_to.longitude), cfg,
                 validate=False))  # counters from Redis, coordinates checked by the codec
         return out

@@ -96,14 +96,14 @@ PLACE_ORDERS = r"""
 -- whose home is this warehouse. Each entry is all-or-nothing on its own, in argument order.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] events  KEYS[5] stats  KEYS[6] avail
 -- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] idempotency ttl (s)
--- ARGV[5..] one packed entry each, fields separated by \x1f (one string per entry because
---   encoding many small arguments is the client's biggest cost):
---   kind ("O" = order + its reservation here, "R" = reservation only), order_id,
---   lines "sku id qty sku id qty ..." (one triple per sku: the caller merges lines; may be
---   empty), and for kind "O" also: status, channel, idem_key_digest ("" none), hold_until,
---   doc (JSON), alloc (JSON), history (JSON), counter flags ("k=v,k=v": few distinct
---   strings, counted per string and parsed once per call), promised delivery date (ms),
---   risk assessment (JSON [score, [reasons]]), shipping distance in metres (counter dist_m)
+-- ARGV[5..] the entries, one after the other, each field its own argument (Lua then splits
+--   and parses nothing: that was a third of the script's cost):
+--   kind ("O" = order + its reservation here, "R" = reservation only), order_id, n (number of
+--   skus), then n triples sku, sku_id, qty (the caller merges lines per sku; n may be 0), and
+--   for kind "O" 11 more: status, channel, idem_key_digest ("" none), hold_until, doc (JSON),
+--   alloc (JSON), history (JSON), counter flags ("k=v,k=v": few distinct strings, counted
+--   per string and parsed once per call), promised delivery date (ms), risk assessment
+--   (JSON [score, [reasons]]), shipping distance in metres (counter dist_m)
 -- returns one integer per entry: 1 written, 2 already present (nothing changed), 0 short
 --
 -- Cost: the stock check runs on a Lua copy of the touched part of ``avail`` (one BITFIELD GET
@@ -111,25 +111,23 @@ PLACE_ORDERS = r"""
 -- per call with every member, not once per order: per order only the existence check, the
 -- order hash and its event remain. The script is atomic, so the copy cannot go stale.
 local onhand, reserved, resv, events, stats, avail = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local p, now, maxlen, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
--- pass 1: parse every entry; collect the sku ids the call touches
-local entries = {}
+local A = ARGV
+local p, now, maxlen, ttl = A[1], A[2], A[3], A[4]
+local tonumber = tonumber
+-- pass 1: where each entry starts; the sku ids the call touches
+local starts = {}
 local idlist, seen_id = {}, {}
-for e = 5, #ARGV do
-  local f = {}
-  local pos = 1
-  local entry = ARGV[e]
-  while true do
-    local q = string.find(entry, '\31', pos, true)
-    if not q then f[#f + 1] = string.sub(entry, pos) break end
-    f[#f + 1] = string.sub(entry, pos, q - 1)
-    pos = q + 1
+local i, n_args = 5, #A
+while i <= n_args do
+  starts[#starts + 1] = i
+  local l0 = i + 3
+  local l1 = l0 + 3 * tonumber(A[i + 2]) - 1
+  for k = l0 + 1, l1, 3 do
+    local id = A[k]
+    if not seen_id[id] then seen_id[id] = true; idlist[#idlist + 1] = id end
   end
-  local skus, ids, qtys = triples(f[3])
-  for k = 1, #ids do
-    if not seen_id[ids[k]] then seen_id[ids[k]] = true; idlist[#idlist + 1] = ids[k] end
-  end
-  entries[#entries + 1] = {f, skus, ids, qtys}
+  i = l1 + 1
+  if A[starts[#starts]] == 'O' then i = i + 11 end
 end
 local av = {}
 if #idlist > 0 then
@@ -150,34 +148,37 @@ local function member(key, oid)
   if not m then m = {}; zadd[key] = m end
   m[#m + 1] = '0'; m[#m + 1] = oid  -- a string: Lua numbers go through sprintf
 end
-for e = 1, #entries do
-  local f, skus, ids, qtys = entries[e][1], entries[e][2], entries[e][3], entries[e][4]
-  local kind, oid = f[1], f[2]
-  local nl = #skus
+for e = 1, #starts do
+  local s = starts[e]
+  local kind, oid = A[s], A[s + 1]
+  local l0 = s + 3
+  local l1 = l0 + 3 * tonumber(A[s + 2]) - 1
   local okey = p .. 'o:' .. oid
   local res = 1
   if kind == 'O' and (newkeys[okey] or redis.call('EXISTS', okey) == 1) then
     res = 2
   elseif kind == 'R' and (newresv[oid] or redis.call('HEXISTS', resv, oid) == 1) then
     res = 2
-  elseif nl > 0 then
-    for k = 1, nl do
-      if av[ids[k]] < qtys[k] then res = 0 break end
+  elseif l1 >= l0 then
+    for k = l0, l1, 3 do
+      if av[A[k + 1]] < tonumber(A[k + 2]) then res = 0 break end
     end
     if res == 1 then
-      for k = 1, nl do
-        av[ids[k]] = av[ids[k]] - qtys[k]
-        taken[ids[k]] = (taken[ids[k]] or 0) + qtys[k]
-        sold[skus[k]] = (sold[skus[k]] or 0) + qtys[k]
+      for k = l0, l1, 3 do
+        local sku, id, q = A[k], A[k + 1], tonumber(A[k + 2])
+        av[id] = av[id] - q
+        taken[id] = (taken[id] or 0) + q
+        sold[sku] = (sold[sku] or 0) + q
       end
-      newresv[oid] = now .. ' ' .. f[3]
+      newresv[oid] = now .. ' ' .. table.concat(A, ' ', l0, l1)
     end
   end
   if kind == 'O' and res == 1 then
+    local f = l1 + 1
     newkeys[okey] = true
-    local st, ch, ik = f[4], f[5], f[6]
-    redis.call('HSET', okey, 'st', st, 'ch', ch, 'ik', ik, 'hu', f[7], 'ca', now, 'ua', now,
-      'doc', f[8], 'al', f[9], 'hist', f[10], 'pb', f[12], 'risk', f[13])
+    local st, ch, ik = A[f], A[f + 1], A[f + 2]
+    redis.call('HSET', okey, 'st', st, 'ch', ch, 'ik', ik, 'hu', A[f + 3], 'ca', now, 'ua', now,
+      'doc', A[f + 4], 'al', A[f + 5], 'hist', A[f + 6], 'pb', A[f + 8], 'risk', A[f + 9])
     -- Indexes are lexicographic (score 0): order ids sort by creation within a shard.
     member(p .. 'idx:all', oid)
     member(p .. 'idx:s:' .. st, oid)
@@ -186,9 +187,9 @@ for e = 1, #entries do
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
       'o', oid, 't', 'order.placed', 's', st, 'c', ch, 'd', '')
     placed = placed + 1
-    local fl = 'st:' .. st .. '=1,ch:' .. ch .. '=1,' .. f[11]
+    local fl = 'st:' .. st .. '=1,ch:' .. ch .. '=1,' .. A[f + 7]
     flags[fl] = (flags[fl] or 0) + 1
-    dist = dist + tonumber(f[14])
+    dist = dist + tonumber(A[f + 10])
   end
   out[#out + 1] = res
 end
@@ -472,30 +473,31 @@ RISK_SIGNALS = r"""
 -- sprintf("%.14g"), which costs more than the rest of a row's work).
 -- KEYS[1] any key of the slot (oms:{risk}:seen)
 -- ARGV[1] key prefix "oms:{risk}:"  ARGV[2] now_ms  ARGV[3] window seconds
--- ARGV[4..] one per order: customer \x1f email \x1f address \x1f value_cents \x1f lat_e6
---           \x1f lon_e6 \x1f country  (integers; empty customer/email/address not counted)
--- returns one string per order: "n_customer n_email n_address h_orders h_value_sum h_lat_sum
---   h_lon_sum h_country" (counts in the current and previous window, before this order)
+-- ARGV[4..] 7 per order: customer, email, address, value_cents, lat_e6, lon_e6, country
+--           (integers; empty customer/email/address not counted)
+-- returns 8 values per order, flat: n_customer, n_email, n_address, h_orders, h_value_sum,
+--   h_lat_sum, h_lon_sum (integers: counts in the current and previous window, before this
+--   order) and h_country (string, "-" none)
 --
 -- Orders are counted one after the other (a repeat within the batch sees the ones before it),
 -- on Lua copies of the touched fields: three HMGETs and two HSETs per batch, not per order.
-local p, now, win = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local A = ARGV
+local p, now, win = A[1], tonumber(A[2]), tonumber(A[3])
 local bucket = math.floor(now / (win * 1000))
 local cur, prev, hist = p .. 'v:' .. bucket, p .. 'v:' .. (bucket - 1), p .. 'hist'
 local rows, vf, vseen, who, wseen = {}, {}, {}, {}, {}
 local function want(field)
   if field and not vseen[field] then vseen[field] = true; vf[#vf + 1] = field end
 end
-for e = 4, #ARGV do
-  local f = {}
-  for tok in string.gmatch(ARGV[e] .. '\31', '([^\31]*)\31') do f[#f + 1] = tok end
-  local fc = f[1] ~= '' and ('c:' .. f[1]) or false
-  local fe = f[2] ~= '' and ('e:' .. f[2]) or false
-  local fa = f[3] ~= '' and ('a:' .. f[3]) or false
+for e = 4, #A, 7 do
+  local c, m, a = A[e], A[e + 1], A[e + 2]
+  local fc = c ~= '' and ('c:' .. c) or false
+  local fe = m ~= '' and ('e:' .. m) or false
+  local fa = a ~= '' and ('a:' .. a) or false
   want(fc); want(fe); want(fa)
-  local w = f[1] ~= '' and f[1] or f[2]
+  local w = c ~= '' and c or m
   if w ~= '' and not wseen[w] then wseen[w] = true; who[#who + 1] = w end
-  rows[#rows + 1] = {f, fc, fe, fa, w}
+  rows[#rows + 1] = {e, fc, fe, fa, w}
 end
 local before, now_cnt, hv = {}, {}, {}
 if #vf > 0 then
@@ -528,13 +530,15 @@ local function bump(field)
 end
 local out = {}
 for r = 1, #rows do
-  local f, w = rows[r][1], rows[r][5]
+  local e, w = rows[r][1], rows[r][5]
   local nc, ne, na = bump(rows[r][2]), bump(rows[r][3]), bump(rows[r][4])
   local h = w ~= '' and hv[w] or {0, 0, 0, 0, '-'}
-  out[#out + 1] = string.format('%d %d %d %d %d %d %d %s', nc, ne, na, h[1], h[2], h[3], h[4], h[5])
+  local n = #out
+  out[n + 1] = nc; out[n + 2] = ne; out[n + 3] = na
+  out[n + 4] = h[1]; out[n + 5] = h[2]; out[n + 6] = h[3]; out[n + 7] = h[4]; out[n + 8] = h[5]
   if w ~= '' then
-    local country = h[5] ~= '-' and h[5] or (f[7] ~= '' and f[7] or '-')
-    hv[w] = {h[1] + 1, h[2] + tonumber(f[4]), h[3] + tonumber(f[5]), h[4] + tonumber(f[6]), country}
+    local country = h[5] ~= '-' and h[5] or (A[e + 6] ~= '' and A[e + 6] or '-')
+    hv[w] = {h[1] + 1, h[2] + tonumber(A[e + 3]), h[3] + tonumber(A[e + 4]), h[4] + tonumber(A[e + 5]), country}
   end
 end
 if #vf > 0 then

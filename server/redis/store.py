@@ -9,8 +9,9 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 import orjson
@@ -38,7 +39,7 @@ from engine.models import (
     Warehouse,
 )
 from server.redis import keys, scripts
-from server.redis.rawpipe import RawClient, RawPipeline
+from server.redis.rawpipe import Packed, RawClient, RawPipeline, bulk, bulk_int, bulk_str
 
 PENDING = "pending:"
 # Up to this many distinct skus (and at most 1/32 of the catalogue) a snapshot reads single
@@ -71,17 +72,64 @@ class PlaceEntry:
     risk: bytes = b"[0,[]]"
     dist_m: int = 0
 
-    def pack(self) -> bytes:
-        """One PLACE_ORDERS argument (fields joined by \x1f; orjson escapes control
-        characters, so JSON never contains a raw \x1f)."""
-        lines = " ".join(f"{s} {i} {q}" for s, i, q in self.lines)
-        head = f"{self.kind}\x1f{self.order_id}\x1f{lines}"
+    def pack(self) -> Packed:
+        """The entry's PLACE_ORDERS arguments, packed: kind, id, sku count, the (sku, id, qty)
+        triples and, for kind O, its 11 order fields (see the script's header). Repeating
+        pieces (triples, statuses, channels, the batch's timestamps) come from caches."""
+        lines = self.lines
+        oid = self.order_id.encode()
+        head = b"$1\r\n%s\r\n$%d\r\n%s\r\n%s%s" % (
+            _KIND[self.kind], len(oid), oid, bulk_int(len(lines)),
+            b"".join([_triple(s, i, q) for s, i, q in lines]))
         if self.kind != "O":
-            return head.encode()
-        return b"\x1f".join((
-            head.encode(), str(self.status).encode(), self.channel.encode(), self.idem_digest.encode(),
-            str(self.hold_until).encode(), self.doc, self.alloc, self.history, self.stat_fields.encode(),
-            str(self.promised_by).encode(), self.risk, str(self.dist_m).encode()))
+            return Packed(3 + 3 * len(lines), head)
+        ik, doc, al, hist, risk = self.idem_digest.encode(), self.doc, self.alloc, self.history, self.risk
+        return Packed(14 + 3 * len(lines), b"%s%s%s$%d\r\n%s\r\n%s$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                      b"$%d\r\n%s\r\n%s%s$%d\r\n%s\r\n%s" % (
+                          head, bulk_int(self.status), bulk_str(self.channel), len(ik), ik,
+                          bulk_int(self.hold_until), len(doc), doc, len(al), al, len(hist), hist,
+                          bulk_str(self.stat_fields), bulk_int(self.promised_by), len(risk), risk,
+                          bulk_int(self.dist_m)))
+
+
+_KIND = {"O": b"O", "R": b"R"}
+
+
+class RiskRow(NamedTuple):
+    """What RISK_SIGNALS counts of one order (coordinates in millionths of a degree)."""
+
+    customer: str
+    email: str
+    address: str  # "" = not counted
+    value_cents: int
+    lat_e6: int
+    lon_e6: int
+    country: str
+
+
+class RiskSignals(NamedTuple):
+    """An order's velocity counts (this window and the previous one) and its customer's
+    history, before the order."""
+
+    by_customer: int
+    by_email: int
+    by_address: int
+    orders: int
+    value_sum: int
+    lat_e6_sum: int
+    lon_e6_sum: int
+    country: str  # "-" = none yet
+
+
+def _pack_risk(rows: Sequence[RiskRow]) -> Packed:
+    return Packed(7 * len(rows), b"".join([
+        bulk(c.encode()) + bulk(e.encode()) + bulk(a.encode()) + bulk_int(v) + bulk_int(la) +
+        bulk_int(lo) + bulk_str(co) for c, e, a, v, la, lo, co in rows]))
+
+
+@lru_cache(maxsize=65536)
+def _triple(sku: str, sku_id: int, qty: int) -> bytes:
+    return bulk(sku.encode()) + bulk(b"%d" % sku_id) + bulk(b"%d" % qty)
 
 
 def encode_doc(order: Order) -> bytes:
@@ -104,8 +152,8 @@ class StaleError(OmsError):
 
 
 class Store:
-    def __init__(self, client: aioredis.Redis, *, events_maxlen: int = 1_000_000,
-                 idempotency_ttl_s: int = 86400, raw: RawClient | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, raw: RawClient, *, events_maxlen: int = 1_000_000,
+                 idempotency_ttl_s: int = 86400) -> None:
         self.r = client
         self.raw = raw  # lean pipelines for the hot round trips (same server and database)
         self.events_maxlen = events_maxlen
@@ -120,31 +168,26 @@ class Store:
     def from_url(cls, url: str, **kw: int) -> "Store":
         # A blocking pool: bursts of concurrent RPCs wait for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=30)
-        return cls(aioredis.Redis(connection_pool=pool), raw=RawClient(url), **kw)
+        return cls(aioredis.Redis(connection_pool=pool), RawClient(url), **kw)
 
     async def close(self) -> None:
-        if self.raw is not None:
-            await self.raw.close()
+        await self.raw.close()
         await self.r.aclose()
 
     # Scripts inside pipelines go by EVALSHA directly: redis-py's Script objects make every
     # pipeline that holds one ask SCRIPT EXISTS first, an extra round trip on the hot path.
     # A NOSCRIPT answer (a restarted or flushed Redis) loads the scripts and re-runs the batch;
     # that is safe because NOSCRIPT fails every script call of the batch before any runs.
-    def _ev(self, p: Any, name: str, keys_: Sequence[str], args: Sequence[object]) -> None:
+    def _ev(self, p: RawPipeline, name: str, keys_: Sequence[str], args: Sequence[object]) -> None:
         p.evalsha(self._sha[name], len(keys_), *keys_, *args)
 
-    async def _exec(self, build: Callable[[Any], None]) -> list[Any]:
+    async def _exec(self, build: Callable[[RawPipeline], None]) -> list[Any]:
         """Run the EVALSHA/MGET calls that ``build(pipeline)`` adds, in one round trip."""
         for attempt in (0, 1):
             try:
-                if self.raw is not None:
-                    p = self.raw.pipeline()
-                    build(p)
-                    return await p.execute()
-                async with self.r.pipeline(transaction=False) as rp:
-                    build(rp)
-                    return await rp.execute()
+                p = self.raw.pipeline()
+                build(p)
+                return await p.execute()
             except NoScriptError:
                 if attempt:
                     raise
@@ -283,36 +326,36 @@ class Store:
         _, available = await self.risk_and_snapshot([], 0, 0, warehouse_ids, sku_ids)
         return available
 
-    async def risk_and_snapshot(self, rows: Sequence[str], now: int, window_s: int,
+    async def risk_and_snapshot(self, rows: Sequence[RiskRow], now: int, window_s: int,
                                 warehouse_ids: Sequence[str], sku_ids: np.ndarray
-                                ) -> tuple[list[list[str]], np.ndarray]:
-        """RISK_SIGNALS (if ``rows``) and the availability snapshot in ONE round trip (intake's
-        hot path)."""
+                                ) -> tuple[list[RiskSignals], np.ndarray]:
+        """RISK_SIGNALS (if ``rows``) and the availability snapshot (if warehouses and skus) in
+        ONE round trip (intake's hot path)."""
         n_w, n_k = len(warehouse_ids), len(sku_ids)
-        if not n_w or not n_k:
-            signals = await self.risk_signals(rows, now, window_s) if rows else []
-            return signals, np.zeros((n_w, n_k), dtype=np.int64)
-        avail_keys = [keys.Shard(wid).avail for wid in warehouse_ids]
+        read = n_w > 0 and n_k > 0
+        avail_keys = [keys.Shard(wid).avail for wid in warehouse_ids] if read else []
         # A few skus of a large catalogue (small batches: unary and streaming intake): read just
         # those entries of each array (BITFIELD_RO), not whole arrays. Otherwise one MGET of the
         # arrays: copying bytes is cheaper for Redis than decoding many BITFIELD operations.
         # (On Redis Cluster either is per shard: the keys live in different slots.)
-        few = n_k <= SNAPSHOT_FEW_SKUS and n_k * 32 <= len(self._skus)  # skus seen ~ catalogue
+        few = read and n_k <= SNAPSHOT_FEW_SKUS and n_k * 32 <= len(self._skus)  # skus seen ~ catalogue
         ops = [a for i in sku_ids.tolist() for a in ("GET", "i32", f"#{i}")] if few else []
 
-        def build(p: Any) -> None:
+        def build(p: RawPipeline) -> None:
             if rows:
-                self._ev(p, "RISK_SIGNALS", [keys.RISK + "seen"], [keys.RISK, now, window_s, *rows])
-            if few and isinstance(p, RawPipeline):
+                self._ev(p, "RISK_SIGNALS", [keys.RISK + "seen"], [keys.RISK, now, window_s, _pack_risk(rows)])
+            if few:
                 p.same_command_per_key("BITFIELD_RO", avail_keys, ops)
-            elif few:
-                for k in avail_keys:
-                    p.execute_command("BITFIELD_RO", k, *ops)
-            else:
+            elif read:
                 p.mget(avail_keys)
 
         raw = await self._exec(build)
-        signals = [_s(x).split(" ") for x in raw[0]] if rows else []
+        signals: list[RiskSignals] = []
+        if rows:
+            flat = raw[0]
+            signals = [RiskSignals(*flat[i:i + 7], _s(flat[i + 7])) for i in range(0, len(flat), 8)]
+        if not read:
+            return signals, np.zeros((n_w, n_k), dtype=np.int64)
         if few:
             return signals, np.array(raw[-n_w:], dtype=np.int64).reshape(n_w, n_k)
         return signals, _unpack_avail(raw[-1], sku_ids)
@@ -334,7 +377,7 @@ class Store:
             args += [e.pack() for e in groups[wid]]
             calls.append(([sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail], args))
 
-        def build(p: Any) -> None:
+        def build(p: RawPipeline) -> None:
             for k, a in calls:
                 self._ev(p, "PLACE_ORDERS", k, a)
 
@@ -349,7 +392,7 @@ class Store:
     async def release_many(self, pairs: Sequence[tuple[str, str]]) -> None:
         if not pairs:
             return
-        def build(p: Any) -> None:
+        def build(p: RawPipeline) -> None:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
                 self._ev(p, "RELEASE_RESERVATION", [sh.onhand, sh.reserved, sh.resv, sh.avail], [oid, 0])
@@ -366,7 +409,7 @@ class Store:
     async def _claims_call(self, mode: str, per_bucket: dict[tuple[str, str], list[str]]
                            ) -> dict[tuple[str, str], list[bytes]]:
         order = list(per_bucket)
-        def build(p: Any) -> None:
+        def build(p: RawPipeline) -> None:
             for hashes in order:
                 self._ev(p, "CLAIM_KEYS", list(hashes),
                          [mode, self._claim_life_s, *per_bucket[hashes]])
@@ -537,7 +580,7 @@ class Store:
         """Consume reservations (stock shipped) in non-home warehouses; idempotent."""
         if not pairs:
             return
-        def build(p: Any) -> None:
+        def build(p: RawPipeline) -> None:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
                 self._ev(p, "RELEASE_RESERVATION", [sh.onhand, sh.reserved, sh.resv, sh.avail],
@@ -581,13 +624,10 @@ class Store:
 
     # ---- fraud signals and follow-ups ----------------------------------------------------------
 
-    async def risk_signals(self, rows: Sequence[str], now: int, window_s: int) -> list[list[str]]:
-        """RISK_SIGNALS for packed rows (see the script); returns the split answer per row."""
-        if not rows:
-            return []
-        res = await self._s["RISK_SIGNALS"](keys=[keys.RISK + "seen"],
-                                            args=[keys.RISK, now, window_s, *rows])
-        return [_s(x).split(" ") for x in res]
+    async def risk_signals(self, rows: Sequence[RiskRow], now: int, window_s: int) -> list[RiskSignals]:
+        """RISK_SIGNALS: the velocity and history counters of each order before it, and the
+        order counted in."""
+        return (await self.risk_and_snapshot(rows, now, window_s, [], np.zeros(0, np.int64)))[0]
 
     async def pop_followups(self, warehouse_id: str, now: int, limit: int = 500) -> list[str]:
         sh = keys.Shard(warehouse_id)
@@ -635,7 +675,7 @@ class Store:
     async def swap_records(self, order_id: str, warehouse_ids: Iterable[str]) -> None:
         wids = list(warehouse_ids)
 
-        def build(p: Any) -> None:
+        def build(p: RawPipeline) -> None:
             for wid in wids:
                 sh = keys.Shard(wid)
                 self._ev(p, "SWAP_RECORD", [sh.onhand, sh.reserved, sh.resv, sh.avail],

@@ -10,7 +10,7 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from server.redis.rawpipe import RawClient, pack
-from server.redis.store import Store
+from server.redis.store import RiskRow, RiskSignals, Store
 
 ECHO = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}"
 
@@ -117,13 +117,13 @@ def test_store_reloads_scripts_after_a_flush(clean_redis: str) -> None:
         store = Store.from_url(clean_redis)
         try:
             redis.Redis.from_url(clean_redis).script_flush()
-            return await store.risk_and_snapshot(["c1\x1fe1\x1fa1\x1f100\x1f0\x1f0\x1fUS"],
+            return await store.risk_and_snapshot([RiskRow("c1", "e1", "a1", 100, 0, 0, "US")],
                                                  1_000_000, 3600, [], np.zeros(0, dtype=np.int64))
         finally:
             await store.close()
 
     signals, available = asyncio.run(go())
-    assert signals == [["0", "0", "0", "0", "0", "0", "0", "-"]]
+    assert signals == [RiskSignals(0, 0, 0, 0, 0, 0, 0, "-")]
     assert available.shape == (0, 0)
 
 
