@@ -113,7 +113,8 @@ PLACE_ORDERS = r"""
 local onhand, reserved, resv, events, stats, avail = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local A = ARGV
 local p, now, maxlen, ttl = A[1], A[2], A[3], A[4]
-local tonumber = tonumber
+-- tonumber is strtod, and quantities and counts repeat: convert each distinct string once
+local num = setmetatable({}, {__index = function(t, s) local v = tonumber(s); t[s] = v; return v end})
 -- pass 1: where each entry starts; the sku ids the call touches
 local starts = {}
 local idlist, seen_id = {}, {}
@@ -121,7 +122,7 @@ local i, n_args = 5, #A
 while i <= n_args do
   starts[#starts + 1] = i
   local l0 = i + 3
-  local l1 = l0 + 3 * tonumber(A[i + 2]) - 1
+  local l1 = l0 + 3 * num[A[i + 2]] - 1
   for k = l0 + 1, l1, 3 do
     local id = A[k]
     if not seen_id[id] then seen_id[id] = true; idlist[#idlist + 1] = id end
@@ -152,7 +153,7 @@ for e = 1, #starts do
   local s = starts[e]
   local kind, oid = A[s], A[s + 1]
   local l0 = s + 3
-  local l1 = l0 + 3 * tonumber(A[s + 2]) - 1
+  local l1 = l0 + 3 * num[A[s + 2]] - 1
   local okey = p .. 'o:' .. oid
   local res = 1
   if kind == 'O' and (newkeys[okey] or redis.call('EXISTS', okey) == 1) then
@@ -161,11 +162,11 @@ for e = 1, #starts do
     res = 2
   elseif l1 >= l0 then
     for k = l0, l1, 3 do
-      if av[A[k + 1]] < tonumber(A[k + 2]) then res = 0 break end
+      if av[A[k + 1]] < num[A[k + 2]] then res = 0 break end
     end
     if res == 1 then
       for k = l0, l1, 3 do
-        local sku, id, q = A[k], A[k + 1], tonumber(A[k + 2])
+        local sku, id, q = A[k], A[k + 1], num[A[k + 2]]
         av[id] = av[id] - q
         taken[id] = (taken[id] or 0) + q
         sold[sku] = (sold[sku] or 0) + q
@@ -483,6 +484,9 @@ RISK_SIGNALS = r"""
 -- on Lua copies of the touched fields: three HMGETs and two HSETs per batch, not per order.
 local A = ARGV
 local p, now, win = A[1], tonumber(A[2]), tonumber(A[3])
+-- strtod and sprintf are the costly part of a number: counts repeat, convert each once
+local num = setmetatable({}, {__index = function(t, s) local v = tonumber(s); t[s] = v; return v end})
+local str = setmetatable({}, {__index = function(t, n) local v = string.format('%d', n); t[n] = v; return v end})
 local bucket = math.floor(now / (win * 1000))
 local cur, prev, hist = p .. 'v:' .. bucket, p .. 'v:' .. (bucket - 1), p .. 'hist'
 local rows, vf, vseen, who, wseen = {}, {}, {}, {}, {}
@@ -504,8 +508,8 @@ if #vf > 0 then
   local pv = call_chunked('HMGET', prev, vf, 1)
   local cv = call_chunked('HMGET', cur, vf, 1)
   for k = 1, #vf do
-    before[vf[k]] = tonumber(pv[k] or '0')
-    now_cnt[vf[k]] = tonumber(cv[k] or '0')
+    before[vf[k]] = num[pv[k] or '0']
+    now_cnt[vf[k]] = num[cv[k] or '0']
   end
 end
 if #who > 0 then
@@ -543,7 +547,7 @@ for r = 1, #rows do
 end
 if #vf > 0 then
   local set = {}
-  for k = 1, #vf do set[#set + 1] = vf[k]; set[#set + 1] = string.format('%d', now_cnt[vf[k]]) end
+  for k = 1, #vf do set[#set + 1] = vf[k]; set[#set + 1] = str[now_cnt[vf[k]]] end
   call_chunked('HSET', cur, set, 2)
   redis.call('EXPIRE', cur, 2 * win)
 end
