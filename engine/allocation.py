@@ -472,16 +472,24 @@ def _allocate_kernel(line_ptr, line_sku, line_qty, dist, available, enabled, all
 def allocate(line_ptr: np.ndarray, line_sku: np.ndarray, line_qty: np.ndarray,
              dist: np.ndarray, available: np.ndarray, enabled: np.ndarray,
              allow_partial: np.ndarray, max_set_size: int = 4, *,
-             inplace: bool = False) -> AllocationPlan:
+             inplace: bool = False, check: bool = True) -> AllocationPlan:
     """Allocate a batch of orders with the numba kernel (policy: module docstring).
 
     ``available`` (int64[n_wh, n_skus]) is copied and left untouched unless ``inplace=True``, in
     which case it is decremented by what the plan takes (it must then be a writeable
     C-contiguous int64 array). Raises ``ValidationError`` on malformed input. Releases the GIL
     while the kernel runs.
+
+    ``check=False`` skips the input checks, for a caller that builds the arrays itself with
+    the kernel's dtypes (C-contiguous int64, float64 ``dist``, bool masks): intake's one-order
+    batches spent as long checking as allocating.
     """
-    args = _prepare(line_ptr, line_sku, line_qty, dist, available, enabled, allow_partial,
-                    max_set_size, inplace)
+    if check:
+        args = _prepare(line_ptr, line_sku, line_qty, dist, available, enabled, allow_partial,
+                        max_set_size, inplace)
+    else:
+        args = (line_ptr, line_sku, line_qty, dist, available if inplace else available.copy(),
+                enabled, allow_partial, max_set_size)
     status, n_used, ao, al, aw, aq = _allocate_kernel(*args)
     return AllocationPlan(status, n_used, ao, al, aw, aq)
 

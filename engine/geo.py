@@ -93,12 +93,16 @@ def _coord_vector(name: str, values: np.ndarray) -> np.ndarray:
 
 
 def distance_matrix(order_lat: np.ndarray, order_lon: np.ndarray, wh_lat: np.ndarray,
-                    wh_lon: np.ndarray) -> np.ndarray:
+                    wh_lon: np.ndarray, *, check: bool = True) -> np.ndarray:
     """Great-circle km from every order ship-to to every warehouse: float64 ``[n_orders, n_wh]``.
 
     Inputs are degrees; they are converted to C-contiguous float64 (a copy only if needed).
     Raises ``ValidationError`` on mismatched lengths or non-finite coordinates.
+    ``check=False``: the caller passes 1-D C-contiguous float64 arrays of checked coordinates
+    (intake: the codec validated them), and nothing is converted or checked.
     """
+    if not check:
+        return _distance_matrix_kernel(order_lat, order_lon, wh_lat, wh_lon)
     o_lat = _coord_vector("order_lat", order_lat)
     o_lon = _coord_vector("order_lon", order_lon)
     w_lat = _coord_vector("wh_lat", wh_lat)

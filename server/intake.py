@@ -322,12 +322,15 @@ class Intake:
             available = await self.store.snapshot(wids, sku_ids)
         lat = np.array([r.ship_to.latitude for _, r in items], dtype=np.float64)
         lon = np.array([r.ship_to.longitude for _, r in items], dtype=np.float64)
-        dist = geo.distance_matrix(lat, lon, np.array([w.latitude for w in whs]),
-                                   np.array([w.longitude for w in whs]))
+        # The arrays are built here with the kernels' dtypes, and the codec checked every
+        # coordinate and quantity: the kernels' input checks are skipped.
+        dist = geo.distance_matrix(lat, lon, np.array([w.latitude for w in whs], dtype=np.float64),
+                                   np.array([w.longitude for w in whs], dtype=np.float64), check=False)
         plan = allocation.allocate(
             np.array(line_ptr, dtype=np.int64), np.array(line_sku, dtype=np.int64),
-            np.array(line_qty, dtype=np.int64), dist, available, np.ones(len(whs), dtype=np.bool_),
-            np.array([r.allow_partial for _, r in items], dtype=np.bool_))
+            np.array(line_qty, dtype=np.int64), dist, np.ascontiguousarray(available, dtype=np.int64),
+            np.ones(len(whs), dtype=np.bool_),
+            np.array([r.allow_partial for _, r in items], dtype=np.bool_), inplace=True, check=False)
 
         # Plain Python lists and shared immutable pieces: per-order numpy scalar access and
         # object construction are what this loop costs.

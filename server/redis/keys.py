@@ -35,12 +35,23 @@ def shard(warehouse_id: str) -> str:
 
 
 class Shard:
-    """The fixed keys of one warehouse shard. Per-order keys are built from ``prefix``."""
+    """The fixed keys of one warehouse shard. Per-order keys are built from ``prefix``.
+
+    One shared instance per warehouse id (intake names a dozen shards per batch; warehouses are
+    few), so treat it as read-only."""
 
     __slots__ = ("prefix", "onhand", "reserved", "avail", "loc", "resv", "events", "stats", "waves",
                  "followup", "replen", "waved")
+    _made: dict[str, "Shard"] = {}
 
-    def __init__(self, warehouse_id: str) -> None:
+    def __new__(cls, warehouse_id: str) -> "Shard":
+        sh = cls._made.get(warehouse_id)
+        if sh is None:
+            sh = cls._made[warehouse_id] = super().__new__(cls)
+            sh._fill(warehouse_id)
+        return sh
+
+    def _fill(self, warehouse_id: str) -> None:
         p = shard(warehouse_id)
         self.prefix = p
         self.onhand = p + "onhand"  # hash sku -> units on hand

@@ -101,8 +101,8 @@ class RawPipeline:
     def same_command_per_key(self, command: str, keys: Sequence[str], args: Sequence[object]) -> None:
         """``command key *args`` for each key; the shared arguments are packed once."""
         tail = pack_args(args)
-        head = b"*%d\r\n" % (len(args) + 2) + pack_args((command,))
-        self._cmds += [head + pack_args((k,)) + tail for k in keys]
+        head = b"*%d\r\n" % (len(args) + 2) + bulk_str(command)
+        self._cmds += [head + bulk_str(k) + tail for k in keys]
 
     def execute_command(self, *args: object) -> None:
         """Any other command, as redis-py's pipeline takes it (the raw reply comes back)."""

@@ -9,7 +9,7 @@ import pytest
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from server.redis.rawpipe import RawClient, pack
+from server.redis.rawpipe import Packed, RawClient, bulk, bulk_int, bulk_str, pack
 from server.redis.store import RiskRow, RiskSignals, Store
 
 ECHO = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}"
@@ -19,6 +19,24 @@ def test_pack_is_resp() -> None:
     assert pack(("MGET", "a", b"b\r\n", 7)) == b"*4\r\n$4\r\nMGET\r\n$1\r\na\r\n$3\r\nb\r\n\r\n$1\r\n7\r\n"
     with pytest.raises(TypeError):
         pack(("GET", None))
+
+
+def test_packed_arguments_count_as_many(clean_redis: str) -> None:
+    """A Packed piece is n arguments: the array header counts them, Redis sees each one."""
+    pre = Packed(3, bulk(b"x") + bulk_int(12) + bulk_str("z\x1fz"))
+    assert pack(("RPUSH", "l", pre, "w")) == pack(("RPUSH", "l", "x", 12, "z\x1fz", "w"))
+
+    async def go() -> list:
+        c = RawClient(clean_redis)
+        try:
+            p = c.pipeline()
+            p.execute_command("RPUSH", "l", pre, "w")
+            p.execute_command("LRANGE", "l", 0, -1)
+            return await p.execute()
+        finally:
+            await c.close()
+
+    assert asyncio.run(go()) == [4, [b"x", b"12", b"z\x1fz", b"w"]]
 
 
 def test_replies_match_redis_py(clean_redis: str) -> None:

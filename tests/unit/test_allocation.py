@@ -401,3 +401,24 @@ def test_kernel_matches_reference_larger_networks(seed: int) -> None:
     allow_partial = rng.random(n_orders) < 0.5
     plan, _ = run(orders, dist, available, enabled, allow_partial, max_set_size=4)
     assert len(set(plan.status.tolist())) > 1
+
+
+@settings(max_examples=100, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_unchecked_call_plans_the_same_as_the_checked_one(inst) -> None:
+    """check=False (intake's arrays, built with the kernel's dtypes) skips only the checks."""
+    orders, dist, available, enabled, allow_partial, max_set_size = inst
+    ptr, sku, qty = build(orders)
+    avail = np.array(available, dtype=np.int64)
+    args = (ptr, sku, qty, np.array(dist, dtype=np.float64))
+    masks = (np.array(enabled, dtype=np.bool_), np.array(allow_partial, dtype=np.bool_))
+    checked = allocate(*args, avail, *masks, max_set_size)
+    left = avail.copy()
+    unchecked = allocate(*args, left, *masks, max_set_size, inplace=True, check=False)
+    assert_same(checked, unchecked)
+    taken = np.zeros_like(avail)
+    for w, line, q in zip(unchecked.alloc_wh.tolist(), unchecked.alloc_line.tolist(),
+                          unchecked.alloc_qty.tolist()):
+        taken[w, int(sku[line])] += q
+    assert (left == avail - taken).all()  # inplace: the plan's takes came off the array
