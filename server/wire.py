@@ -86,41 +86,40 @@ def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> byte
     ``source``: the request the order was just decoded from and placed by, when the caller has
     it. Customer, ship-to and lines are then its own sub-messages re-serialized in C (the codec
     copies them unchanged; geocoded coordinates are appended, and a later occurrence of a
-    scalar field wins when parsed)."""
+    scalar field wins when parsed). Fields are not all in field-number order (parsers take any
+    order): the ones a batch shares are cached together."""
     if order.packages or order.shipments:
         return codec.encode_order(order).SerializeToString()
-    L, V = _LEN, _VAR
-    cu, st = order.customer, order.ship_to
+    L, V, B = _LEN, _VAR, _B
     if source is not None:
         customer = source.customer.SerializeToString()
-        address = source.ship_to.SerializeToString()
         src = source.ship_to
+        address = src.SerializeToString()
+        st = order.ship_to
         if src.latitude != st.latitude or src.longitude != st.longitude:
             address += _dfield(_F64[7], st.latitude) + _dfield(_F64[8], st.longitude)
+        lines = [ln.SerializeToString() for ln in source.lines]
     else:
+        cu, st = order.customer, order.ship_to
         customer = _sfield(L[1], cu.id) + _sfield(L[2], cu.email) + _sfield(L[3], cu.name)
         address = b"".join((
             _sfield(L[1], st.name), _sfield(L[2], st.line1), _sfield(L[3], st.city),
             _sfield(L[4], st.region), _sfield(L[5], st.postal_code), _sfield(L[6], st.country),
             _dfield(_F64[7], st.latitude), _dfield(_F64[8], st.longitude)))
-    parts = [_sfield(L[1], order.id), _sfield(L[2], order.idempotency_key),
-             _sfield(L[3], order.channel), _ifield(V[4], order.status),
-             L[5], _vlen(len(customer)), customer, L[6], _vlen(len(address)), address]
-    if source is not None:
-        for ln in source.lines:
-            m = ln.SerializeToString()
-            parts += (L[7], _vlen(len(m)), m)
-    else:
-        for ln in order.lines:
-            m = _sfield(L[1], ln.sku) + _ifield(V[2], ln.quantity) + _ifield(V[3], ln.unit_price_cents)
-            parts += (L[7], _vlen(len(m)), m)
-    B = _B
+        lines = [_sfield(L[1], ln.sku) + _ifield(V[2], ln.quantity) + _ifield(V[3], ln.unit_price_cents)
+                 for ln in order.lines]
+    nc, na = len(customer), len(address)
+    parts = [_unique(L[1], order.id), _unique(L[2], order.idempotency_key),
+             _head(order.channel, order.status),
+             L[5], B[nc] if nc < 128 else _varint(nc), customer,
+             L[6], B[na] if na < 128 else _varint(na), address]
+    for m in lines:
+        parts += (L[7], B[len(m)], m) if len(m) < 128 else (L[7], _varint(len(m)), m)
     for a in order.allocations:
-        m = (_sfield(L[1], a.sku) + _sfield(L[2], a.warehouse_id) + _ifield(V[3], a.quantity)
-             + _dfield(_F64[4], a.distance_km))
+        m = _allocation(a.sku, a.warehouse_id, a.quantity, a.distance_km)
         parts += (L[8], B[len(m)] if len(m) < 128 else _varint(len(m)), m)
-    parts += (_ifield(V[10], order.hold_until), _ifield(V[11], order.created_at),
-              _ifield(V[12], order.updated_at))
+    parts.append(_times(order.hold_until, order.created_at, order.updated_at, order.promised_by,
+                        order.delivered_at))
     for h in order.history:
         parts.append(_history(h.status, h.at_ms, h.reason))
     p = order.payment
@@ -131,12 +130,37 @@ def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> byte
             _sfield(L[1], p.status), _ifield(V[2], p.authorized_cents),
             _ifield(V[3], p.captured_cents), _ifield(V[4], p.refunded_cents),
             _sfield(L[5], p.authorization_id)))))
-    parts += (_ifield(_T16, order.promised_by), _ifield(_T17, order.delivered_at),
-              _dfield(_T18, order.risk_score))
-    for r in order.risk_reasons:
+    parts.append(_dfield(_T18, order.risk_score))
+    for r in order.risk_reasons:  # repeated: an empty string is an element, written too
         b = r.encode()
         parts += (_T19, _vlen(len(b)), b)
     return b"".join(parts)
+
+
+def _unique(tag: bytes, s: str) -> bytes:
+    """A string field whose value never repeats (order id, idempotency key): not cached."""
+    if not s:
+        return b""
+    b = s.encode()
+    return tag + _vlen(len(b)) + b
+
+
+@lru_cache(maxsize=1024)
+def _head(channel: str, status: int) -> bytes:
+    return _sfield(_LEN[3], channel) + _ifield(_VAR[4], status)
+
+
+@lru_cache(maxsize=65536)
+def _allocation(sku: str, warehouse_id: str, quantity: int, distance_km: float) -> bytes:
+    return (_sfield(_LEN[1], sku) + _sfield(_LEN[2], warehouse_id) + _ifield(_VAR[3], quantity)
+            + _dfield(_F64[4], distance_km))
+
+
+@lru_cache(maxsize=1024)  # a batch shares its timestamps
+def _times(hold_until: int, created_at: int, updated_at: int, promised_by: int,
+           delivered_at: int) -> bytes:
+    return (_ifield(_VAR[10], hold_until) + _ifield(_VAR[11], created_at)
+            + _ifield(_VAR[12], updated_at) + _ifield(_T16, promised_by) + _ifield(_T17, delivered_at))
 
 
 def result_bytes(result: Order | OmsError, source: o.PlaceOrderRequest | None = None) -> bytes:
