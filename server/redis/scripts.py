@@ -149,6 +149,10 @@ local function member(key, oid)
   if not m then m = {}; zadd[key] = m end
   m[#m + 1] = '0'; m[#m + 1] = oid  -- a string: Lua numbers go through sprintf
 end
+-- index key names made once per status and channel (a concatenation interns a new string)
+local idx_all = p .. 'idx:all'
+local idx_s = setmetatable({}, {__index = function(t, st) local k = p .. 'idx:s:' .. st; t[st] = k; return k end})
+local idx_c = setmetatable({}, {__index = function(t, ch) local k = p .. 'idx:c:' .. ch; t[ch] = k; return k end})
 for e = 1, #starts do
   local s = starts[e]
   local kind, oid = A[s], A[s + 1]
@@ -181,15 +185,20 @@ for e = 1, #starts do
     redis.call('HSET', okey, 'st', st, 'ch', ch, 'ik', ik, 'hu', A[f + 3], 'ca', now, 'ua', now,
       'doc', A[f + 4], 'al', A[f + 5], 'hist', A[f + 6], 'pb', A[f + 8], 'risk', A[f + 9])
     -- Indexes are lexicographic (score 0): order ids sort by creation within a shard.
-    member(p .. 'idx:all', oid)
-    member(p .. 'idx:s:' .. st, oid)
-    member(p .. 'idx:c:' .. ch, oid)
+    member(idx_all, oid)
+    member(idx_s[st], oid)
+    member(idx_c[ch], oid)
     if ik ~= '' then redis.call('SET', p .. 'idem:' .. ik, oid, 'EX', ttl) end
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
       'o', oid, 't', 'order.placed', 's', st, 'c', ch, 'd', '')
     placed = placed + 1
-    local fl = 'st:' .. st .. '=1,ch:' .. ch .. '=1,' .. A[f + 7]
-    flags[fl] = (flags[fl] or 0) + 1
+    -- counted per (status, channel, flags): few distinct, parsed once per call below
+    local fst = flags[st]
+    if not fst then fst = {}; flags[st] = fst end
+    local fch = fst[ch]
+    if not fch then fch = {}; fst[ch] = fch end
+    local fl = A[f + 7]
+    fch[fl] = (fch[fl] or 0) + 1
     dist = dist + tonumber(A[f + 10])
   end
   out[#out + 1] = res
@@ -209,11 +218,17 @@ for oid, rec in pairs(newresv) do rs[#rs + 1] = oid; rs[#rs + 1] = rec end
 call_chunked('HSET', resv, rs, 2)
 for key, m in pairs(zadd) do call_chunked('ZADD', key, m, 2) end
 local counters = {}
-for fl, n in pairs(flags) do
-  for kv in string.gmatch(fl, '([^,]+)') do
-    local eq = string.find(kv, '=', 1, true)
-    local name = string.sub(kv, 1, eq - 1)
-    counters[name] = (counters[name] or 0) + n * tonumber(string.sub(kv, eq + 1))
+local function count(name, n) counters[name] = (counters[name] or 0) + n end
+for st, fst in pairs(flags) do
+  for ch, fch in pairs(fst) do
+    for fl, n in pairs(fch) do
+      count('st:' .. st, n)
+      count('ch:' .. ch, n)
+      for kv in string.gmatch(fl, '([^,]+)') do
+        local eq = string.find(kv, '=', 1, true)
+        count(string.sub(kv, 1, eq - 1), n * tonumber(string.sub(kv, eq + 1)))
+      end
+    end
   end
 end
 if placed > 0 then
