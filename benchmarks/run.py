@@ -693,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client-processes", type=int, default=1)
     ap.add_argument("--server-workers", type=int, default=2,
                     help="oms-server --workers, and as many echo processes (one per core here)")
-    ap.add_argument("--channels", type=int, default=8,
+    ap.add_argument("--channels", type=int, default=32,
                     help="gRPC connections per client process: SO_REUSEPORT spreads connections, "
                          "not calls, over the server workers")
     ap.add_argument("--hot-share", type=float, default=0.1)
