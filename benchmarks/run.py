@@ -695,7 +695,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="oms-server --workers, and as many echo processes (one per core here)")
     ap.add_argument("--channels", type=int, default=32,
                     help="gRPC connections per client process: SO_REUSEPORT spreads connections, "
-                         "not calls, over the server workers")
+                         "not calls, over the server workers (8 split 64/36 at worst, 32 evenly)")
     ap.add_argument("--hot-share", type=float, default=0.1)
     ap.add_argument("--skip", default="", help="comma list of: echo,unary,stream,batch,redis,kernel")
     args = ap.parse_args(argv)
