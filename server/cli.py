@@ -5,6 +5,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import signal
 import sys
 
@@ -20,6 +21,8 @@ log = logging.getLogger("oms.server")
 
 async def serve(config: Config, *, reuse_port: bool = False, ready: object = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight RPCs get 5 s)."""
+    if config.nice > 0:
+        os.nice(config.nice)
     store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
     await store.r.ping()
