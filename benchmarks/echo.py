@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -24,7 +23,6 @@ import grpc
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
-from server.config import Config
 from server.workers import fixed_listen, run_workers
 
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -67,9 +65,6 @@ class EchoOrders(rpc.OrderServiceServicer):
 
 
 async def serve(listen: str, reuse_port: bool = False) -> None:
-    # The same priority as oms-server's processes (Config.nice), so that the ceilings and the
-    # intake runs share the cores with the load generator on the same terms.
-    os.nice(Config().nice)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                       ("grpc.max_send_message_length", MAX_MESSAGE),
                                       ("grpc.so_reuseport", 1 if reuse_port else 0)])

@@ -5,7 +5,6 @@ import asyncio
 import dataclasses
 import gc
 import logging
-import os
 import signal
 import sys
 
@@ -21,8 +20,6 @@ log = logging.getLogger("oms.server")
 
 async def serve(config: Config, *, reuse_port: bool = False, ready: object = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight RPCs get 5 s)."""
-    if config.nice > 0:
-        os.nice(config.nice)
     store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
     await store.r.ping()
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
     embedded = None
     if not config.redis_url:
-        embedded = EmbeddedRedis(config.data_dir).start()
+        embedded = EmbeddedRedis(config.data_dir, nice=config.redis_nice).start()
         config = dataclasses.replace(config, redis_url=embedded.url)
         log.info("embedded redis-server at %s (data in %s, AOF on)", embedded.url, config.data_dir)
     try:

@@ -6,6 +6,7 @@ every second), and is stopped when the owner exits.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -17,6 +18,9 @@ from engine.errors import OmsError
 
 class EmbeddedRedisError(OmsError):
     pass
+
+
+log = logging.getLogger(__name__)
 
 
 def find_redis_server() -> str:
@@ -37,10 +41,11 @@ class EmbeddedRedis:
     """Start with ``start()``, get ``url``, stop with ``stop()`` (also a context manager)."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, port: int = 0,
-                 appendonly: bool = True) -> None:
+                 appendonly: bool = True, nice: int = 0) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port  # 0 = unix socket only
         self.appendonly = appendonly
+        self.nice = nice  # scheduling priority to ask for (negative needs privileges)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -79,6 +84,11 @@ class EmbeddedRedis:
         ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
+        if self.nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, self.nice)
+            except OSError as e:  # a higher priority needs root or CAP_SYS_NICE
+                log.info("redis-server keeps the default priority (nice %d refused: %s)", self.nice, e)
         deadline = time.monotonic() + timeout_s
         import redis  # noqa: PLC0415
 
