@@ -624,11 +624,6 @@ class Store:
 
     # ---- fraud signals and follow-ups ----------------------------------------------------------
 
-    async def risk_signals(self, rows: Sequence[RiskRow], now: int, window_s: int) -> list[RiskSignals]:
-        """RISK_SIGNALS: the velocity and history counters of each order before it, and the
-        order counted in."""
-        return (await self.risk_and_snapshot(rows, now, window_s, [], np.zeros(0, np.int64)))[0]
-
     async def pop_followups(self, warehouse_id: str, now: int, limit: int = 500) -> list[str]:
         sh = keys.Shard(warehouse_id)
         res = await self._s["POP_FOLLOWUPS"](keys=[sh.followup, sh.events, sh.stats],
