@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.cpu import CpuSampler, cost_per_order  # noqa: E402
 from clients.load import METROS, Histogram  # noqa: E402
 from server.redis.embedded import EmbeddedRedis, find_redis_server  # noqa: E402
 
@@ -73,6 +74,7 @@ class ServerProc:
         self.name, self.cmd, self.log_path = name, cmd, log_path
         self.proc: subprocess.Popen[str] | None = None
         self.target = ""
+        self.cpu: CpuSampler | None = None
 
     def start(self, timeout_s: float = 120.0) -> "ServerProc":
         self.log_file = open(self.log_path, "w")
@@ -96,12 +98,16 @@ class ServerProc:
                 raise RuntimeError(f"{self.name} did not start (exit {self.proc and self.proc.returncode}):\n{tail}")
             time.sleep(0.05)
         self.target = found[0]
+        # The server leads its own session, which holds its workers and its embedded Redis.
+        self.cpu = CpuSampler(self.proc.pid).start()
         return self
 
     def stop(self) -> None:
         p = self.proc
         if p is None:
             return
+        if self.cpu:
+            self.cpu.stop()
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
             try:
@@ -112,9 +118,12 @@ class ServerProc:
         self.log_file.close()
 
 
-def run_load(name: str, target: str, extra: list[str], tmp: Path, *, warmup: float,
+def run_load(name: str, server: ServerProc, extra: list[str], tmp: Path, *, warmup: float,
              duration: float, timeout: float = 30.0) -> dict[str, Any]:
-    """One oms-load run in its own process; its progress line goes to our stderr."""
+    """One oms-load run in its own process; its progress line goes to our stderr. The result
+    carries ``cpu``: CPU microseconds per order in the server, its Redis and the load generator
+    over the measured window (see benchmarks/cpu.py)."""
+    target = server.target
     out = tmp / f"{name}.json"
     cmd = [sys.executable, "-m", "clients.load", "--target", target, "--json", str(out),
            "--warmup", str(warmup), "--duration", str(duration), "--timeout", str(timeout)] + extra
@@ -128,10 +137,17 @@ def run_load(name: str, target: str, extra: list[str], tmp: Path, *, warmup: flo
     res = json.loads(out.read_text())
     res["name"] = name
     res["command"] = " ".join(shown)
+    time.sleep(0.25)  # a sample after the window's end
+    res["cpu"] = cost_per_order(server.cpu.between(*res["window_unix"]) if server.cpu else None,
+                                res["client_cpu_s"], res["orders_in_window"], res["measured_s"],
+                                os.cpu_count() or 1)
     lat = res["latency_ms"]
     err = f"  ERRORS {res['errors']}" if res["errors"] else ""
+    cpu = res["cpu"]
+    split = (f"  CPU/order {cpu['total_us']:,.0f} us = server {cpu['server_us']:,.0f} + redis "
+             f"{cpu['redis_us']:,.0f} + client {cpu['client_us']:,.0f}") if cpu else ""
     log(f"  {name:<22} {res['orders_per_s']:>10,.0f} orders/s  p50 {lat['p50']:.2f} ms  "
-        f"p99 {lat['p99']:.2f} ms  ({time.monotonic() - t:.0f} s){err}")
+        f"p99 {lat['p99']:.2f} ms  ({time.monotonic() - t:.0f} s){err}{split}")
     return res
 
 
@@ -593,6 +609,29 @@ def environment() -> dict[str, Any]:
             "redis_server": f"{rs}: {rs_version}", "loadavg_at_start": os.getloadavg()}
 
 
+def cpu_section(runs: list[dict[str, Any]], cores: int) -> list[str]:
+    """Where each order's CPU goes, per run: the server's worker processes, its embedded Redis,
+    and the load generator, all on the same cores. Their sum bounds the rate on this machine."""
+    rows = [r for r in runs if r.get("cpu")]
+    if not rows:
+        return []
+    L = ["", "## CPU per order by process", "",
+         f"CPU time of each process over the measured window (/proc for the server's session: its "
+         f"workers and embedded Redis; the load generator's own clock for the client), divided by "
+         f"the orders completed in it. Everything shares the same {cores} cores, so a run can go no "
+         f"faster than {cores} cores / total CPU per order, the ceiling column, however the work is "
+         f"spread; a run below its ceiling left cores idle. For echo runs \"server\" is the echo "
+         f"server and an order is one echoed message.", "",
+         "| run | orders/s | server µs | Redis µs | client µs | total µs | cores busy | ceiling/s |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        c = r["cpu"]
+        L.append(f"| {r['name']} | {fmt(r['orders_per_s'])} | {c['server_us']:,.0f} | {c['redis_us']:,.0f} | "
+                 f"{c['client_us']:,.0f} | {c['total_us']:,.0f} | {c['cores_busy']:.2f} | "
+                 f"{fmt(c['ceiling_per_s'])} |")
+    return L
+
+
 def write_report(R: dict[str, Any], out: Path) -> None:
     rows = build_rows(R)
     env = R["environment"]
@@ -626,6 +665,7 @@ def write_report(R: dict[str, Any], out: Path) -> None:
             L.append(f"| {r['concurrency']} | {e_rate} | {e_lat} | {fmt(r['orders_per_s'])} | "
                      f"{la['p50']:.2f} / {la['p99']:.2f} / {la['p99.9']:.2f} | {ratio} |")
     runs = R.get("all_runs", [])
+    L += cpu_section(runs, env["cpus"])
     if runs:
         L += ["", "## All load runs", "",
               "| run | orders/s | p50 | p90 | p99 | p99.9 ms | orders | statuses | errors |",
@@ -724,8 +764,8 @@ def main(argv: list[str] | None = None) -> int:
     echo = ServerProc("echo", [sys.executable, "-m", "benchmarks.echo", "--listen", "127.0.0.1:0",
                                "--workers", str(args.server_workers)], tmp / "echo.log")
 
-    def load(name: str, target: str, extra: list[str], duration: float) -> dict[str, Any]:
-        r = run_load(name, target, common + extra, tmp, warmup=warm, duration=duration)
+    def load(name: str, server: ServerProc, extra: list[str], duration: float) -> dict[str, Any]:
+        r = run_load(name, server, common + extra, tmp, warmup=warm, duration=duration)
         R["all_runs"].append(r)
         return r
 
@@ -753,28 +793,28 @@ def main(argv: list[str] | None = None) -> int:
                    "--concurrency", str(args.batch_concurrency)]
         if "echo" not in skip:
             log("ceilings: no-op echo server")
-            R["echo_unary"] = [load(f"echo unary c={c}", echo.target, unary_x + ["--concurrency", str(c)], sweep_s)
+            R["echo_unary"] = [load(f"echo unary c={c}", echo, unary_x + ["--concurrency", str(c)], sweep_s)
                                for c in concurrencies]
             R["echo_unary_best"] = max(R["echo_unary"], key=lambda r: r["orders_per_s"])
-            R["echo_stream"] = load("echo stream", echo.target, stream_x, run_s)
-            R["echo_batch"] = load("echo batch", echo.target, batch_x, min(run_s, 5))
+            R["echo_stream"] = load("echo stream", echo, stream_x, run_s)
+            R["echo_batch"] = load("echo batch", echo, batch_x, min(run_s, 5))
             echo.stop()
         if "unary" not in skip:
             log("unary intake (PlaceOrder) vs concurrency")
-            R["unary"] = [load(f"unary c={c}", oms.target, unary_x + ["--concurrency", str(c)], sweep_s)
+            R["unary"] = [load(f"unary c={c}", oms, unary_x + ["--concurrency", str(c)], sweep_s)
                           for c in concurrencies]
             R["unary_best"] = max(R["unary"], key=lambda r: r["orders_per_s"])
             half = max(1.0, round(R["unary_best"]["orders_per_s"] / 2))
             log(f"unary open loop at half the best rate: {half:,.0f} orders/s")
-            R["unary_open"] = load("unary open loop", oms.target,
+            R["unary_open"] = load("unary open loop", oms,
                                    unary_x + ["--concurrency", str(max(64, max(concurrencies))), "--rate", str(half)],
                                    run_s)
         if "stream" not in skip:
             log("streaming intake (PlaceOrders)")
-            R["stream"] = load("stream", oms.target, stream_x, run_s)
+            R["stream"] = load("stream", oms, stream_x, run_s)
         if "batch" not in skip:
             log(f"batch intake (BatchPlaceOrders), sustained {batch_s:g} s")
-            R["batch"] = load("batch", oms.target, batch_x, batch_s)
+            R["batch"] = load("batch", oms, batch_x, batch_s)
         log("Audit RPC (stock invariants after the intake runs)")
         R["audit"] = audit(oms.target)
         if "redis" not in skip:

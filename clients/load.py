@@ -349,6 +349,10 @@ class Worker:
         self.in_window = 0
         self.n_done = 0
         self.n_err = 0
+        # the measured window in wall-clock time and this process's CPU over it (every thread:
+        # gRPC's own threads are part of what a call costs the client)
+        self.window_unix = [0.0, 0.0]
+        self.window_cpu = [0.0, 0.0]
         self.use_keys = cfg["idempotency_keys"]
         from oms.v1 import orders_pb2 as o  # noqa: PLC0415
 
@@ -557,12 +561,19 @@ class Worker:
         self.slot = self.index / cfg["processes"]
         loop_fn = {"unary": self.unary_loop, "batch": self.batch_loop, "stream": self.stream_loop}[mode]
         ticker = asyncio.ensure_future(self._tick())
+        loop = asyncio.get_running_loop()
+        marks = [loop.call_later(cfg["warmup"], self._mark, 0),
+                 loop.call_later(cfg["warmup"] + cfg["duration"], self._mark, 1)]
         tasks = [asyncio.ensure_future(loop_fn(methods[i % n_ch])) for i in range(cfg["concurrency"])]
         try:
             await asyncio.wait_for(asyncio.gather(*tasks),
                                    cfg["warmup"] + cfg["duration"] + cfg["timeout"] + 30)
         finally:
             ticker.cancel()
+            for m in marks:
+                m.cancel()
+            if self.window_cpu[0] and not self.window_cpu[1]:
+                self._mark(1)  # every call finished right at the end of the window
             for ch in channels:
                 await ch.close()
         t_end = time.perf_counter()
@@ -570,7 +581,13 @@ class Worker:
         self._publish()
         return {"index": self.index, "warm": self.warm.to_dict(), "main": self.main.to_dict(),
                 "in_window": self.in_window, "window_s": self.t_stop - self.t_measure,
-                "drain_s": max(0.0, t_end - self.t_stop), "sent": self.seq}
+                "drain_s": max(0.0, t_end - self.t_stop), "sent": self.seq,
+                "window_unix": self.window_unix,
+                "cpu_s": max(0.0, self.window_cpu[1] - self.window_cpu[0]) if self.window_cpu[1] else 0.0}
+
+    def _mark(self, k: int) -> None:
+        self.window_unix[k] = time.time()
+        self.window_cpu[k] = time.process_time()
 
     def _set(self, k: int, v: int) -> None:
         self.progress[3 * self.index + k] = v
@@ -828,6 +845,11 @@ def merge_results(cfg: dict[str, Any], raw: list[dict[str, Any]]) -> dict[str, A
         "rate_target": cfg["rate"], "loop": "open" if cfg["rate"] > 0 else "closed",
         "warmup_s": cfg["warmup"], "duration_s": cfg["duration"], "measured_s": round(window, 3),
         "drain_s": round(drain, 3),
+        # wall-clock bounds of the measured window over all processes, and the client's CPU
+        # seconds in it: a benchmark adds the server's CPU over the same window
+        "window_unix": [min(r["window_unix"][0] for r in raw), max(r["window_unix"][1] for r in raw)]
+        if raw else [0.0, 0.0],
+        "client_cpu_s": round(sum(r["cpu_s"] for r in raw), 4),
         "orders": orders, "orders_in_window": in_window,
         "orders_per_s": round(in_window / window, 1) if window > 0 else 0.0,
         "calls": calls, "calls_per_s": round(calls / window, 1) if window > 0 else 0.0,

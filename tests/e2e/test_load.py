@@ -3,6 +3,7 @@ batch and stream mode, then the stock invariants. No wall-clock thresholds."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -33,6 +34,11 @@ def _check(res: dict, mode: str) -> None:
     lat = res["latency_ms"]
     assert 0 <= lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"] <= lat["max"]
     assert lat["count"] == res["histogram"]["total"] > 0
+    # the measured window in wall-clock time and the generator's CPU in it (benchmarks add the
+    # server's CPU over the same window)
+    t0, t1 = res["window_unix"]
+    assert 0 < t0 < t1 and abs((t1 - t0) - res["measured_s"]) < 0.5
+    assert 0 < res["client_cpu_s"] <= 2 * (t1 - t0) * (os.cpu_count() or 1)
 
 
 def test_load_batch_and_stream(server, tmp_path: Path) -> None:

@@ -1,0 +1,110 @@
+"""CPU seconds of a server's processes, read from /proc, so that a benchmark can say what one
+order costs in each process (the server's workers, its embedded Redis, the load generator) and
+what that allows on this machine's cores: on a machine where every process shares the same
+few cores, throughput is bounded by ``cores / CPU per order`` whatever the concurrency.
+
+Linux only: everything here reads /proc. Elsewhere the sampler records nothing and the
+benchmark reports no CPU split.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import time
+from pathlib import Path
+
+_CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def session_cpu(sid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of every live process in session ``sid``, split into the
+    embedded ``redis`` (processes named redis-server) and the rest (``server``).
+
+    A server started with ``start_new_session=True`` leads a session that holds its workers and
+    the Redis it starts; CPU of a process that already exited is not counted."""
+    out = {"redis": 0.0, "server": 0.0}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path("/proc", d, "stat").read_text()
+        except OSError:  # exited since listdir
+            continue
+        # the name may hold spaces and parentheses: fields start after the LAST ')'
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        f = stat[stat.rindex(")") + 2:].split()
+        if int(f[3]) != sid:  # field 6 of proc(5), session id
+            continue
+        ticks = int(f[11]) + int(f[12])  # utime, stime
+        out["redis" if name.startswith("redis-server") else "server"] += ticks / _CLK
+    return out
+
+
+class CpuSampler:
+    """Samples ``session_cpu(sid)`` every ``interval`` seconds in a thread, so that the CPU used
+    between two wall-clock instants (the load generator's measured window) can be read after
+    the fact, linearly interpolated between samples."""
+
+    def __init__(self, sid: int, interval: float = 0.1) -> None:
+        self.sid = sid
+        self.interval = interval
+        self.times: list[float] = []
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._t = threading.Thread(target=self._run, daemon=True, name=f"cpu-sampler-{sid}")
+
+    def start(self) -> "CpuSampler":
+        if Path("/proc/self/stat").exists():
+            self._t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._t.is_alive():
+            self._t.join(2)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t, s = time.time(), session_cpu(self.sid)
+            with self._lock:
+                self.times.append(t)
+                self.samples.append(s)
+            self._stop.wait(self.interval)
+
+    def at(self, t: float) -> dict[str, float] | None:
+        """CPU seconds so far at wall-clock ``t``; None outside the sampled span."""
+        with self._lock:
+            times, samples = list(self.times), list(self.samples)
+        i = bisect.bisect_left(times, t)
+        if not times or i == len(times) or (i == 0 and times[0] > t):
+            return None
+        if times[i] == t or i == 0:
+            return dict(samples[i])
+        t0, t1 = times[i - 1], times[i]
+        w = (t - t0) / (t1 - t0)
+        return {k: samples[i - 1][k] + w * (samples[i][k] - samples[i - 1][k]) for k in samples[i]}
+
+    def between(self, t0: float, t1: float) -> dict[str, float] | None:
+        a, b = self.at(t0), self.at(t1)
+        if a is None or b is None:
+            return None
+        return {k: max(0.0, b[k] - a[k]) for k in b}
+
+
+def cost_per_order(server_cpu: dict[str, float] | None, client_cpu_s: float, orders: int,
+                   window_s: float, cores: int) -> dict[str, float] | None:
+    """Microseconds of CPU per order in each process over a measured window, their total, the
+    cores busy on average, and ``ceiling_per_s``: the rate this machine's cores would allow if
+    they were all busy at that cost (``cores / total``), the figure to hold a target against."""
+    if server_cpu is None or orders <= 0 or window_s <= 0:
+        return None
+    us = {k: v / orders * 1e6 for k, v in server_cpu.items()}
+    us["client"] = client_cpu_s / orders * 1e6
+    total = sum(us.values())
+    out = {f"{k}_us": round(v, 1) for k, v in us.items()}
+    out["total_us"] = round(total, 1)
+    out["cores_busy"] = round((sum(server_cpu.values()) + client_cpu_s) / window_s, 2)
+    out["ceiling_per_s"] = round(cores / total * 1e6, 0) if total > 0 else 0.0
+    return out

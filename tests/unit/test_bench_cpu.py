@@ -1,0 +1,67 @@
+"""benchmarks/cpu.py: the per-process CPU split the benchmark report prints."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from benchmarks.cpu import CpuSampler, cost_per_order, session_cpu
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_session_cpu_counts_a_child_session_and_nothing_else() -> None:
+    # A child in its own session that burns 0.3 s of CPU: its session shows it, ours does not.
+    code = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n" \
+           "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "done\n"
+        got = session_cpu(p.pid)
+        assert got["redis"] == 0.0
+        assert 0.25 <= got["server"] <= 5.0
+        assert session_cpu(os.getsid(0))["server"] > 0  # this test process
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_sampler_interpolates_between_samples() -> None:
+    s = CpuSampler(sid=0)
+    s.times = [100.0, 101.0, 102.0]
+    s.samples = [{"redis": 0.0, "server": 1.0}, {"redis": 0.5, "server": 2.0}, {"redis": 0.5, "server": 4.0}]
+    assert s.at(100.5) == {"redis": 0.25, "server": 1.5}
+    assert s.between(100.5, 102.0) == {"redis": 0.25, "server": 2.5}
+    assert s.at(99.0) is None and s.at(102.5) is None and s.between(99.0, 101.0) is None
+
+
+def test_sampler_sees_cpu_used_in_its_session() -> None:
+    s = CpuSampler(os.getsid(0), interval=0.02).start()
+    try:
+        time.sleep(0.1)
+        t0 = time.time()
+        _burn(0.2)
+        t1 = time.time()
+        time.sleep(0.1)
+    finally:
+        s.stop()
+    used = s.between(t0, t1)
+    assert used is not None and used["server"] >= 0.1
+
+
+def test_cost_per_order() -> None:
+    c = cost_per_order({"server": 2.0, "redis": 1.0}, 0.5, orders=10_000, window_s=2.0, cores=2)
+    assert c == {"server_us": 200.0, "redis_us": 100.0, "client_us": 50.0, "total_us": 350.0,
+                 "cores_busy": 1.75, "ceiling_per_s": round(2 / 350e-6)}
+    assert cost_per_order(None, 0.5, 10, 1.0, 2) is None
+    assert cost_per_order({"server": 1.0, "redis": 0.0}, 0.0, 0, 1.0, 2) is None
