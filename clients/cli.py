@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="oms", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", default=os.environ.get("OMS_TARGET", "127.0.0.1:50051"))
+    p.add_argument("--timeout", type=float, default=float(os.environ.get("OMS_TIMEOUT", "30")),
+                   help="deadline of each call in seconds (OMS_TIMEOUT; default 30)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     wh = sub.add_parser("warehouse").add_subparsers(dest="sub", required=True)
@@ -236,7 +238,7 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        with OmsClient(args.target) as cl:
+        with OmsClient(args.target, timeout=args.timeout) as cl:
             return run(args, cl)
     except ClientError as e:
         print(f"error: {e}", file=sys.stderr)

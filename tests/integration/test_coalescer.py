@@ -49,3 +49,43 @@ def test_concurrent_single_orders_all_complete_under_gc(clean_redis: str) -> Non
     assert all(isinstance(o, Order) for o in orders), [o for o in orders if not isinstance(o, Order)][:3]
     assert len({o.id for o in orders}) == 320
     assert [o.idempotency_key for o in orders] == [f"co-{i}" for i in range(320)]
+
+
+def test_a_small_batch_gathers_callers_that_arrive_over_a_few_loop_turns(clean_redis: str) -> None:
+    """Under load gRPC hands calls to the servicer over several turns of the event loop; a
+    batch that starts small waits a few turns so that they share it."""
+    async def go(turns: int) -> tuple[list[int], list]:
+        store = Store.from_url(clean_redis)
+        try:
+            for wid, lat, lon in (("DSM", 41.6, -93.6), ("CHI", 41.9, -87.6)):
+                await store.upsert_warehouse(Warehouse(wid, wid, lat, lon))
+                for sku in ("SKU-A", "SKU-B"):
+                    await store.set_stock(wid, sku, 10_000, "")
+            intake = Intake(store, fraud_hold_seconds=0)
+            sizes: list[int] = []
+            place = intake.place
+
+            async def recording_place(requests):  # the real intake, batch sizes recorded
+                sizes.append(len(requests))
+                return await place(requests)
+
+            intake.place = recording_place  # type: ignore[method-assign]
+            co = Coalescer(intake, gather_turns=turns)
+
+            async def caller(i: int) -> list:
+                for _ in range(i % 4):  # arrives i % 4 loop turns after the first
+                    await asyncio.sleep(0)
+                return await co.submit([_req(1000 * turns + i)])
+
+            results = await asyncio.wait_for(asyncio.gather(*(caller(i) for i in range(12))), 60)
+            assert not await store.audit()
+            return sizes, results
+        finally:
+            await store.close()
+
+    gathered, results = asyncio.run(go(4))
+    assert gathered == [12]
+    assert all(isinstance(r[0], Order) for r in results)
+    assert len({r[0].id for r in results}) == 12
+    eager, _ = asyncio.run(go(0))
+    assert len(eager) > 1 and sum(eager) == 12  # without the turns the late callers wait
