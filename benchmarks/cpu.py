@@ -77,10 +77,10 @@ class CpuSampler:
         """CPU seconds so far at wall-clock ``t``; None outside the sampled span."""
         with self._lock:
             times, samples = list(self.times), list(self.samples)
-        i = bisect.bisect_left(times, t)
-        if not times or i == len(times) or (i == 0 and times[0] > t):
+        i = bisect.bisect_left(times, t)  # first sample at or after t
+        if i == len(times) or (i == 0 and times[0] > t):
             return None
-        if times[i] == t or i == 0:
+        if times[i] == t:
             return dict(samples[i])
         t0, t1 = times[i - 1], times[i]
         w = (t - t0) / (t1 - t0)

@@ -16,14 +16,18 @@ def _req(i: int) -> OrderRequest:
                         (Line("SKU-A", 1, 100), Line("SKU-B", 1, 100)))
 
 
+async def _two_stocked_warehouses(store: Store) -> None:
+    for wid, lat, lon in (("DSM", 41.6, -93.6), ("CHI", 41.9, -87.6)):
+        await store.upsert_warehouse(Warehouse(wid, wid, lat, lon))
+        for sku in ("SKU-A", "SKU-B"):
+            await store.set_stock(wid, sku, 10_000, "")
+
+
 def test_concurrent_single_orders_all_complete_under_gc(clean_redis: str) -> None:
     async def go() -> list:
         store = Store.from_url(clean_redis)
         try:
-            for wid, lat, lon in (("DSM", 41.6, -93.6), ("CHI", 41.9, -87.6)):
-                await store.upsert_warehouse(Warehouse(wid, wid, lat, lon))
-                for sku in ("SKU-A", "SKU-B"):
-                    await store.set_stock(wid, sku, 10_000, "")
+            await _two_stocked_warehouses(store)
             co = Coalescer(Intake(store, fraud_hold_seconds=0), min_parallel=4)
             stop = asyncio.Event()
 
@@ -57,10 +61,7 @@ def test_a_small_batch_gathers_callers_that_arrive_over_a_few_loop_turns(clean_r
     async def go(turns: int) -> tuple[list[int], list]:
         store = Store.from_url(clean_redis)
         try:
-            for wid, lat, lon in (("DSM", 41.6, -93.6), ("CHI", 41.9, -87.6)):
-                await store.upsert_warehouse(Warehouse(wid, wid, lat, lon))
-                for sku in ("SKU-A", "SKU-B"):
-                    await store.set_stock(wid, sku, 10_000, "")
+            await _two_stocked_warehouses(store)
             intake = Intake(store, fraud_hold_seconds=0)
             sizes: list[int] = []
             place = intake.place
