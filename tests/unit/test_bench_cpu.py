@@ -13,12 +13,6 @@ from benchmarks.cpu import CpuSampler, cost_per_order, session_cpu
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
 
 
-def _burn(seconds: float) -> None:
-    end = time.process_time() + seconds
-    while time.process_time() < end:
-        pass
-
-
 def test_session_cpu_counts_a_child_session_and_nothing_else() -> None:
     # A child in its own session that burns 0.3 s of CPU: its session shows it, ours does not.
     code = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n" \
@@ -45,18 +39,35 @@ def test_sampler_interpolates_between_samples() -> None:
     assert s.at(99.0) is None and s.at(102.5) is None and s.between(99.0, 101.0) is None
 
 
+def _wait_for_sample_after(s: CpuSampler, t: float) -> None:
+    while not s.times or s.times[-1] <= t:
+        time.sleep(0.005)
+
+
 def test_sampler_sees_cpu_used_in_its_session() -> None:
+    # The burn runs in a child of this session, not in this process: a busy thread here would
+    # starve the sampler's thread of the GIL, stretch the gap between its samples and so spread
+    # the burn's CPU over a wider span than [t0, t1] when it interpolates.
+    code = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n" \
+           "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
     s = CpuSampler(os.getsid(0), interval=0.02).start()
+    p = None
     try:
-        time.sleep(0.1)
+        _wait_for_sample_after(s, 0.0)
         t0 = time.time()
-        _burn(0.2)
+        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stdout.readline() == "done\n"
+        # a sample taken after the burn ended, then one after t1, so both ends are bracketed
+        _wait_for_sample_after(s, time.time())
         t1 = time.time()
-        time.sleep(0.1)
+        _wait_for_sample_after(s, t1)
+        used = s.between(t0, t1)
     finally:
         s.stop()
-    used = s.between(t0, t1)
-    assert used is not None and used["server"] >= 0.1
+        if p is not None:
+            p.kill()
+            p.wait()
+    assert used is not None and used["server"] >= 0.25
 
 
 def test_cost_per_order() -> None:
