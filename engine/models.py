@@ -132,7 +132,7 @@ class OrderRequest:
 
 @dataclass(frozen=True)
 class PaymentState:
-    status: str = "NONE"  # AUTHORIZED, CAPTURED, PARTIALLY_REFUNDED, REFUNDED, DECLINED
+    status: str = "NONE"  # AUTHORIZED, CAPTURED, PARTIALLY_REFUNDED, REFUNDED, DECLINED, VOIDED
     authorization_id: str = ""
     authorized_cents: int = 0
     captured_cents: int = 0

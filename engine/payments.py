@@ -18,6 +18,11 @@ them. ``set_if_absent`` is the only commit point:
   a caller that meets its own id while scanning returns it: a repeated or concurrent call with
   the same key can never append twice. After appending, an index record ``cap:<id>`` /
   ``ref:<id>`` is written; if a process dies in between, repeating the call repairs it.
+* **Void** (an order cancelled before it shipped gives the held amount back to the customer) is
+  an entry of kind ``void`` appended to the same capture log, with amount 0. A capture scanning
+  the log stops at it and is declined; a capture that took its slot first stands, and the void
+  releases what the captures before it left. So a void and a concurrent capture can never both
+  take the same money.
 * Simulated transient failures count attempts per idempotency key with the same trick: attempt
   ``i`` claims slot ``attempt:<op>:<key>:<i>``.
 
@@ -62,6 +67,7 @@ __all__ = [
     "Authorization",
     "Capture",
     "Refund",
+    "Void",
     "PaymentGateway",
     "Ledger",
     "MemoryLedger",
@@ -135,6 +141,13 @@ class Refund:
     amount_cents: int
 
 
+@dataclass(frozen=True)
+class Void:
+    id: str
+    authorization_id: str
+    released_cents: int  # what the authorization still held: authorised minus captured before
+
+
 @runtime_checkable
 class PaymentGateway(Protocol):
     def authorize(self, order_id: str, amount_cents: int, token: str,
@@ -144,6 +157,8 @@ class PaymentGateway(Protocol):
                 idempotency_key: str) -> Capture: ...
 
     def refund(self, capture_id: str, amount_cents: int, idempotency_key: str) -> Refund: ...
+
+    def void(self, authorization_id: str, idempotency_key: str) -> Void: ...
 
 
 # --------------------------------------------------------------------------- ledger
@@ -191,7 +206,8 @@ class MemoryLedger:
 # --------------------------------------------------------------------------- gateway
 
 _TRANSIENT_RE = re.compile(r"tok_transient_(\d{1,4})")
-_OPS = ("authorize", "capture", "refund")
+_OPS = ("authorize", "capture", "refund", "void")
+_VOID = "void"  # the ``kind`` of a void entry in a capture log
 
 
 def _dumps(obj: Mapping[str, Any]) -> str:
@@ -249,6 +265,9 @@ class DeterministicGateway:
 
     def _k_cap(self, cap_id: str) -> str:
         return f"{self.ns}cap:{cap_id}"
+
+    def _k_void(self, void_id: str) -> str:
+        return f"{self.ns}void:{void_id}"
 
     def _k_ref_slot(self, cap_id: str, i: int) -> str:
         return f"{self.ns}cap:{cap_id}:ref:{i}"
@@ -336,6 +355,9 @@ class DeterministicGateway:
                 if raw == mine:
                     return entry
             e = json.loads(raw)
+            if e.get("kind") == _VOID:
+                raise PaymentDeclined(f"authorization {e['authorization_id']!r} was voided, "
+                                      "nothing to capture", "authorization_voided")
             if e["id"] == entry["id"]:
                 first = {k: e[k] for k in request_fields}
                 now = {k: entry[k] for k in request_fields}
@@ -412,6 +434,48 @@ class DeterministicGateway:
         self.ledger.set_if_absent(self._k_ref(ref_id), _dumps(e))
         return Refund(e["id"], e["capture_id"], e["amount_cents"])
 
+    def void(self, authorization_id: str, idempotency_key: str) -> Void:
+        """Void what an authorization still holds (the order was cancelled before shipping).
+
+        Voiding twice, with any key, answers with the first void; a later capture is declined.
+        A fully captured authorization has nothing left to void: ``PaymentDeclined``
+        (``already_captured``)."""
+        _require_key(idempotency_key)
+        void_id = self._id("void", "void", idempotency_key)
+        request = {"authorization_id": authorization_id}
+        done = self._load(self._k_void(void_id))
+        if done is not None:
+            self._replay(done, request, ("authorization_id",), "void", idempotency_key)
+            return Void(done["id"], done["authorization_id"], done["released_cents"])
+        auth = self._load(self._k_auth(authorization_id))
+        if auth is None:
+            raise NotFoundError("authorization", authorization_id)
+        if auth["status"] != "AUTHORIZED":
+            raise PaymentDeclined(f"authorization {authorization_id!r} was declined, nothing "
+                                  "to void", "authorization_declined")
+        self._maybe_fail("void", idempotency_key, self.transient_failures.get("void", 0))
+        limit = auth["amount_cents"]
+        mine = _dumps({"id": void_id, "authorization_id": authorization_id, "amount_cents": 0,
+                       "kind": _VOID})
+        total = 0
+        i = 0
+        while True:
+            raw = self.ledger.get(self._k_cap_slot(authorization_id, i))
+            if raw is None:
+                if total >= limit:
+                    raise PaymentDeclined(f"authorization {authorization_id!r} is fully "
+                                          f"captured ({total} cents), nothing to void",
+                                          "already_captured")
+                raw = self.ledger.set_if_absent(self._k_cap_slot(authorization_id, i), mine)
+            e = json.loads(raw)
+            if e.get("kind") == _VOID:  # ours, or an earlier void with another key
+                v = {"id": e["id"], "authorization_id": authorization_id,
+                     "released_cents": limit - total}
+                self.ledger.set_if_absent(self._k_void(void_id), _dumps(v))
+                return Void(v["id"], authorization_id, v["released_cents"])
+            total += e["amount_cents"]
+            i += 1
+
     # -- read side
 
     def get_authorization(self, authorization_id: str) -> Authorization:
@@ -431,7 +495,12 @@ class DeterministicGateway:
     def captures(self, authorization_id: str) -> list[Capture]:
         """Captures of an authorization in commit order."""
         return [Capture(e["id"], e["authorization_id"], e["amount_cents"])
-                for e in self._log(lambda i: self._k_cap_slot(authorization_id, i))]
+                for e in self._log(lambda i: self._k_cap_slot(authorization_id, i))
+                if e.get("kind") != _VOID]
+
+    def voided(self, authorization_id: str) -> bool:
+        return any(e.get("kind") == _VOID
+                   for e in self._log(lambda i: self._k_cap_slot(authorization_id, i)))
 
     def refunds(self, capture_id: str) -> list[Refund]:
         """Refunds of a capture in commit order."""

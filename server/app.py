@@ -72,7 +72,7 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
                     promise_days=config.promise_days)
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store), server)
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(store, intake, config.max_batch), server)
+        OrderServicer(store, intake, life, config.max_batch), server)
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store, config.grace_ms), server)
     fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
         FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s), life),

@@ -78,9 +78,61 @@ class OrderLife:
             await self.store.release_many([(w, order.id) for w in order.warehouses if w != home])
             return after
         pay = PaymentState(status="AUTHORIZED", authorization_id=auth.id, authorized_cents=amount)
+        extra = {"pay": _dump(pay)}
+        try:
+            _, after = await self.store.transition(
+                order.id, OrderStatus(order.status), reason="payment authorised",
+                event="order.payment_authorized", extra=extra)
+            return after
+        except TransitionError:
+            pass
+        # The order moved on while the gateway answered (a wave released it, or it was
+        # cancelled): record the authorization on the status it has now.
+        async def step() -> Order:
+            o = await self.store.get_order(order.id)
+            _, after = await self.store.transition(
+                o.id, OrderStatus(o.status), reason="payment authorised",
+                event="order.payment_authorized", expect_updated_at=o.updated_at, extra=extra)
+            return after
+
+        after = await _retry_stale(step)
+        if after.status == OrderStatus.CANCELLED:
+            after = await self._void(after)
+        return after
+
+    # ---- cancellation -------------------------------------------------------------------------
+
+    async def cancel(self, order_id: str, reason: str) -> Order:
+        """Cancel an order that has not been picked: its stock goes back and its payment
+        authorization is voided.
+
+        Three steps, each idempotent, so a repeated CancelOrder finishes what a crash or a
+        gateway outage left undone: the status change with the home warehouse's release (one
+        script), the release in the other warehouses of a split order, and the void."""
+        before = await self.store.get_order(order_id)
         _, after = await self.store.transition(
-            order.id, OrderStatus(order.status), reason="payment authorised",
-            event="order.payment_authorized", extra={"pay": _dump(pay)})
+            order_id, OrderStatus.CANCELLED, action="release",
+            reason=reason or "cancelled by request", event="order.cancelled")
+        home = keys.home_of(order_id)
+        await self.store.release_many([(w, order_id) for w in before.warehouses if w != home])
+        return await self._void(after)
+
+    async def _void(self, o: Order) -> Order:
+        pay = o.payment
+        if not pay or pay.status != "AUTHORIZED":
+            return o
+        try:
+            v = await payments.acall_with_retry(lambda: asyncio.to_thread(
+                self.gateway.void, pay.authorization_id, f"void:{o.id}"))
+        except payments.PaymentDeclined as e:
+            # Nothing left to give back (captured in full): keep the record as it is.
+            log.warning("void for %s refused: %s", o.id, e)
+            return o
+        voided = replace(pay, status="VOIDED")
+        _, after = await self.store.transition(
+            o.id, OrderStatus.CANCELLED, reason=f"payment authorization voided: "
+            f"{v.released_cents} cents released", event="order.payment_voided",
+            extra={"pay": _dump(voided)})
         return after
 
     # ---- packing ------------------------------------------------------------------------------

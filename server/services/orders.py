@@ -17,7 +17,7 @@ from server import codec, wire
 from server.errors import code_for, handle_errors, handle_stream_errors
 from server.metrics import ORDER_ERRORS, ORDERS_PLACED
 from server.intake import Coalescer, Intake
-from server.redis import keys
+from server.orderlife import OrderLife
 from server.redis.store import Store
 
 STREAM_MICROBATCH = 256
@@ -53,9 +53,10 @@ def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
 
 
 class OrderServicer(rpc.OrderServiceServicer):
-    def __init__(self, store: Store, intake: Intake, max_batch: int = 1000) -> None:
+    def __init__(self, store: Store, intake: Intake, life: OrderLife, max_batch: int = 1000) -> None:
         self.store = store
         self.intake = intake
+        self.life = life
         self.max_batch = max_batch
         self.coalescer = Coalescer(intake, max_batch=max_batch)
 
@@ -145,15 +146,7 @@ class OrderServicer(rpc.OrderServiceServicer):
     async def CancelOrder(self, request: pb.CancelOrderRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
         codec.require(request.order_id, "order_id")
-        before = await self.store.get_order(request.order_id)
-        # Home part: status change and reservation release are one script call.
-        _, after = await self.store.transition(
-            request.order_id, OrderStatus.CANCELLED, action="release",
-            reason=request.reason or "cancelled by request", event="order.cancelled")
-        # Other warehouses of a split order: released after; the sweep finishes a crash here.
-        home = keys.home_of(request.order_id)
-        await self.store.release_many([(w, request.order_id) for w in before.warehouses if w != home])
-        return codec.encode_order(after)
+        return codec.encode_order(await self.life.cancel(request.order_id, request.reason))
 
     @handle_errors
     async def ReleaseHold(self, request: pb.ReleaseHoldRequest,

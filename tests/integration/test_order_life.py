@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 
 from clients.client import ClientError
-from engine.carriers import validate_tracking_number
+from engine.carriers import RateTableCarrier, validate_tracking_number
+from engine.lifecycle import OrderStatus
+from engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r
+from server.orderlife import OrderLife
+from server.redis.store import RedisLedger
 
 
 def _setup(client) -> None:
@@ -128,6 +132,62 @@ def test_declined_payment_cancels_and_releases(client, server):
     t = client.orders.PlaceOrder(_with_token(client, "tok_transient_2"))
     assert t.status == c.ORDER_STATUS_ALLOCATED and t.payment.status == "AUTHORIZED"
     assert server.run(server.store.audit()) == []
+
+
+def _gateway(server) -> DeterministicGateway:
+    return DeterministicGateway(RedisLedger(server.config.redis_url))
+
+
+def test_cancel_voids_the_authorization(client, server):
+    _setup(client)
+    o = client.orders.PlaceOrder(_with_token(client, "tok_visa"))
+    auth = o.payment.authorization_id
+    assert o.payment.status == "AUTHORIZED" and _stock(client, "MUG")["DSM"] == (10, 2)
+    x = client.cancel_order(o.id, "customer changed their mind")
+    assert x.status == c.ORDER_STATUS_CANCELLED and x.payment.status == "VOIDED"
+    assert x.payment.authorization_id == auth and x.payment.authorized_cents == 7500
+    assert _stock(client, "MUG")["DSM"] == (10, 0)
+    gw = _gateway(server)
+    assert gw.voided(auth) and gw.captures(auth) == []
+    again = client.cancel_order(o.id)  # a repeat changes nothing
+    assert again.payment.status == "VOIDED" and again.updated_at == x.updated_at
+    events = list(client.watch_events(after_event_id="0", order_id=o.id, timeout=1.5))
+    assert [(e.type, e.detail) for e in events[-2:]] == [
+        ("order.cancelled", "customer changed their mind"),
+        ("order.payment_voided", "payment authorization voided: 7500 cents released")]
+    assert server.run(server.store.audit()) == []
+
+
+def test_repeating_a_cancel_cut_short_voids_the_authorization(client, server):
+    # The first CancelOrder died after its status change: the order is CANCELLED with its
+    # authorization still open. The client's retry finishes the job.
+    _setup(client)
+    o = client.orders.PlaceOrder(_with_token(client, "tok_visa"))
+    server.run(server.store.transition(o.id, OrderStatus.CANCELLED, action="release",
+                                       reason="cancelled by request", event="order.cancelled"))
+    assert client.get_order(o.id).payment.status == "AUTHORIZED"
+    x = client.cancel_order(o.id)
+    assert x.status == c.ORDER_STATUS_CANCELLED and x.payment.status == "VOIDED"
+    assert _gateway(server).voided(o.payment.authorization_id)
+
+
+def test_an_authorization_landing_after_a_cancel_is_voided(client, server):
+    # Intake authorises after placing; if the order was cancelled (or released to a wave) while
+    # the gateway answered, the authorization is recorded on the order as it is now, and voided
+    # when that is CANCELLED.
+    _setup(client)
+    req = _with_token(client, "")
+    placed = client.orders.PlaceOrder(req)
+    assert placed.payment.status == "NONE"
+    client.cancel_order(placed.id)
+    stale = server.run(server.store.get_order(placed.id))
+    stale.status = int(OrderStatus.ALLOCATED)  # what intake still holds
+    gw = _gateway(server)
+    life = OrderLife(server.store, gw, RateTableCarrier())
+    after = server.run(life.authorize(stale, "tok_visa"))
+    assert after.status == OrderStatus.CANCELLED and after.payment.status == "VOIDED"
+    assert gw.voided(after.payment.authorization_id)
+    assert client.get_order(placed.id).payment.status == "VOIDED"
 
 
 def test_split_order_ships_each_warehouse_part(client, server):

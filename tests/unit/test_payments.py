@@ -23,6 +23,7 @@ from engine.payments import (
     PaymentGateway,
     PaymentTransientError,
     Refund,
+    Void,
     acall_with_retry,
     call_with_retry,
 )
@@ -129,8 +130,8 @@ def test_validation_names_the_field(gw: DeterministicGateway) -> None:
         with pytest.raises(ValidationError) as ei:
             gw.authorize(*args)  # type: ignore[arg-type]
         assert ei.value.violations[0].field == field
-    with pytest.raises(ValidationError, match="'void'"):
-        DeterministicGateway(MemoryLedger(), {"void": 1})
+    with pytest.raises(ValidationError, match="'settle'"):
+        DeterministicGateway(MemoryLedger(), {"settle": 1})
 
 
 # --------------------------------------------------------------------------- idempotency
@@ -325,6 +326,62 @@ def test_async_retry() -> None:
         asyncio.run(give_up())
 
 
+# --------------------------------------------------------------------------- void
+
+
+def test_void_releases_the_authorization_and_blocks_later_captures(
+        gw: DeterministicGateway) -> None:
+    a = gw.authorize("o1", 1000, "tok_visa", "k")
+    v = gw.void(a.id, "v1")
+    assert v == Void(v.id, a.id, 1000) and gw.voided(a.id)
+    assert gw.void(a.id, "v1") == v  # a repeat
+    assert gw.void(a.id, "v2").id == v.id  # voided once, whatever the key
+    with pytest.raises(PaymentDeclined) as e:
+        gw.capture(a.id, 100, "c")
+    assert e.value.code == "authorization_voided" and a.id in str(e.value)
+    assert gw.captures(a.id) == [] and gw.captured_cents(a.id) == 0
+
+
+def test_void_after_a_partial_capture_releases_the_rest(gw: DeterministicGateway) -> None:
+    a = gw.authorize("o1", 1000, "tok_visa", "k")
+    c = gw.capture(a.id, 300, "c")
+    assert gw.void(a.id, "v").released_cents == 700
+    assert gw.captures(a.id) == [c] and gw.capture(a.id, 300, "c") == c  # the capture stands
+    with pytest.raises(PaymentDeclined):
+        gw.capture(a.id, 100, "c2")
+
+
+def test_void_refused_when_nothing_is_left_to_void(gw: DeterministicGateway) -> None:
+    a = gw.authorize("o1", 1000, "tok_visa", "k")
+    gw.capture(a.id, 1000, "c")
+    with pytest.raises(PaymentDeclined) as e:
+        gw.void(a.id, "v")
+    assert e.value.code == "already_captured" and "1000 cents" in str(e.value)
+    with pytest.raises(PaymentDeclined):
+        gw.authorize("o2", 10, "tok_decline", "k2")
+    with pytest.raises(PaymentDeclined) as e:
+        gw.void(gw._id("auth", "authorize", "k2"), "v2")
+    assert e.value.code == "authorization_declined"
+    with pytest.raises(NotFoundError, match="auth_nope"):
+        gw.void("auth_nope", "v3")
+
+
+def test_void_key_reused_for_another_authorization_is_refused(gw: DeterministicGateway) -> None:
+    a = gw.authorize("o1", 1000, "tok_visa", "k")
+    b = gw.authorize("o2", 1000, "tok_visa", "k2")
+    gw.void(a.id, "v")
+    with pytest.raises(IdempotencyKeyReused):
+        gw.void(b.id, "v")
+
+
+def test_transient_void_retried_voids_once(ledger: MemoryLedger) -> None:
+    gw = DeterministicGateway(ledger, transient_failures={"void": 2})
+    a = gw.authorize("o1", 500, "tok_visa", "k")
+    v = call_with_retry(lambda: gw.void(a.id, "v"), sleep=no_sleep)
+    assert v.released_cents == 500
+    assert sum(1 for k in ledger.snapshot() if k.startswith(f"pay:auth:{a.id}:cap:")) == 1
+
+
 # --------------------------------------------------------------------------- concurrency
 
 
@@ -392,3 +449,26 @@ def test_concurrent_refunds_never_exceed_the_capture() -> None:
     results = run_threads(8, lambda i: DeterministicGateway(led).refund(c.id, 250, f"r{i % 6}"))
     ok = {r for r in results if isinstance(r, Refund)}
     assert len(ok) == 4 and gw.refunded_cents(c.id) == 1000
+
+
+def test_concurrent_void_and_captures_never_both_take_the_money() -> None:
+    for seed in range(8):
+        led = SlowLedger(seed)
+        gw = DeterministicGateway(led)
+        a = gw.authorize("o1", 1000, "tok_visa", "k")
+
+        def go(i: int) -> object:
+            g = DeterministicGateway(led)
+            return g.void(a.id, f"v{i}") if i % 3 == 0 else g.capture(a.id, 400, f"c{i}")
+
+        results = run_threads(9, go)
+        voids = [r for r in results if isinstance(r, Void)]
+        caps = [r for r in results if isinstance(r, Capture)]
+        assert all(isinstance(r, (Void, Capture, PaymentDeclined)) for r in results)
+        assert len({v.id for v in voids}) == 1  # every void answers with the one void
+        captured = gw.captured_cents(a.id)
+        assert captured == 400 * len(caps) <= 1000 and sorted(c.id for c in gw.captures(a.id)) == \
+            sorted(c.id for c in caps)
+        assert all(v.released_cents == 1000 - captured for v in voids)
+        with pytest.raises(PaymentDeclined):
+            gw.capture(a.id, 1, "late")
