@@ -374,6 +374,18 @@ class DeterministicGateway:
         if first != now:
             raise IdempotencyKeyReused(op, idem_key, first, now)
 
+    def _authorised_cents(self, authorization_id: str, op: str, idempotency_key: str) -> int:
+        """The amount of an authorization that ``op`` (capture, void) may act on; the simulated
+        transient failures of ``op`` happen here, after the checks."""
+        auth = self._load(self._k_auth(authorization_id))
+        if auth is None:
+            raise NotFoundError("authorization", authorization_id)
+        if auth["status"] != "AUTHORIZED":
+            raise PaymentDeclined(f"authorization {authorization_id!r} was declined, nothing "
+                                  f"to {op}", "authorization_declined")
+        self._maybe_fail(op, idempotency_key, self.transient_failures.get(op, 0))
+        return int(auth["amount_cents"])
+
     def capture(self, authorization_id: str, amount_cents: int,
                 idempotency_key: str) -> Capture:
         """Capture (part of) an authorization; several partial captures may follow each
@@ -388,14 +400,7 @@ class DeterministicGateway:
         if done is not None:
             self._replay(done, entry, fields, "capture", idempotency_key)
             return Capture(done["id"], done["authorization_id"], done["amount_cents"])
-        auth = self._load(self._k_auth(authorization_id))
-        if auth is None:
-            raise NotFoundError("authorization", authorization_id)
-        if auth["status"] != "AUTHORIZED":
-            raise PaymentDeclined(f"authorization {authorization_id!r} was declined, nothing "
-                                  "to capture", "authorization_declined")
-        self._maybe_fail("capture", idempotency_key, self.transient_failures.get("capture", 0))
-        limit = auth["amount_cents"]
+        limit = self._authorised_cents(authorization_id, "capture", idempotency_key)
 
         def over(total: int) -> PaymentDeclined:
             return PaymentDeclined(
@@ -447,14 +452,7 @@ class DeterministicGateway:
         if done is not None:
             self._replay(done, request, ("authorization_id",), "void", idempotency_key)
             return Void(done["id"], done["authorization_id"], done["released_cents"])
-        auth = self._load(self._k_auth(authorization_id))
-        if auth is None:
-            raise NotFoundError("authorization", authorization_id)
-        if auth["status"] != "AUTHORIZED":
-            raise PaymentDeclined(f"authorization {authorization_id!r} was declined, nothing "
-                                  "to void", "authorization_declined")
-        self._maybe_fail("void", idempotency_key, self.transient_failures.get("void", 0))
-        limit = auth["amount_cents"]
+        limit = self._authorised_cents(authorization_id, "void", idempotency_key)
         mine = _dumps({"id": void_id, "authorization_id": authorization_id, "amount_cents": 0,
                        "kind": _VOID})
         total = 0
