@@ -19,6 +19,10 @@ on re-run (HEXISTS), and reconcilable by the recovery sweep.
 """
 from __future__ import annotations
 
+# How long a shard keeps its per-minute placement counters ("m:<minute>" in the stats hash):
+# GetStats reports the last hour.
+MINUTES_KEPT = 120
+
 # Shared Lua helpers, prepended to the scripts that need them.
 _LUA_CHUNKED = r"""
 -- redis.call(cmd, key, unpack(args)) in pieces: Lua's unpack is limited to a few thousand
@@ -232,8 +236,12 @@ for st, fst in pairs(flags) do
   end
 end
 if placed > 0 then
-  counters['m:' .. math.floor(tonumber(now) / 60000)] = placed
+  local minute = math.floor(tonumber(now) / 60000)
+  counters['m:' .. minute] = placed
   if dist > 0 then counters['dist_m'] = dist end
+  -- Per-minute counters live MINUTES_KEPT minutes: the stats hash must not grow with uptime.
+  -- A minute with no placement here is dropped by Store.counters instead.
+  redis.call('HDEL', stats, 'm:' .. (minute - MINUTES_KEPT))
 end
 hincr_many(stats, counters)
 return out
@@ -311,15 +319,21 @@ RELEASE_RESERVATION = r"""
 -- failed multi-warehouse placement, the non-home part of a cancel, the recovery sweep), or
 -- consume it (the non-home part of a shipment). Idempotent: the record is deleted in the
 -- same step.
--- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail
+-- Once nothing is held here the order's part can never be waved again, so its mark in the
+-- waved set goes too (that set would otherwise grow with every split order ever shipped).
+-- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail  KEYS[5] waved set
 -- ARGV[1] order_id  ARGV[2] only_if_older_than_ms ("0" = unconditionally)
 -- ARGV[3] "consume" to consume instead of release (optional)
 -- returns 1 released, 0 nothing held (or younger than the cut-off)
 local rec = redis.call('HGET', KEYS[3], ARGV[1])
-if not rec then return 0 end
+if not rec then
+  redis.call('SREM', KEYS[5], ARGV[1])
+  return 0
+end
 local cutoff = tonumber(ARGV[2])
 if cutoff > 0 and tonumber(string.match(rec, '^(%d+)')) >= cutoff then return 0 end
 drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], ARGV[3] == 'consume')
+redis.call('SREM', KEYS[5], ARGV[1])
 return 1
 """
 
@@ -638,7 +652,8 @@ return out
 """
 
 ALL: dict[str, str] = {
-    "PLACE_ORDERS": _LUA_CHUNKED + _LUA_RECORD + PLACE_ORDERS,
+    "PLACE_ORDERS": (_LUA_CHUNKED + _LUA_RECORD
+                     + PLACE_ORDERS.replace("MINUTES_KEPT)", f"{MINUTES_KEPT})")),
     "TRANSITION": _LUA_RECORD + TRANSITION,
     "RELEASE_RESERVATION": _LUA_RECORD + RELEASE_RESERVATION,
     "SET_STOCK": SET_STOCK,

@@ -387,7 +387,7 @@ class Store:
     async def release(self, warehouse_id: str, order_id: str, older_than_ms: int = 0) -> bool:
         sh = keys.Shard(warehouse_id)
         return bool(await self._s["RELEASE_RESERVATION"](
-            keys=[sh.onhand, sh.reserved, sh.resv, sh.avail], args=[order_id, older_than_ms]))
+            keys=_release_keys(sh), args=[order_id, older_than_ms]))
 
     async def release_many(self, pairs: Sequence[tuple[str, str]]) -> None:
         if not pairs:
@@ -395,7 +395,7 @@ class Store:
         def build(p: RawPipeline) -> None:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
-                self._ev(p, "RELEASE_RESERVATION", [sh.onhand, sh.reserved, sh.resv, sh.avail], [oid, 0])
+                self._ev(p, "RELEASE_RESERVATION", _release_keys(sh), [oid, 0])
 
         await self._exec(build)
 
@@ -583,7 +583,7 @@ class Store:
         def build(p: RawPipeline) -> None:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
-                self._ev(p, "RELEASE_RESERVATION", [sh.onhand, sh.reserved, sh.resv, sh.avail],
+                self._ev(p, "RELEASE_RESERVATION", _release_keys(sh),
                          [oid, 0, "consume"])
 
         await self._exec(build)
@@ -824,15 +824,32 @@ class Store:
     # ---- reporting ------------------------------------------------------------------------
 
     async def counters(self) -> dict[str, int]:
+        """Every shard's stats counters, summed. Per-minute counters older than
+        ``scripts.MINUTES_KEPT`` minutes that PLACE_ORDERS did not drop (a shard took no order
+        that many minutes later) are deleted on the way."""
         whs = await self.warehouses(0.0)
         async with self.r.pipeline(transaction=False) as p:
             for w in whs:
                 p.hgetall(keys.Shard(w.id).stats)
             raw = await p.execute()
+        oldest = now_ms() // 60_000 - scripts.MINUTES_KEPT
         total: dict[str, int] = {}
-        for h in raw:
+        stale: list[tuple[str, list[str]]] = []
+        for w, h in zip(whs, raw):
+            old = []
             for k, v in h.items():
-                total[_s(k)] = total.get(_s(k), 0) + int(v)
+                name = _s(k)
+                if name.startswith("m:") and int(name[2:]) <= oldest:
+                    old.append(name)
+                    continue
+                total[name] = total.get(name, 0) + int(v)
+            if old:
+                stale.append((keys.Shard(w.id).stats, old))
+        if stale:
+            async with self.r.pipeline(transaction=False) as p:
+                for key, names in stale:
+                    p.hdel(key, *names)
+                await p.execute()
         return total
 
     # ---- audit and recovery ---------------------------------------------------------------
@@ -945,6 +962,11 @@ class Store:
 
 
 STAGED = "~m"
+
+
+def _release_keys(sh: keys.Shard) -> list[str]:
+    """KEYS of RELEASE_RESERVATION."""
+    return [sh.onhand, sh.reserved, sh.resv, sh.avail, sh.waved]
 
 
 def staged_id(order_id: str) -> str:

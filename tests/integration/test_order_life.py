@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 import pytest
+import redis
 
 from clients.client import ClientError
 from engine.carriers import RateTableCarrier, validate_tracking_number
@@ -12,6 +13,7 @@ from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r
 from server.orderlife import OrderLife
+from server.redis.keys import Shard
 from server.redis.store import RedisLedger
 
 
@@ -212,12 +214,16 @@ def test_split_order_ships_each_warehouse_part(client, server):
         want = sorted((a.sku, a.quantity) for a in o2.allocations if a.warehouse_id == wid)
         assert sorted((s.sku, s.quantity) for s in stops) == want
     assert not [b for b in client.plan_wave(other, max_orders=10).batches if o2.id in b.order_ids]
+    r = redis.Redis.from_url(server.config.redis_url)
+    waved = Shard(other).waved
+    assert r.smembers(waved) == {o2.id.encode()}
     client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id))
     packed = client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o2.id))
     assert {p.warehouse_id for p in packed.packages} == {"DSM", "CHI"}
     shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o2.id, service_level="EXPRESS"))
     assert {s.warehouse_id for s in shipped.shipments} == {"DSM", "CHI"}
     assert len({s.tracking_number for s in shipped.shipments}) == 2
+    assert not r.exists(waved)  # the part left the building: its waved mark goes with it
     assert all(s.service_level == "EXPRESS" for s in shipped.shipments)
     assert server.run(server.store.audit()) == []
     delivered = client.fulfillment.MarkDelivered(f.MarkDeliveredRequest(order_id=o2.id))
