@@ -14,10 +14,12 @@ Rating follows how parcel carriers publish their rate cards:
   time: GROUND by zone (1..5 business days), EXPRESS 2, OVERNIGHT 1.
 * Every package is rated separately and the shipment's cost is the sum.
 
-ETA: the carrier tenders on business days only, so a ship time on a Saturday or Sunday (UTC)
-counts from the following Monday; then ``transit_days`` business days are added (weekends
-skipped) and the parcel is "delivered by end of day": the ETA is the last millisecond of that UTC
-day. Public holidays are not modelled.
+ETA: the carrier tenders on business days only, so a ship time on a Saturday, Sunday or carrier
+holiday (UTC date) counts from the next business day; then ``transit_days`` business days are
+added and the parcel is "delivered by end of day": the ETA is the last millisecond of that UTC
+day. The holidays are the six on which the US parcel carriers (UPS, FedEx) neither pick up nor
+deliver: New Year's Day, Memorial Day, Independence Day, Labor Day, Thanksgiving and Christmas,
+a Saturday holiday observed on the Friday before and a Sunday one on the Monday after.
 
 Tracking numbers: ``<2-letter prefix><12-digit shipment sequence><Damm check digit>``, e.g.
 ``OX0000000000420`` ... The Damm algorithm (H. M. Damm, 2004) uses a totally anti-symmetric
@@ -36,7 +38,8 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from engine.errors import OmsError
@@ -58,6 +61,8 @@ __all__ = [
     "default_price_table",
     "zone_for_distance",
     "dimensional_weight_g",
+    "carrier_holidays",
+    "is_business_day",
     "billable_weight_g",
     "eta_ms",
     "choose_rate",
@@ -198,21 +203,60 @@ def billable_weight_g(package: Package,
 _DAY_MS = 86_400_000
 
 
+def _nth_weekday(year: int, month: int, weekday: int, n: int) -> date:
+    """The n-th ``weekday`` (Mon = 0) of the month; n = -1 is the last one."""
+    if n > 0:
+        first = date(year, month, 1)
+        return first + timedelta(days=(weekday - first.weekday()) % 7 + 7 * (n - 1))
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    return last - timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _observed(d: date) -> date:
+    if d.weekday() == 5:
+        return d - timedelta(days=1)
+    if d.weekday() == 6:
+        return d + timedelta(days=1)
+    return d
+
+
+@lru_cache(maxsize=64)
+def carrier_holidays(year: int) -> frozenset[date]:
+    """The carrier holidays, as observed, that fall in ``year`` (next year's New Year's Day is
+    observed on 31 December when 1 January is a Saturday)."""
+    days = {
+        _observed(date(year, 1, 1)),
+        _nth_weekday(year, 5, 0, -1),  # Memorial Day: last Monday of May
+        _observed(date(year, 7, 4)),
+        _nth_weekday(year, 9, 0, 1),  # Labor Day: first Monday of September
+        _nth_weekday(year, 11, 3, 4),  # Thanksgiving: fourth Thursday of November
+        _observed(date(year, 12, 25)),
+        _observed(date(year + 1, 1, 1)),
+    }
+    return frozenset(d for d in days if d.year == year)
+
+
+def is_business_day(d: date) -> bool:
+    """A weekday that is not a carrier holiday: the carrier picks up and delivers."""
+    return d.weekday() < 5 and d not in carrier_holidays(d.year)
+
+
 def eta_ms(ship_at_ms: int, transit_days: int) -> int:
     """End of the UTC day that is ``transit_days`` business days after the ship date.
 
-    A weekend ship date is first moved to the next Monday (no weekend pickup), so a parcel
-    handed over on Saturday with 1-day service arrives on Tuesday, like one shipped on Monday.
+    A ship date that is no business day is first moved to the next one (no pickup), so a
+    parcel handed over on Saturday with 1-day service arrives on Tuesday, like one shipped on
+    Monday, and one handed over the day before Thanksgiving arrives on Friday.
     """
     if transit_days < 0:
         raise CarrierError(f"transit_days must be >= 0, got {transit_days}")
     day = datetime.fromtimestamp(ship_at_ms / 1000, tz=UTC).date()
-    while day.weekday() >= 5:
+    while not is_business_day(day):
         day += timedelta(days=1)
     left = transit_days
     while left > 0:
         day += timedelta(days=1)
-        if day.weekday() < 5:
+        if is_business_day(day):
             left -= 1
     end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
     return int(end.timestamp()) * 1000 - 1

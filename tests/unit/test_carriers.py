@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import random
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +18,7 @@ from engine.carriers import (
     RateTableCarrier,
     billable_weight_g,
     build_label_figure,
+    carrier_holidays,
     choose_rate,
     code128_checksum,
     code128b_values,
@@ -25,6 +26,7 @@ from engine.carriers import (
     damm_check_digit,
     dimensional_weight_g,
     eta_ms,
+    is_business_day,
     render_label_pdf,
     validate_tracking_number,
     zone_for_distance,
@@ -219,18 +221,42 @@ def test_eta_end_of_day_and_weekends_skipped() -> None:
     assert eta_ms(ms(2024, 5, 13, 0), 1) == eta_ms(ms(2024, 5, 13, 23), 1)
 
 
+@pytest.mark.parametrize("year, want", [
+    (2024, ["2024-01-01", "2024-05-27", "2024-07-04", "2024-09-02", "2024-11-28", "2024-12-25"]),
+    # 4 July 2021 a Sunday (observed Monday), Christmas a Saturday (observed Friday) and
+    # New Year 2022 a Saturday: observed on 31 December 2021
+    (2021, ["2021-01-01", "2021-05-31", "2021-07-05", "2021-09-06", "2021-11-25", "2021-12-24",
+            "2021-12-31"]),
+    (2022, ["2022-05-30", "2022-07-04", "2022-09-05", "2022-11-24", "2022-12-26"]),
+    (2026, ["2026-01-01", "2026-05-25", "2026-07-03", "2026-09-07", "2026-11-26", "2026-12-25"]),
+])
+def test_carrier_holidays(year: int, want: list[str]) -> None:
+    assert sorted(d.isoformat() for d in carrier_holidays(year)) == want
+
+
+def test_eta_skips_carrier_holidays() -> None:
+    assert eta_ms(ms(2024, 11, 27), 1) == end_of_day_ms(2024, 11, 29)  # Wed -> Thanksgiving -> Fri
+    assert eta_ms(ms(2024, 11, 28, 15), 1) == end_of_day_ms(2024, 12, 2)  # tendered Fri -> Mon
+    assert eta_ms(ms(2021, 12, 23), 1) == end_of_day_ms(2021, 12, 27)  # Fri 24th observed
+    assert eta_ms(ms(2024, 12, 24), 2) == end_of_day_ms(2024, 12, 27)
+    assert eta_ms(ms(2024, 12, 25), 0) == end_of_day_ms(2024, 12, 26)
+
+
 @settings(max_examples=200, deadline=None)
 @given(t=st.integers(0, 4_000_000_000_000), days=st.integers(0, 15))
-def test_eta_lands_on_a_weekday_after_enough_weekdays(t: int, days: int) -> None:
+def test_eta_lands_on_a_business_day_after_enough_business_days(t: int, days: int) -> None:
     e = eta_ms(t, days)
     end = datetime.fromtimestamp(e / 1000, tz=UTC)
-    assert end.weekday() < 5 and (end.hour, end.minute, end.second) == (23, 59, 59)
+    assert is_business_day(end.date()) and (end.hour, end.minute, end.second) == (23, 59, 59)
     tendered = datetime.fromtimestamp(t / 1000, tz=UTC).date()
-    while tendered.weekday() >= 5:  # weekend handover counts from Monday
+    skipped = 0
+    while tendered.weekday() >= 5 or tendered in carrier_holidays(tendered.year):
         tendered = tendered.fromordinal(tendered.toordinal() + 1)
-    span = range(tendered.toordinal() + 1, end.date().toordinal() + 1)
+        skipped += 1
+    assert skipped <= 4  # e.g. Thanksgiving Thursday to Monday
+    span = [date.fromordinal(o) for o in range(tendered.toordinal() + 1, end.date().toordinal() + 1)]
     assert end.date() >= tendered
-    assert sum(1 for o in span if o % 7 not in (6, 0)) == days  # ordinal % 7: 6 Sat, 0 Sun
+    assert sum(1 for d in span if d.weekday() < 5 and d not in carrier_holidays(d.year)) == days
     assert eta_ms(t, days + 1) > e
 
 
