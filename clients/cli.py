@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = od.add_parser("release-hold")
     s.add_argument("id")
     s.add_argument("--reason", default="")
+    s = od.add_parser("fill-backorders", help="give arrived stock to BACKORDERED orders, oldest first")
+    s.add_argument("--max-orders", type=int, default=0)
 
     wv = sub.add_parser("wave").add_subparsers(dest="sub", required=True)
     s = wv.add_parser("plan")
@@ -179,6 +181,10 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
                 print(f"{o.id}\t{c.OrderStatus.Name(o.status)[13:]}\t{o.channel}\t{wh}")
         elif args.sub == "cancel":
             _print(cl.cancel_order(args.id, args.reason))
+        elif args.sub == "fill-backorders":
+            r = cl.fill_backorders(args.max_orders)
+            print(f"backorders: {r.considered} considered, {r.filled} filled, {r.waiting} waiting, "
+                  f"{r.skipped} skipped")
         else:
             _print(cl.release_hold(args.id, args.reason))
     elif args.cmd == "wave":

@@ -202,5 +202,8 @@ class OmsClient:
             warehouse_id=warehouse_id, max_orders=max_orders, batch_max_orders=batch_max_orders,
             batch_max_items=batch_max_items))
 
+    def fill_backorders(self, max_orders: int = 0) -> f.FillBackordersReport:
+        return self.fulfillment.FillBackorders(f.FillBackordersRequest(max_orders=max_orders))
+
     def get_stats(self) -> rep.Stats:
         return self.reporting.GetStats(rep.GetStatsRequest())

@@ -97,7 +97,8 @@ class Reallocator:
             o = orders[mv.order]
             new_allocs = [Allocation(skus[line_sku[li]], wids[w], q, round(float(dist[mv.order, w]), 3))
                           for w, rows in sorted(mv.new.items()) for li, q in rows]
-            if await self._apply(o, new_allocs, ids):
+            if await apply_allocation(self.store, o, new_allocs, ids, "re-allocated",
+                                      stat_deltas(o.allocations, new_allocs)):
                 moved += 1
             else:
                 skipped += 1
@@ -107,22 +108,30 @@ class Reallocator:
         log.info("re-allocation: %s", rep)
         return rep
 
-    async def _apply(self, o: Order, new_allocs: list[Allocation], ids: dict[str, int]) -> bool:
-        old = _per_wh(o.allocations)
-        new = _per_wh(new_allocs)
-        changed = [w for w in set(old) | set(new) if old.get(w) != new.get(w)]
-        stage = {w: [PlaceEntry("R", staged_id(o.id), [(s, ids[s], q) for s, q in new[w].items()])]
-                 for w in changed if w in new}
-        codes = await self.store.place_groups(stage, now_ms()) if stage else {}
-        if any(c[0] == 0 for c in codes.values()):
-            await self.store.release_many([(w, staged_id(o.id)) for w, c in codes.items() if c[0] != 0])
-            return False
-        stats = _stat_deltas(o.allocations, new_allocs)
-        if not await self.store.commit_allocation(o, new_allocs, "re-allocated", stats):
-            await self.store.release_many([(w, staged_id(o.id)) for w in stage])
-            return False
-        await self.store.swap_records(o.id, changed)
-        return True
+
+async def apply_allocation(store: Store, o: Order, new_allocs: list[Allocation],
+                           ids: dict[str, int], reason: str, stats: str) -> bool:
+    """Stage, commit, swap (module docstring): ``o`` (ALLOCATED, or BACKORDERED with nothing
+    reserved) takes ``new_allocs``. False, with whatever was staged released again, when a
+    warehouse no longer has the stock or the order changed since it was read."""
+    old = _per_wh(o.allocations)
+    new = _per_wh(new_allocs)
+    changed = [w for w in set(old) | set(new) if old.get(w) != new.get(w)]
+    stage = {w: [PlaceEntry("R", staged_id(o.id), [(s, ids[s], q) for s, q in new[w].items()])]
+             for w in changed if w in new}
+    codes = await store.place_groups(stage, now_ms()) if stage else {}
+    # Only what this call staged (code 1) is its to release. A record that was there already
+    # (code 2) belongs to a concurrent mover of the same order (or a crash the recovery sweep
+    # will roll back): leave the order to it.
+    mine = [(w, staged_id(o.id)) for w, c in codes.items() if c[0] == 1]
+    if len(mine) < len(codes):
+        await store.release_many(mine)
+        return False
+    if not await store.commit_allocation(o, new_allocs, reason, stats):
+        await store.release_many(mine)
+        return False
+    await store.swap_records(o.id, changed)
+    return True
 
 
 def _fully_allocated(o: Order) -> bool:
@@ -143,7 +152,8 @@ def _per_wh(allocs: list[Allocation]) -> dict[str, dict[str, int]]:
     return out
 
 
-def _stat_deltas(old: list[Allocation], new: list[Allocation]) -> str:
+def stat_deltas(old: list[Allocation], new: list[Allocation]) -> str:
+    """Counter changes (shipments, distance, split orders) of going from ``old`` to ``new``."""
     def summary(allocs: list[Allocation]) -> tuple[int, int, int]:
         dist = {a.warehouse_id: a.distance_km for a in allocs}
         return len(dist), int(sum(dist.values()) * 1000), int(len(dist) > 1)

@@ -13,10 +13,11 @@ import numpy as np
 import orjson
 
 from engine import batching, routing
-from engine.errors import ConflictError, ValidationError
+from engine.errors import ConflictError, NotFoundError, TransitionError, ValidationError
+from engine.lifecycle import OrderStatus
 from engine.models import Allocation, Order, PickBatch, PickStop, Wave, location_code, parse_location
 from server.intake import new_order_id
-from server.redis.store import Store, now_ms
+from server.redis.store import StaleError, Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,11 @@ class WavePlanner:
             now = now_ms()
             homed = [o for o in await self.store.releasable_orders(
                 warehouse_id, max_orders + len(excluded), now) if o.id not in excluded]
+            elsewhere = [o for o in homed if o.allocations
+                         and all(a.warehouse_id != wh.id for a in o.allocations)]
+            if elsewhere:
+                await self._release_picked_elsewhere(elsewhere)
+                homed = [o for o in homed if o not in elsewhere]
             parts = [o for o in await self.store.releasable_parts(
                 warehouse_id, max_orders + len(excluded), now) if o.id not in excluded]
             # Oldest first over both (ids sort by creation time after the home prefix).
@@ -84,6 +90,20 @@ class WavePlanner:
             excluded.update(bad)
             log.info("wave for %s: %d orders were released elsewhere; re-planning", wh.id, len(bad))
         raise ConflictError(f"orders of warehouse {warehouse_id!r} kept changing while planning; retry")
+
+    async def _release_picked_elsewhere(self, orders: list[Order]) -> None:
+        """Orders homed here with nothing to pick here (a backorder filled, or a re-allocation
+        that moved every line, to other warehouses): their status lives here, their picks in
+        the other warehouses' waves (``releasable_parts``), so they are released without a pick
+        list of this warehouse. Unless they changed since they were read: then next round."""
+        for o in orders:
+            where = ", ".join(sorted(o.warehouses))
+            try:
+                await self.store.transition(
+                    o.id, OrderStatus.RELEASED, reason=f"released; picked in {where}",
+                    event="order.released", expect_updated_at=o.updated_at)
+            except (StaleError, TransitionError, NotFoundError):
+                continue
 
     @staticmethod
     def _pick_orders(orders: list[Order], wid: str, locs: dict[str, str], layout: object

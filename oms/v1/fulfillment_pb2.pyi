@@ -133,6 +133,24 @@ class ReallocateRequest(_message.Message):
     time_budget_s: float
     def __init__(self, max_orders: _Optional[int] = ..., time_budget_s: _Optional[float] = ...) -> None: ...
 
+class FillBackordersRequest(_message.Message):
+    __slots__ = ("max_orders",)
+    MAX_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    max_orders: int
+    def __init__(self, max_orders: _Optional[int] = ...) -> None: ...
+
+class FillBackordersReport(_message.Message):
+    __slots__ = ("considered", "filled", "waiting", "skipped")
+    CONSIDERED_FIELD_NUMBER: _ClassVar[int]
+    FILLED_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    considered: int
+    filled: int
+    waiting: int
+    skipped: int
+    def __init__(self, considered: _Optional[int] = ..., filled: _Optional[int] = ..., waiting: _Optional[int] = ..., skipped: _Optional[int] = ...) -> None: ...
+
 class ReallocateReport(_message.Message):
     __slots__ = ("orders", "changed", "moved", "skipped", "cost_before", "cost_after", "lp_lower_bound", "solve_seconds")
     ORDERS_FIELD_NUMBER: _ClassVar[int]

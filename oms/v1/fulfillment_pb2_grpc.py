@@ -75,6 +75,11 @@ class FulfillmentServiceStub:
                 request_serializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.FromString,
                 _registered_method=True)
+        self.FillBackorders = channel.unary_unary(
+                '/oms.v1.FulfillmentService/FillBackorders',
+                request_serializer=oms_dot_v1_dot_fulfillment__pb2.FillBackordersRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_fulfillment__pb2.FillBackordersReport.FromString,
+                _registered_method=True)
         self.ListShipmentExceptions = channel.unary_unary(
                 '/oms.v1.FulfillmentService/ListShipmentExceptions',
                 request_serializer=oms_dot_v1_dot_fulfillment__pb2.ListShipmentExceptionsRequest.SerializeToString,
@@ -135,6 +140,14 @@ class FulfillmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FillBackorders(self, request, context):
+        """BACKORDERED orders take stock that arrived since, oldest first, each allocated whole by the
+        intake policy; the wave job runs this every round.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListShipmentExceptions(self, request, context):
         """Shipped orders with a shipment whose last tracking event is EXCEPTION.
         """
@@ -184,6 +197,11 @@ def add_FulfillmentServiceServicer_to_server(servicer, server):
                     servicer.Reallocate,
                     request_deserializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.FromString,
                     response_serializer=oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.SerializeToString,
+            ),
+            'FillBackorders': grpc.unary_unary_rpc_method_handler(
+                    servicer.FillBackorders,
+                    request_deserializer=oms_dot_v1_dot_fulfillment__pb2.FillBackordersRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_fulfillment__pb2.FillBackordersReport.SerializeToString,
             ),
             'ListShipmentExceptions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListShipmentExceptions,
@@ -407,6 +425,33 @@ class FulfillmentService:
             '/oms.v1.FulfillmentService/Reallocate',
             oms_dot_v1_dot_fulfillment__pb2.ReallocateRequest.SerializeToString,
             oms_dot_v1_dot_fulfillment__pb2.ReallocateReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FillBackorders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.FulfillmentService/FillBackorders',
+            oms_dot_v1_dot_fulfillment__pb2.FillBackordersRequest.SerializeToString,
+            oms_dot_v1_dot_fulfillment__pb2.FillBackordersReport.FromString,
             options,
             channel_credentials,
             insecure,

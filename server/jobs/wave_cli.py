@@ -1,5 +1,6 @@
-"""``oms-wave``: the wave job. Every ``--interval`` seconds (once with ``--once``) it
-re-allocates not-yet-released orders over the network, then plans a pick wave for each
+"""``oms-wave``: the wave job. Every ``--interval`` seconds (once with ``--once``) it gives
+arrived stock to backordered orders, re-allocates not-yet-released orders over the network,
+then plans a pick wave for each
 enabled warehouse, logging one line per wave. A failing warehouse is logged and skipped; SIGTERM
 stops the job between steps.
 
@@ -34,12 +35,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-max-items", type=int, default=30)
     p.add_argument("--time-budget", type=float, default=4.0, help="seconds of optimisation per wave")
     p.add_argument("--no-reallocate", action="store_true")
+    p.add_argument("--no-backorders", action="store_true", help="do not fill backorders")
     p.add_argument("--log-level", default=env.get("OMS_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
 
 async def run_once(store: Store, args: argparse.Namespace, stop: asyncio.Event) -> int:
     """One round; returns the number of waves planned."""
+    if not args.no_backorders:
+        try:
+            from server.backorders import BackorderFiller  # noqa: PLC0415
+
+            await BackorderFiller(store).run(max_orders=args.max_orders * 10)
+        except Exception:
+            log.exception("filling backorders failed; going on with the round")
     if not args.no_reallocate:
         try:
             from server.reallocate import Reallocator  # noqa: PLC0415

@@ -660,11 +660,15 @@ class Store:
 
     async def commit_allocation(self, order: Order, new_allocs: Sequence[Allocation],
                                 reason: str, stat_deltas: str) -> bool:
+        """COMMIT_ALLOCATION: ``order`` (ALLOCATED, or BACKORDERED: it becomes ALLOCATED) takes
+        ``new_allocs`` if its status and allocation are still the ones read; False if not."""
         sh = keys.Shard(keys.home_of(order.id))
+        filled = order.status == OrderStatus.BACKORDERED
         res = await self._s["COMMIT_ALLOCATION"](
             keys=[sh.order(order.id), sh.events, sh.stats],
             args=[now_ms(), self.events_maxlen, order.id, encode_alloc(order.allocations),
-                  encode_alloc(new_allocs), reason, stat_deltas])
+                  encode_alloc(new_allocs), reason, stat_deltas, int(order.status), sh.prefix,
+                  "order.backorder_filled" if filled else "order.reallocated"])
         return bool(res)
 
     async def swap_records(self, order_id: str, warehouse_ids: Iterable[str]) -> None:

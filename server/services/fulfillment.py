@@ -11,6 +11,7 @@ from oms.v1 import fulfillment_pb2 as pb
 from oms.v1 import fulfillment_pb2_grpc as rpc
 from server import codec
 from server.errors import handle_errors
+from server.backorders import BackorderFiller
 from server.redis.store import Store
 from server.orderlife import OrderLife
 from server.reallocate import Reallocator
@@ -56,6 +57,15 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
             orders=rep.orders, changed=rep.changed, moved=rep.moved, skipped=rep.skipped,
             cost_before=rep.cost_before, cost_after=rep.cost_after,
             lp_lower_bound=rep.lp_lower_bound, solve_seconds=rep.solve_seconds)
+
+    @handle_errors
+    async def FillBackorders(self, request: pb.FillBackordersRequest,
+                             context: grpc.aio.ServicerContext) -> pb.FillBackordersReport:
+        if not 0 <= request.max_orders <= 100_000:
+            raise ValidationError.one("max_orders", f"{request.max_orders} must be in 0..100000")
+        rep = await BackorderFiller(self.store).run(max_orders=request.max_orders or 20000)
+        return pb.FillBackordersReport(considered=rep.considered, filled=rep.filled,
+                                       waiting=rep.waiting, skipped=rep.skipped)
 
     @handle_errors
     async def PackOrder(self, request: pb.PackOrderRequest,

@@ -83,12 +83,19 @@ def test_wave_job_once(server, redis_url: str) -> None:
         ids.append(json.loads(oms(server, "order", "place", "--zip", z, "S1:1", "S2:2").stdout)["id"])
     for oid in ids:
         oms(server, "order", "release-hold", oid)
+    # more than the network holds: backordered until stock arrives, then the job fills it
+    late = json.loads(oms(server, "order", "place", "--zip", "50010", "S3:25").stdout)
+    assert late["status"] == "ORDER_STATUS_BACKORDERED"
+    out = oms(server, "order", "fill-backorders").stdout
+    assert out.strip() == "backorders: 1 considered, 0 filled, 1 waiting, 0 skipped"
+    oms(server, "stock", "set", "DSM", "S3", "40")
     p = subprocess.run([sys.executable, "-m", "server.jobs.wave_cli", "--redis-url", redis_url, "--once",
                         "--time-budget", "1"], capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stderr
     log = p.stderr
     assert "wave DSM." in log and "wave CHI." in log and "saving" in log
-    for oid in ids:
+    assert "backorders: BackorderReport(considered=1, filled=1" in log
+    for oid in ids + [late["id"]]:
         assert json.loads(oms(server, "order", "get", oid).stdout)["status"] == "ORDER_STATUS_RELEASED"
 
 

@@ -1,0 +1,94 @@
+"""Backorder filling: BACKORDERED orders take stock that arrived since they were placed.
+
+Oldest first over every shard: an order placed earlier is served first (a later order can only
+take what the earlier ones left). Each order is allocated whole by the intake policy (the
+nearest warehouse that can ship everything, else the fewest warehouses: engine.allocation) on
+a snapshot of what is available now, then applied like a re-allocation move, in steps that are
+each atomic and that a crash at any point leaves recoverable (server/reallocate.py):
+stage the reservations under "<order>~m", COMMIT_ALLOCATION (only if the order is still
+BACKORDERED with no allocation: it becomes ALLOCATED, event ``order.backorder_filled``), then
+SWAP_RECORD. Stock taken meanwhile by intake makes a stage fail: the order stays BACKORDERED
+for the next round. Orders whose skus are unknown, or that no warehouse set can ship whole
+now, wait too.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import allocation, geo
+from engine.lifecycle import OrderStatus
+from engine.models import Allocation, Order
+from server.reallocate import apply_allocation, stat_deltas
+from server.redis.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BackorderReport:
+    considered: int  # BACKORDERED orders looked at
+    filled: int  # now ALLOCATED
+    waiting: int  # no stock for them yet (or unknown skus)
+    skipped: int  # planned, but the stock or the order changed meanwhile: next round
+
+
+class BackorderFiller:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def run(self, *, max_orders: int = 20000) -> BackorderReport:
+        orders = await self.store.orders_in_status(int(OrderStatus.BACKORDERED), max_orders)
+        orders.sort(key=lambda o: o.id.rpartition(".")[2])  # creation time, over all shards
+        whs = await self.store.warehouses(0.0)
+        merged = [_merged_lines(o) for o in orders]
+        ids = await self.store.sku_ids({s for m in merged for s in m})
+        known = [k for k, m in enumerate(merged) if m and all(s in ids for s in m)]
+        if not known or not whs:
+            return BackorderReport(len(orders), 0, len(orders), 0)
+        sku_index: dict[str, int] = {}
+        line_ptr, line_sku, line_qty = [0], [], []
+        for k in known:
+            for sku, q in merged[k].items():
+                line_sku.append(sku_index.setdefault(sku, len(sku_index)))
+                line_qty.append(q)
+            line_ptr.append(len(line_sku))
+        skus = list(sku_index)
+        available = await self.store.snapshot([w.id for w in whs],
+                                              np.array([ids[s] for s in skus], dtype=np.int64))
+        picked = [orders[k] for k in known]
+        dist = geo.distance_matrix(
+            np.array([o.ship_to.latitude for o in picked]), np.array([o.ship_to.longitude for o in picked]),
+            np.array([w.latitude for w in whs]), np.array([w.longitude for w in whs]))
+        plan = allocation.allocate(
+            np.array(line_ptr, dtype=np.int64), np.array(line_sku, dtype=np.int64),
+            np.array(line_qty, dtype=np.int64), dist, np.maximum(available, 0),
+            np.array([not w.disabled for w in whs], dtype=np.bool_),
+            np.zeros(len(picked), dtype=np.bool_))
+        row_ptr = plan.row_ptr()
+        filled = skipped = 0
+        for k, o in enumerate(picked):
+            if plan.status[k] == allocation.BACKORDERED:
+                continue
+            allocs = [Allocation(skus[line_sku[int(plan.alloc_line[r])]], whs[int(plan.alloc_wh[r])].id,
+                                 int(plan.alloc_qty[r]), round(float(dist[k, int(plan.alloc_wh[r])]), 3))
+                      for r in range(int(row_ptr[k]), int(row_ptr[k + 1]))]
+            reason = f"backorder filled from {', '.join(sorted({a.warehouse_id for a in allocs}))}"
+            if await apply_allocation(self.store, o, allocs, ids, reason,
+                                      "alloc=1,backorder_filled=1," + stat_deltas([], allocs)):
+                filled += 1
+            else:
+                skipped += 1
+        rep = BackorderReport(len(orders), filled, len(orders) - filled - skipped, skipped)
+        if orders:
+            log.info("backorders: %s", rep)
+        return rep
+
+
+def _merged_lines(o: Order) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for ln in o.lines:
+        merged[ln.sku] = merged.get(ln.sku, 0) + ln.quantity
+    return merged
