@@ -109,12 +109,13 @@ class OrderLife:
         Three steps, each idempotent, so a repeated CancelOrder finishes what a crash or a
         gateway outage left undone: the status change with the home warehouse's release (one
         script), the release in the other warehouses of a split order, and the void."""
-        before = await self.store.get_order(order_id)
         _, after = await self.store.transition(
             order_id, OrderStatus.CANCELLED, action="release",
             reason=reason or "cancelled by request", event="order.cancelled")
+        # The allocation as cancelled, read after the change: a re-allocation or backorder fill
+        # committed just before the cancel has already switched it.
         home = keys.home_of(order_id)
-        await self.store.release_many([(w, order_id) for w in before.warehouses if w != home])
+        await self.store.release_many([(w, order_id) for w in after.warehouses if w != home])
         return await self._void(after)
 
     async def _void(self, o: Order) -> Order:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import geo, reallocation
+from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER
 from engine.models import Allocation, Order
 from server.redis.store import PlaceEntry, Store, now_ms, staged_id
 
@@ -131,6 +132,16 @@ async def apply_allocation(store: Store, o: Order, new_allocs: list[Allocation],
         await store.release_many(mine)
         return False
     await store.swap_records(o.id, changed)
+    # A cancel that ran between the commit and the swap released the order's records while the
+    # new ones were still staged under another id: give back (or, shipped, consume) what the
+    # swap just made the order's own.
+    now = await store.get_order(o.id)
+    if now.status not in HOLDS_STOCK:
+        moved = [(w, o.id) for w in changed if w in new]
+        if now.status in SHIPPED_OR_LATER:
+            await store.consume_many(moved)
+        else:
+            await store.release_many(moved)
     return True
 
 

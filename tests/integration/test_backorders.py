@@ -7,11 +7,14 @@ import random
 
 import redis
 
+from engine.carriers import RateTableCarrier
+from engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from server.backorders import BackorderFiller
+from server.orderlife import OrderLife
 from server.redis.keys import Shard
-from server.redis.store import STAGED
+from server.redis.store import STAGED, RedisLedger, Store
 
 
 def _levels(client, sku):
@@ -121,4 +124,34 @@ def test_concurrent_fillers_and_intake_never_oversell(client, server):
     # what is left is still BACKORDERED and is looked at again next round
     rest = client.fill_backorders()
     assert rest.considered == len(orders) - len(allocated)
+    assert server.run(server.store.audit()) == []
+
+
+def test_a_cancel_between_commit_and_swap_leaves_no_stock_reserved(client, server):
+    # The filler commits the order to Los Angeles; before it swaps the staged record in, the
+    # customer cancels (the cancel finds no record of the order there yet). The filler must
+    # give that stock back after its swap.
+    _network(client)
+    o = client.place_order(client.order_request([("KETTLE", 2)], postal_code="50010"))
+    client.set_stock("LAX", "KETTLE", 5)
+    url = server.config.redis_url
+
+    async def fill_with_a_cancel_before_the_swap():
+        store = Store.from_url(url)
+        life = OrderLife(store, DeterministicGateway(RedisLedger(url)), RateTableCarrier())
+        swap = store.swap_records
+
+        async def cancel_then_swap(order_id, warehouse_ids):
+            await life.cancel(order_id, "changed my mind")
+            await swap(order_id, warehouse_ids)
+
+        store.swap_records = cancel_then_swap
+        try:
+            return await BackorderFiller(store).run()
+        finally:
+            await store.close()
+
+    assert server.run(fill_with_a_cancel_before_the_swap()).filled == 1
+    assert client.get_order(o.id).status == c.ORDER_STATUS_CANCELLED
+    assert _levels(client, "KETTLE")["LAX"] == (5, 0)
     assert server.run(server.store.audit()) == []
