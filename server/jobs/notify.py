@@ -293,7 +293,7 @@ class Composer:
             why = ""
         blocks = [P(f"Your order {o.id} has been cancelled" + (f": {why}." if why else ".")),
                   priced_lines(o, products)]
-        if o.payment and o.payment.status == "AUTHORIZED":
+        if o.payment and o.payment.status in ("AUTHORIZED", "VOIDED"):
             blocks.append(P("You have not been charged; the hold on your payment method will be "
                             "released."))
         elif o.payment and o.payment.status == "DECLINED":

@@ -155,7 +155,9 @@ def test_once_emails_customers_and_never_twice(shop, server, redis_url, smtp):
     client = shop
     ann = client.place_order(req([("MUG", 2, 1250)], postal_code=DSM_NEAR, email="ann@example.com",
                                  name="Ann Lee"))
-    bob = client.place_order(req([("MUG", 1, 1250)], postal_code=DSM_NEAR, email="bob@example.com"))
+    paid = req([("MUG", 1, 1250)], postal_code=DSM_NEAR, email="bob@example.com")
+    paid.payment_token = "tok_visa"
+    bob = client.place_order(paid)
     anon = client.place_order(req([("MUG", 1, 1250)], postal_code=DSM_NEAR))  # no e-mail
     carol = client.place_order(req([("LAMP", 1, 4000)], postal_code=DSM_NEAR,
                                    email="carol@example.com"))
@@ -186,6 +188,9 @@ def test_once_emails_customers_and_never_twice(shop, server, redis_url, smtp):
     assert rcpt == ["bob@example.com"]
     assert bob.id in m["Subject"] and "cancelled" in m["Subject"].lower()
     assert bob.id in body(m) and "changed my mind" in body(m)
+    # the authorization was voided by the cancel: the customer is told nothing was charged
+    assert client.get_order(bob.id).payment.status == "VOIDED"
+    assert "You have not been charged; the hold on your payment method" in body(m)
 
     rcpt, m = mail[(carol.id, "confirmation")]
     assert rcpt == ["carol@example.com"] and "backorder" in body(m).lower()
