@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: env demo test test-fast bench proto serve clean
+.PHONY: env demo test lint bench proto serve clean
 
 $(BIN)/oms-server: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,9 +17,13 @@ env: $(BIN)/oms-server
 demo: env
 	$(BIN)/python -m clients.demo
 
-## test: the whole test suite (unit, integration on real Redis + gRPC, end-to-end)
-test: env
+## test: lint, then the whole test suite (unit, integration on real Redis + gRPC, end-to-end)
+test: env lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+## lint: ruff on everything but the generated protobuf code (pyproject.toml [tool.ruff])
+lint: env
+	$(BIN)/ruff check .
 
 bench: env
 	$(BIN)/python -m benchmarks.run

@@ -313,20 +313,20 @@ def _ep_run(shapes: np.ndarray, order: np.ndarray, L: int, W: int, H: int, merit
             ey = eps[e, 1]
             ez = eps[e, 2]
             for o in range(no):
-                l = orient[o, 0]
+                ln = orient[o, 0]
                 w = orient[o, 1]
                 h = orient[o, 2]
-                x2 = ex + l
+                x2 = ex + ln
                 y2 = ey + w
                 z2 = ez + h
                 if x2 > L or y2 > W or z2 > H:
                     continue
                 if merit == 0:
-                    key = (ez, ey, ex, h, -l)
+                    key = (ez, ey, ex, h, -ln)
                 elif merit == 1:
                     key = (max(bx, x2) * max(by, y2) * max(bz, z2), ez, ey, ex, h)
                 else:
-                    key = (ex, ez, ey, l, h)
+                    key = (ex, ez, ey, ln, h)
                 if found and not key < bkey:
                     continue
                 free = True
@@ -339,25 +339,25 @@ def _ep_run(shapes: np.ndarray, order: np.ndarray, L: int, W: int, H: int, merit
                 if free:
                     found = True
                     bkey = key
-                    best = (ex, ey, ez, l, w, h)
+                    best = (ex, ey, ez, ln, w, h)
         if not found:
             if skip:
                 continue
             return False, out
-        x, y, z, l, w, h = best
+        x, y, z, ln, w, h = best
         for c in range(6):
             placed[k, c] = best[c]
             out[i, c] = best[c]
         k += 1
         tw += weights[i]
         tv += s0 * s1 * s2
-        bx = max(bx, x + l)
+        bx = max(bx, x + ln)
         by = max(by, y + w)
         bz = max(bz, z + h)
         # drop extreme points now inside the new item
         mm = 0
         for e in range(m):
-            if (x <= eps[e, 0] < x + l and y <= eps[e, 1] < y + w
+            if (x <= eps[e, 0] < x + ln and y <= eps[e, 1] < y + w
                     and z <= eps[e, 2] < z + h):
                 continue
             eps[mm, 0] = eps[e, 0]
@@ -368,7 +368,7 @@ def _ep_run(shapes: np.ndarray, order: np.ndarray, L: int, W: int, H: int, merit
         # three corners, each raw and projected along the two other axes
         nc = 0
         for axis in range(3):
-            px = x + l if axis == 0 else x
+            px = x + ln if axis == 0 else x
             py = y + w if axis == 1 else y
             pz = z + h if axis == 2 else z
             cand[nc, 0] = px

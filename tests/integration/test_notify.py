@@ -22,8 +22,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("aiosmtpd")
 from aiosmtpd.controller import Controller
 
 from clients.client import OmsClient

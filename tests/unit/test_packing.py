@@ -40,10 +40,10 @@ def check_result(items: list[Item], boxes: list[Box], res: PackResult) -> None:
         seen += p.items
         assert p.weight_g == sum(items[i].weight_g for i in p.items)
         assert p.weight_g <= p.box.max_weight_g
-        for i, (x, y, z, l, w, h) in zip(p.items, p.placements):
-            assert sorted((l, w, h)) == sorted(items[i].dims), "rotation must keep the sides"
+        for i, (x, y, z, ln, w, h) in zip(p.items, p.placements):
+            assert sorted((ln, w, h)) == sorted(items[i].dims), "rotation must keep the sides"
             assert x >= 0 and y >= 0 and z >= 0
-            assert x + l <= p.box.length_mm and y + w <= p.box.width_mm
+            assert x + ln <= p.box.length_mm and y + w <= p.box.width_mm
             assert z + h <= p.box.height_mm
         for a in range(len(p.placements)):
             for b in range(a + 1, len(p.placements)):
@@ -76,8 +76,8 @@ def test_rotation_needed() -> None:
     item = Item("rod", 300, 50, 50, 500)
     res = pack([item], boxes)
     assert [p.box.name for p in res.packages] == ["narrow"]
-    (x, y, z, l, w, h), = res.packages[0].placements
-    assert w == 300 and l == 50 and h == 50
+    (x, y, z, ln, w, h), = res.packages[0].placements
+    assert w == 300 and ln == 50 and h == 50
     check_result([item], boxes, res)
 
 
