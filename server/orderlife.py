@@ -37,6 +37,19 @@ def _dump(items: object) -> str:
     return orjson.dumps(items).decode()
 
 
+def shipped_value_cents(o: Order) -> int:
+    """Value of the allocated units at their line prices (lines of one sku in order)."""
+    left: dict[str, int] = {}
+    for a in o.allocations:
+        left[a.sku] = left.get(a.sku, 0) + a.quantity
+    total = 0
+    for ln in o.lines:
+        q = min(ln.quantity, left.get(ln.sku, 0))
+        left[ln.sku] = left.get(ln.sku, 0) - q
+        total += q * ln.unit_price_cents
+    return total
+
+
 async def _retry_stale(step: Callable[[], Awaitable[T]], attempts: int = 8) -> T:
     for i in range(attempts):
         try:
@@ -195,9 +208,7 @@ class OrderLife:
             shipments.append(replace(sh, label_url="file://" + os.path.abspath(path)))
         pay = o.payment
         if pay and pay.status == "AUTHORIZED":
-            cap = await payments.acall_with_retry(lambda: asyncio.to_thread(
-                self.gateway.capture, pay.authorization_id, pay.authorized_cents, f"capture:{o.id}"))
-            pay = replace(pay, status="CAPTURED", captured_cents=cap.amount_cents, capture_id=cap.id)
+            pay = await self._capture_shipped(o, pay)
         await self.store.map_tracking([(s.tracking_number, o.id) for s in shipments])
         extra = {"shp": _dump(shipments), "+shipped": "1",
                  "+ship_cost_cents": str(sum(s.cost_cents for s in shipments))}
@@ -210,6 +221,23 @@ class OrderLife:
         home = keys.home_of(o.id)
         await self.store.consume_many([(w, o.id) for w in o.warehouses if w != home])
         return after
+
+    async def _capture_shipped(self, o: Order, pay: PaymentState) -> PaymentState:
+        """Charge what ships: the allocated units at their line prices. An order placed with
+        ``allow_partial`` that got less than it asked for is authorised for everything it asked
+        for; the rest of that authorization is voided, so the customer pays only for what
+        ships. Both calls are keyed by the order, so a retried ShipOrder repeats neither."""
+        amount = min(pay.authorized_cents, shipped_value_cents(o))
+        if amount > 0:
+            cap = await payments.acall_with_retry(lambda: asyncio.to_thread(
+                self.gateway.capture, pay.authorization_id, amount, f"capture:{o.id}"))
+            pay = replace(pay, status="CAPTURED", captured_cents=cap.amount_cents, capture_id=cap.id)
+        if amount < pay.authorized_cents:
+            await payments.acall_with_retry(lambda: asyncio.to_thread(
+                self.gateway.void, pay.authorization_id, f"void:{o.id}"))
+            if amount == 0:
+                pay = replace(pay, status="VOIDED")
+        return pay
 
     def _write_label(self, sh: Shipment, w: object, o: Order) -> str:
         os.makedirs(self.label_dir, exist_ok=True)

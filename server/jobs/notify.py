@@ -212,8 +212,9 @@ class Composer:
                 allocated[a.sku] = allocated.get(a.sku, 0) + a.quantity
             short = [ln.sku for ln in o.lines if allocated.get(ln.sku, 0) < ln.quantity]
             if short and o.allocations:
-                blocks.append(P("Part of this order is on backorder (" + ", ".join(short) + "): "
-                                "we will ship what is in stock now."))
+                blocks.append(P("Part of this order is not in stock (" + ", ".join(short) + "): "
+                                "we will ship what is in stock now, and you pay only for what "
+                                "we ship."))
             if st == OrderStatus.ON_HOLD:
                 blocks.append(P("Your order is being reviewed before we prepare it for shipping. "
                                 "No action is needed; we will e-mail you when it ships."))

@@ -192,6 +192,24 @@ def test_an_authorization_landing_after_a_cancel_is_voided(client, server):
     assert client.get_order(placed.id).payment.status == "VOIDED"
 
 
+def test_a_partial_order_is_charged_only_for_what_ships(client, server):
+    _setup(client)
+    req = client.order_request([("MUG", 2, 1500), ("LAMP", 5, 4500)], postal_code="50010",
+                               email="ann@example.com", allow_partial=True)
+    req.payment_token = "tok_visa"
+    o = client.orders.PlaceOrder(req)
+    # 3 of the 5 lamps exist: all of it is authorised, 2 mugs and 3 lamps are reserved
+    assert o.payment.status == "AUTHORIZED" and o.payment.authorized_cents == 25_500
+    assert sorted((a.sku, a.quantity) for a in o.allocations) == [("LAMP", 3), ("MUG", 2)]
+    _to_packed(client, o.id)
+    shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o.id))
+    assert shipped.payment.status == "CAPTURED" and shipped.payment.captured_cents == 16_500
+    gw = _gateway(server)
+    auth = o.payment.authorization_id
+    assert gw.captured_cents(auth) == 16_500 and gw.voided(auth)  # the other 9,000 released
+    assert server.run(server.store.audit()) == []
+
+
 def test_split_order_ships_each_warehouse_part(client, server):
     _setup(client)
     client.set_stock("DSM", "MUG", 1)
