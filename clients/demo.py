@@ -155,10 +155,12 @@ def restock_and_cancel(cl: OmsClient, whs: list[c.Warehouse], results: list,
     hub = whs[0]
     for sku, q in sorted(need.items()):
         cl.adjust_stock(hub.id, sku, q, reason="purchase order received", idempotency_key=f"po-{sku}")
+    t0 = time.perf_counter()
     rep = cl.fill_backorders()
+    took = time.perf_counter() - t0
     print(f"\nrestock: a purchase order of {sum(need.values()):,} units ({len(need)} SKUs) arrives "
-          f"at {hub.id}: {rep.filled:,} of {rep.considered:,} backordered orders filled, "
-          f"{rep.waiting:,} still waiting")
+          f"at {hub.id}: {rep.filled:,} of {rep.considered:,} backordered orders filled in "
+          f"{took:.2f} s, {rep.waiting:,} still waiting")
     allocated = [o for o in orders if o.status == c.ORDER_STATUS_ALLOCATED]
     voided = 0
     for o in rng.sample(allocated, len(allocated) // 100):

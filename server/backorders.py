@@ -3,8 +3,9 @@
 Oldest first over every shard: an order placed earlier is served first (a later order can only
 take what the earlier ones left). Each order is allocated whole by the intake policy (the
 nearest warehouse that can ship everything, else the fewest warehouses: engine.allocation) on
-a snapshot of what is available now, then applied like a re-allocation move, in steps that are
-each atomic and that a crash at any point leaves recoverable (server/reallocate.py):
+a snapshot of what is available now, then applied like re-allocation moves (``apply_allocations``, many orders per round trip), in
+steps that are each atomic and that a crash at any point leaves recoverable
+(server/reallocate.py):
 stage the reservations under "<order>~m", COMMIT_ALLOCATION (only if the order is still
 BACKORDERED with no allocation: it becomes ALLOCATED, event ``order.backorder_filled``), then
 SWAP_RECORD. Stock taken meanwhile by intake makes a stage fail: the order stays BACKORDERED
@@ -21,10 +22,14 @@ import numpy as np
 from engine import allocation, geo
 from engine.lifecycle import OrderStatus
 from engine.models import Allocation, Order
-from server.reallocate import apply_allocation, stat_deltas
+from server.reallocate import Move, apply_allocations, stat_deltas
 from server.redis.store import Store
 
 log = logging.getLogger(__name__)
+
+# Orders applied per round trip of each step (stage, commit, swap): a few hundred keeps each
+# pipeline, and each PLACE_ORDERS call in it, short enough not to stall other clients.
+CHUNK = 200
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ class BackorderFiller:
             np.array([not w.disabled for w in whs], dtype=np.bool_),
             np.zeros(len(picked), dtype=np.bool_))
         row_ptr = plan.row_ptr()
-        filled = skipped = 0
+        moves = []
         for k, o in enumerate(picked):
             if plan.status[k] == allocation.BACKORDERED:
                 continue
@@ -76,11 +81,11 @@ class BackorderFiller:
                                  int(plan.alloc_qty[r]), round(float(dist[k, int(plan.alloc_wh[r])]), 3))
                       for r in range(int(row_ptr[k]), int(row_ptr[k + 1]))]
             reason = f"backorder filled from {', '.join(sorted({a.warehouse_id for a in allocs}))}"
-            if await apply_allocation(self.store, o, allocs, ids, reason,
-                                      "alloc=1,backorder_filled=1," + stat_deltas([], allocs)):
-                filled += 1
-            else:
-                skipped += 1
+            moves.append(Move(o, allocs, reason, "alloc=1,backorder_filled=1," + stat_deltas([], allocs)))
+        filled = 0
+        for i in range(0, len(moves), CHUNK):
+            filled += sum(await apply_allocations(self.store, moves[i:i + CHUNK], ids))
+        skipped = len(moves) - filled
         rep = BackorderReport(len(orders), filled, len(orders) - filled - skipped, skipped)
         if orders:
             log.info("backorders: %s", rep)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,39 +111,69 @@ class Reallocator:
         return rep
 
 
+@dataclass(frozen=True)
+class Move:
+    """``order`` (as read: ALLOCATED, or BACKORDERED with nothing reserved) is to take ``new``."""
+    order: Order
+    new: list[Allocation]
+    reason: str
+    stats: str  # counter deltas "k=v,k=v" for COMMIT_ALLOCATION
+
+
 async def apply_allocation(store: Store, o: Order, new_allocs: list[Allocation],
                            ids: dict[str, int], reason: str, stats: str) -> bool:
-    """Stage, commit, swap (module docstring): ``o`` (ALLOCATED, or BACKORDERED with nothing
-    reserved) takes ``new_allocs``. False, with whatever was staged released again, when a
-    warehouse no longer has the stock or the order changed since it was read."""
-    old = _per_wh(o.allocations)
-    new = _per_wh(new_allocs)
-    changed = [w for w in set(old) | set(new) if old.get(w) != new.get(w)]
-    stage = {w: [PlaceEntry("R", staged_id(o.id), [(s, ids[s], q) for s, q in new[w].items()])]
-             for w in changed if w in new}
-    codes = await store.place_groups(stage, now_ms()) if stage else {}
-    # Only what this call staged (code 1) is its to release. A record that was there already
+    """Stage, commit, swap (module docstring) for one order: False, with whatever was staged
+    released again, when a warehouse no longer has the stock or the order changed since it
+    was read."""
+    return (await apply_allocations(store, [Move(o, new_allocs, reason, stats)], ids))[0]
+
+
+async def apply_allocations(store: Store, moves: Sequence[Move], ids: dict[str, int]) -> list[bool]:
+    """``apply_allocation`` for many orders, each step one round trip for all of them. Only for
+    moves that do not need stock another of them frees (backorders hold none): every stage
+    happens before any swap."""
+    groups: dict[str, list[PlaceEntry]] = {}
+    staged: list[list[tuple[str, int]]] = []  # per move: (warehouse, its entry in groups[w])
+    changed: list[list[str]] = []
+    for m in moves:
+        old, new = _per_wh(m.order.allocations), _per_wh(m.new)
+        ch = [w for w in set(old) | set(new) if old.get(w) != new.get(w)]
+        pos = []
+        for w in ch:
+            if w in new:
+                g = groups.setdefault(w, [])
+                pos.append((w, len(g)))
+                g.append(PlaceEntry("R", staged_id(m.order.id),
+                                    [(s, ids[s], q) for s, q in new[w].items()]))
+        staged.append(pos)
+        changed.append(ch)
+    codes = await store.place_groups(groups, now_ms()) if groups else {}
+    # Only what a move staged itself (code 1) is its to release. A record that was there already
     # (code 2) belongs to a concurrent mover of the same order (or a crash the recovery sweep
     # will roll back): leave the order to it.
-    mine = [(w, staged_id(o.id)) for w, c in codes.items() if c[0] == 1]
-    if len(mine) < len(codes):
-        await store.release_many(mine)
-        return False
-    if not await store.commit_allocation(o, new_allocs, reason, stats):
-        await store.release_many(mine)
-        return False
-    await store.swap_records(o.id, changed)
-    # A cancel that ran between the commit and the swap released the order's records while the
+    mine = [[(w, staged_id(m.order.id)) for w, i in pos if codes[w][i] == 1]
+            for m, pos in zip(moves, staged)]
+    ok = [len(mi) == len(pos) for mi, pos in zip(mine, staged)]
+    to_commit = [k for k in range(len(moves)) if ok[k]]
+    done = await store.commit_allocations([(moves[k].order, moves[k].new, moves[k].reason,
+                                            moves[k].stats) for k in to_commit])
+    for k, committed in zip(to_commit, done):
+        ok[k] = committed
+    await store.release_many([p for k in range(len(moves)) if not ok[k] for p in mine[k]])
+    won = [k for k in range(len(moves)) if ok[k]]
+    await store.swap_records_many([(moves[k].order.id, w) for k in won for w in changed[k]])
+    # A cancel that ran between a commit and its swap released the order's records while the
     # new ones were still staged under another id: give back (or, shipped, consume) what the
     # swap just made the order's own.
-    now = await store.get_order(o.id)
-    if now.status not in HOLDS_STOCK:
-        moved = [(w, o.id) for w in changed if w in new]
-        if now.status in SHIPPED_OR_LATER:
-            await store.consume_many(moved)
-        else:
-            await store.release_many(moved)
-    return True
+    now = await store.get_orders([moves[k].order.id for k in won]) if won else []
+    release, consume = [], []
+    for k, o in zip(won, now):
+        if o.status not in HOLDS_STOCK:
+            back = [(w, o.id) for w, _ in staged[k]]
+            (consume if o.status in SHIPPED_OR_LATER else release).extend(back)
+    await store.release_many(release)
+    await store.consume_many(consume)
+    return ok
 
 
 def _fully_allocated(o: Order) -> bool:

@@ -660,27 +660,39 @@ class Store:
 
     async def commit_allocation(self, order: Order, new_allocs: Sequence[Allocation],
                                 reason: str, stat_deltas: str) -> bool:
-        """COMMIT_ALLOCATION: ``order`` (ALLOCATED, or BACKORDERED: it becomes ALLOCATED) takes
-        ``new_allocs`` if its status and allocation are still the ones read; False if not."""
-        sh = keys.Shard(keys.home_of(order.id))
-        filled = order.status == OrderStatus.BACKORDERED
-        res = await self._s["COMMIT_ALLOCATION"](
-            keys=[sh.order(order.id), sh.events, sh.stats],
-            args=[now_ms(), self.events_maxlen, order.id, encode_alloc(order.allocations),
-                  encode_alloc(new_allocs), reason, stat_deltas, int(order.status), sh.prefix,
-                  "order.backorder_filled" if filled else "order.reallocated"])
-        return bool(res)
+        return (await self.commit_allocations([(order, new_allocs, reason, stat_deltas)]))[0]
 
-    async def swap_records(self, order_id: str, warehouse_ids: Iterable[str]) -> None:
-        wids = list(warehouse_ids)
+    async def commit_allocations(self, items: Sequence[tuple[Order, Sequence[Allocation], str, str]]
+                                 ) -> list[bool]:
+        """COMMIT_ALLOCATION for each (order, new allocation, reason, counter deltas), in one
+        round trip: an order (ALLOCATED, or BACKORDERED: it becomes ALLOCATED) takes its new
+        allocation if its status and allocation are still the ones read; False where not."""
+        now = now_ms()
 
         def build(p: RawPipeline) -> None:
-            for wid in wids:
+            for order, new_allocs, reason, stat_deltas in items:
+                sh = keys.Shard(keys.home_of(order.id))
+                filled = order.status == OrderStatus.BACKORDERED
+                self._ev(p, "COMMIT_ALLOCATION", [sh.order(order.id), sh.events, sh.stats],
+                         [now, self.events_maxlen, order.id, encode_alloc(order.allocations),
+                          encode_alloc(new_allocs), reason, stat_deltas, int(order.status),
+                          sh.prefix, "order.backorder_filled" if filled else "order.reallocated"])
+
+        return [bool(x) for x in await self._exec(build)] if items else []
+
+    async def swap_records(self, order_id: str, warehouse_ids: Iterable[str]) -> None:
+        await self.swap_records_many([(order_id, w) for w in warehouse_ids])
+
+    async def swap_records_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """SWAP_RECORD for each (order id, warehouse id), in one round trip."""
+        def build(p: RawPipeline) -> None:
+            for order_id, wid in pairs:
                 sh = keys.Shard(wid)
                 self._ev(p, "SWAP_RECORD", [sh.onhand, sh.reserved, sh.resv, sh.avail],
                          [order_id, staged_id(order_id)])
 
-        await self._exec(build)
+        if pairs:
+            await self._exec(build)
 
     # ---- waves --------------------------------------------------------------------------
 

@@ -139,13 +139,14 @@ def test_a_cancel_between_commit_and_swap_leaves_no_stock_reserved(client, serve
     async def fill_with_a_cancel_before_the_swap():
         store = Store.from_url(url)
         life = OrderLife(store, DeterministicGateway(RedisLedger(url)), RateTableCarrier())
-        swap = store.swap_records
+        swap = store.swap_records_many
 
-        async def cancel_then_swap(order_id, warehouse_ids):
-            await life.cancel(order_id, "changed my mind")
-            await swap(order_id, warehouse_ids)
+        async def cancel_then_swap(pairs):
+            for order_id in {oid for oid, _ in pairs}:
+                await life.cancel(order_id, "changed my mind")
+            await swap(pairs)
 
-        store.swap_records = cancel_then_swap
+        store.swap_records_many = cancel_then_swap
         try:
             return await BackorderFiller(store).run()
         finally:
