@@ -18,6 +18,7 @@ from oms.v1 import (
     returns_pb2,
     returns_pb2_grpc,
 )
+from server.backorders import BackorderFiller
 from server.config import Config
 from server.intake import Intake
 from server.redis.store import Store
@@ -75,7 +76,9 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
         OrderServicer(store, intake, life, config.max_batch), server)
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store, config.grace_ms), server)
     fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
-        FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s), life),
+        FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s), life,
+                            BackorderFiller(store, fraud_hold_seconds=config.fraud_hold_seconds,
+                                            risk_hold_score=config.risk_hold_score)),
         server)
     returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(life), server)
 

@@ -23,7 +23,7 @@ from engine import allocation, geo
 from engine.lifecycle import OrderStatus
 from engine.models import Allocation, Order
 from server.reallocate import Move, apply_allocations, stat_deltas
-from server.redis.store import Store
+from server.redis.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,18 @@ class BackorderReport:
 
 
 class BackorderFiller:
-    def __init__(self, store: Store) -> None:
+    """``fraud_hold_seconds`` and ``risk_hold_score`` are intake's (server Config): a filled
+    order waits out the fraud hold counted from when it was placed, and one whose fraud score
+    at intake asked for a review (it was not held then: it held no stock) goes ON_HOLD."""
+
+    def __init__(self, store: Store, *, fraud_hold_seconds: int = 3600,
+                 risk_hold_score: int = 60) -> None:
         self.store = store
+        self.fraud_hold_ms = fraud_hold_seconds * 1000
+        self.risk_hold_score = risk_hold_score
 
     async def run(self, *, max_orders: int = 20000) -> BackorderReport:
+        now = now_ms()
         orders = await self.store.orders_in_status(int(OrderStatus.BACKORDERED), max_orders)
         orders.sort(key=lambda o: o.id.rpartition(".")[2])  # creation time, over all shards
         whs = await self.store.warehouses(0.0)
@@ -81,7 +89,13 @@ class BackorderFiller:
                                  int(plan.alloc_qty[r]), round(float(dist[k, int(plan.alloc_wh[r])]), 3))
                       for r in range(int(row_ptr[k]), int(row_ptr[k + 1]))]
             reason = f"backorder filled from {', '.join(sorted({a.warehouse_id for a in allocs}))}"
-            moves.append(Move(o, allocs, reason, "alloc=1,backorder_filled=1," + stat_deltas([], allocs)))
+            status = OrderStatus.ALLOCATED
+            if o.risk_score >= self.risk_hold_score:
+                status = OrderStatus.ON_HOLD
+                reason += "; on hold for review: " + "; ".join(o.risk_reasons)
+            hold_until = o.created_at + self.fraud_hold_ms
+            moves.append(Move(o, allocs, reason, "alloc=1,backorder_filled=1," + stat_deltas([], allocs),
+                              status, hold_until if hold_until > now else 0))
         filled = 0
         for i in range(0, len(moves), CHUNK):
             filled += sum(await apply_allocations(self.store, moves[i:i + CHUNK], ids))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine import geo, reallocation
-from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER
+from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus
 from engine.models import Allocation, Order
 from server.redis.store import PlaceEntry, Store, now_ms, staged_id
 
@@ -118,6 +118,8 @@ class Move:
     new: list[Allocation]
     reason: str
     stats: str  # counter deltas "k=v,k=v" for COMMIT_ALLOCATION
+    status: OrderStatus = OrderStatus.ALLOCATED  # ON_HOLD: a filled backorder to be reviewed
+    hold_until: int | None = None  # None leaves it
 
 
 async def apply_allocation(store: Store, o: Order, new_allocs: list[Allocation],
@@ -155,8 +157,9 @@ async def apply_allocations(store: Store, moves: Sequence[Move], ids: dict[str, 
             for m, pos in zip(moves, staged)]
     ok = [len(mi) == len(pos) for mi, pos in zip(mine, staged)]
     to_commit = [k for k in range(len(moves)) if ok[k]]
-    done = await store.commit_allocations([(moves[k].order, moves[k].new, moves[k].reason,
-                                            moves[k].stats) for k in to_commit])
+    done = await store.commit_allocations([
+        (moves[k].order, moves[k].new, moves[k].reason, moves[k].stats, moves[k].status,
+         moves[k].hold_until) for k in to_commit])
     for k, committed in zip(to_commit, done):
         ok[k] = committed
     await store.release_many([p for k in range(len(moves)) if not ok[k] for p in mine[k]])

@@ -36,6 +36,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=4.0, help="seconds of optimisation per wave")
     p.add_argument("--no-reallocate", action="store_true")
     p.add_argument("--no-backorders", action="store_true", help="do not fill backorders")
+    p.add_argument("--fraud-hold-seconds", type=int,
+                   default=int(env.get("OMS_FRAUD_HOLD_SECONDS", 3600)),
+                   help="the server's: a filled backorder waits this long from when it was placed")
+    p.add_argument("--risk-hold-score", type=int, default=int(env.get("OMS_RISK_HOLD_SCORE", 60)),
+                   help="the server's: a filled backorder scoring this or more goes ON_HOLD")
     p.add_argument("--log-level", default=env.get("OMS_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
@@ -46,7 +51,9 @@ async def run_once(store: Store, args: argparse.Namespace, stop: asyncio.Event) 
         try:
             from server.backorders import BackorderFiller  # noqa: PLC0415
 
-            await BackorderFiller(store).run(max_orders=args.max_orders * 10)
+            await BackorderFiller(store, fraud_hold_seconds=args.fraud_hold_seconds,
+                                  risk_hold_score=args.risk_hold_score
+                                  ).run(max_orders=args.max_orders * 10)
         except Exception:
             log.exception("filling backorders failed; going on with the round")
     if not args.no_reallocate:

@@ -446,28 +446,31 @@ return {1}
 COMMIT_ALLOCATION = r"""
 -- COMMIT_ALLOCATION: give an order a new allocation, only if its status and allocation are still
 -- the ones the plan started from: an ALLOCATED order moved by the global re-allocation, or a
--- BACKORDERED order whose stock arrived (it becomes ALLOCATED). The new reservations were
--- staged beforehand (records "<order id>~m" in each new warehouse); SWAP_RECORD finishes.
+-- BACKORDERED order whose stock arrived (it becomes ALLOCATED, or ON_HOLD when its fraud score
+-- asks for a review). The new reservations were staged beforehand (records "<order id>~m" in
+-- each new warehouse); SWAP_RECORD finishes.
 -- KEYS[1] order hash  KEYS[2] events  KEYS[3] stats
 -- ARGV[1] now_ms  ARGV[2] events maxlen  ARGV[3] order id  ARGV[4] expected allocation JSON
 -- ARGV[5] new allocation JSON  ARGV[6] reason  ARGV[7] counter deltas "k=v,k=v"
 -- ARGV[8] expected status: "2" (re-allocation) or "3" (backorder filled)
 -- ARGV[9] shard prefix (for the status index keys)  ARGV[10] event type
+-- ARGV[11] new status ("2" or "4")  ARGV[12] hold_until in ms ("" leaves it)
 -- returns 1 committed, 0 the order changed meanwhile (nothing done)
 local h = redis.call('HMGET', KEYS[1], 'st', 'al')
-local was = ARGV[8]
+local was, st = ARGV[8], ARGV[11]
 if h[1] ~= was or (h[2] or '[]') ~= ARGV[4] then return 0 end
 local hist = cjson.decode(redis.call('HGET', KEYS[1], 'hist'))
-hist[#hist + 1] = {2, tonumber(ARGV[1]), ARGV[6]}
-redis.call('HSET', KEYS[1], 'st', '2', 'al', ARGV[5], 'ua', ARGV[1], 'hist', cjson.encode(hist))
-if was ~= '2' then
+hist[#hist + 1] = {tonumber(st), tonumber(ARGV[1]), ARGV[6]}
+redis.call('HSET', KEYS[1], 'st', st, 'al', ARGV[5], 'ua', ARGV[1], 'hist', cjson.encode(hist))
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'hu', ARGV[12]) end
+if was ~= st then
   redis.call('ZREM', ARGV[9] .. 'idx:s:' .. was, ARGV[3])
-  redis.call('ZADD', ARGV[9] .. 'idx:s:2', 0, ARGV[3])
+  redis.call('ZADD', ARGV[9] .. 'idx:s:' .. st, 0, ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'st:' .. was, -1)
-  redis.call('HINCRBY', KEYS[3], 'st:2', 1)
+  redis.call('HINCRBY', KEYS[3], 'st:' .. st, 1)
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[3], 't', ARGV[10],
-  's', '2', 'c', redis.call('HGET', KEYS[1], 'ch'), 'd', ARGV[6])
+  's', st, 'c', redis.call('HGET', KEYS[1], 'ch'), 'd', ARGV[6])
 for kv in string.gmatch(ARGV[7], '([^,]+)') do
   local eq = string.find(kv, '=', 1, true)
   redis.call('HINCRBY', KEYS[3], string.sub(kv, 1, eq - 1), string.sub(kv, eq + 1))

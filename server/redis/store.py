@@ -660,23 +660,27 @@ class Store:
 
     async def commit_allocation(self, order: Order, new_allocs: Sequence[Allocation],
                                 reason: str, stat_deltas: str) -> bool:
-        return (await self.commit_allocations([(order, new_allocs, reason, stat_deltas)]))[0]
+        return (await self.commit_allocations(
+            [(order, new_allocs, reason, stat_deltas, OrderStatus.ALLOCATED, None)]))[0]
 
-    async def commit_allocations(self, items: Sequence[tuple[Order, Sequence[Allocation], str, str]]
-                                 ) -> list[bool]:
-        """COMMIT_ALLOCATION for each (order, new allocation, reason, counter deltas), in one
-        round trip: an order (ALLOCATED, or BACKORDERED: it becomes ALLOCATED) takes its new
-        allocation if its status and allocation are still the ones read; False where not."""
+    async def commit_allocations(
+            self, items: Sequence[tuple[Order, Sequence[Allocation], str, str, OrderStatus, int | None]]
+    ) -> list[bool]:
+        """COMMIT_ALLOCATION for each (order as read, new allocation, reason, counter deltas,
+        new status, new hold_until or None), in one round trip: an ALLOCATED order stays so, a
+        BACKORDERED one becomes ALLOCATED or ON_HOLD, if its status and allocation are still
+        the ones read; False where not."""
         now = now_ms()
 
         def build(p: RawPipeline) -> None:
-            for order, new_allocs, reason, stat_deltas in items:
+            for order, new_allocs, reason, stat_deltas, status, hold_until in items:
                 sh = keys.Shard(keys.home_of(order.id))
                 filled = order.status == OrderStatus.BACKORDERED
                 self._ev(p, "COMMIT_ALLOCATION", [sh.order(order.id), sh.events, sh.stats],
                          [now, self.events_maxlen, order.id, encode_alloc(order.allocations),
                           encode_alloc(new_allocs), reason, stat_deltas, int(order.status),
-                          sh.prefix, "order.backorder_filled" if filled else "order.reallocated"])
+                          sh.prefix, "order.backorder_filled" if filled else "order.reallocated",
+                          int(status), "" if hold_until is None else hold_until])
 
         return [bool(x) for x in await self._exec(build)] if items else []
 

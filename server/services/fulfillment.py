@@ -19,10 +19,12 @@ from server.waves import WavePlanner, wave_from_json
 
 
 class FulfillmentServicer(rpc.FulfillmentServiceServicer):
-    def __init__(self, store: Store, planner: WavePlanner, life: OrderLife) -> None:
+    def __init__(self, store: Store, planner: WavePlanner, life: OrderLife,
+                 backorders: BackorderFiller) -> None:
         self.store = store
         self.planner = planner
         self.life = life
+        self.backorders = backorders
 
     @handle_errors
     async def PlanWave(self, request: pb.PlanWaveRequest,
@@ -63,7 +65,7 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
                              context: grpc.aio.ServicerContext) -> pb.FillBackordersReport:
         if not 0 <= request.max_orders <= 100_000:
             raise ValidationError.one("max_orders", f"{request.max_orders} must be in 0..100000")
-        rep = await BackorderFiller(self.store).run(max_orders=request.max_orders or 20000)
+        rep = await self.backorders.run(max_orders=request.max_orders or 20000)
         return pb.FillBackordersReport(considered=rep.considered, filled=rep.filled,
                                        waiting=rep.waiting, skipped=rep.skipped)
 

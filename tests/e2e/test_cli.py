@@ -95,8 +95,12 @@ def test_wave_job_once(server, redis_url: str) -> None:
     log = p.stderr
     assert "wave DSM." in log and "wave CHI." in log and "saving" in log
     assert "backorders: BackorderReport(considered=1, filled=1" in log
-    for oid in ids + [late["id"]]:
+    for oid in ids:
         assert json.loads(oms(server, "order", "get", oid).stdout)["status"] == "ORDER_STATUS_RELEASED"
+    # filled, and waiting out the fraud hold counted from when it was placed
+    filled = json.loads(oms(server, "order", "get", late["id"]).stdout)
+    assert filled["status"] == "ORDER_STATUS_ALLOCATED"
+    assert int(filled["holdUntil"]) > int(late["createdAt"])
 
 
 def test_replenishment_suggestions(server) -> None:

@@ -44,6 +44,8 @@ def test_arrived_stock_fills_the_oldest_backorder_first(client, server):
     assert [(a.sku, a.warehouse_id, a.quantity) for a in o1.allocations] == [("KETTLE", "LAX", 2)]
     assert o1.allocations[0].distance_km > 2000
     assert o1.history[-1].reason == "backorder filled from LAX"
+    # the fraud hold (an hour here) counts from when the order was placed
+    assert o1.hold_until == first.created_at + 3_600_000
     assert client.get_order(second.id).status == c.ORDER_STATUS_BACKORDERED
     assert _levels(client, "KETTLE") == {"DSM": (0, 0), "LAX": (3, 2)}
     events = list(client.watch_events(after_event_id="0", order_id=first.id, timeout=1.5))
@@ -67,6 +69,9 @@ def test_a_filled_order_picked_elsewhere_than_its_home_ships(client, server):
     assert o.id.startswith("DSM.")
     client.set_stock("LAX", "KETTLE", 4)
     assert client.fill_backorders().filled == 1
+    assert not client.plan_wave("DSM").batches and not client.plan_wave("LAX").batches
+    assert client.get_order(o.id).status == c.ORDER_STATUS_ALLOCATED  # the fraud hold first
+    client.release_hold(o.id)
     home_wave = client.plan_wave("DSM")
     assert not home_wave.batches
     assert client.get_order(o.id).status == c.ORDER_STATUS_RELEASED
@@ -79,6 +84,26 @@ def test_a_filled_order_picked_elsewhere_than_its_home_ships(client, server):
     shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o.id))
     assert [s.warehouse_id for s in shipped.shipments] == ["LAX"]
     assert _levels(client, "KETTLE")["LAX"] == (3, 0)
+    assert server.run(server.store.audit()) == []
+
+
+def test_a_filled_backorder_that_scored_for_review_goes_on_hold(client, server):
+    # At intake a backordered order holds no stock, so it is not put ON_HOLD whatever its fraud
+    # score; filling it must not skip the review.
+    _network(client)
+    o = client.place_order(client.order_request([("KETTLE", 1)], postal_code="50010"))
+    assert o.risk_score == 5 and o.status == c.ORDER_STATUS_BACKORDERED
+    client.set_stock("DSM", "KETTLE", 4)
+    rep = server.run(BackorderFiller(server.store, risk_hold_score=5).run())
+    assert rep.filled == 1
+    held = client.get_order(o.id)
+    assert held.status == c.ORDER_STATUS_ON_HOLD
+    assert held.history[-1].reason == ("backorder filled from DSM; on hold for review: "
+                                       "first order from this customer")
+    assert _levels(client, "KETTLE")["DSM"] == (4, 1)  # it keeps its stock while reviewed
+    assert client.release_hold(o.id).status == c.ORDER_STATUS_ALLOCATED
+    by_status = {x.key: x.count for x in client.get_stats().orders_by_status}
+    assert by_status == {"ALLOCATED": 1}
     assert server.run(server.store.audit()) == []
 
 
