@@ -15,10 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+import redis
 
 from clients.client import ClientError, OmsClient
+from engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
+from server.redis import keys
+from server.redis.store import RedisLedger
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -361,6 +365,27 @@ def test_concurrent_cancels_release_once(network, server):
     assert client.get_order(b.id).status == c.ORDER_STATUS_ALLOCATED
     got = client.get_order(a.id)
     assert sum(1 for h in got.history if h.status == c.ORDER_STATUS_CANCELLED) == 1
+    audit_clean(server)
+
+
+def test_concurrent_cancels_of_a_paid_order_void_once(network, server):
+    client = network
+    client.set_stock("DSM", "SKU-A", 10)
+    paid = req([("SKU-A", 2, 1999)], postal_code="50010")
+    paid.payment_token = "tok_visa"
+    a = client.place_order(paid)
+    assert a.payment.status == "AUTHORIZED"
+    res = _cancel_from_threads(server.port, a.id)
+    assert all(isinstance(x, c.Order) and x.payment.status == "VOIDED" for x in res), \
+        [str(x) for x in res]
+    got = client.get_order(a.id)
+    assert got.status == c.ORDER_STATUS_CANCELLED and got.payment.status == "VOIDED"
+    gw = DeterministicGateway(RedisLedger(server.config.redis_url))
+    auth = a.payment.authorization_id
+    r = redis.Redis.from_url(server.config.redis_url)
+    log = [r.get(keys.ledger(f"pay:auth:{auth}:cap:{i}")) for i in range(3)]
+    assert gw.voided(auth) and log[0] is not None and log[1:] == [None, None]  # one void entry
+    assert levels(client, "SKU-A")["DSM"] == (10, 0, 10)
     audit_clean(server)
 
 
