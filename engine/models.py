@@ -172,6 +172,7 @@ class Order:
     risk_reasons: list[str] = field(default_factory=list)
     returns: list["Return"] = field(default_factory=list)
     tracking_events: set[str] = field(default_factory=set)
+    picked_warehouses: list[str] = field(default_factory=list)  # parts confirmed picked
 
     @property
     def value_cents(self) -> int:

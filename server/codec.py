@@ -266,7 +266,8 @@ def encode_order(x: Order) -> c.Order:
         history=[c.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason) for h in x.history],
         payment=encode_payment(x.payment), packages=[encode_package(p) for p in x.packages],
         shipments=[encode_shipment(sh) for sh in x.shipments], promised_by=x.promised_by,
-        delivered_at=x.delivered_at, risk_score=x.risk_score, risk_reasons=x.risk_reasons)
+        delivered_at=x.delivered_at, risk_score=x.risk_score, risk_reasons=x.risk_reasons,
+        picked_warehouses=x.picked_warehouses)
 
 
 def encode_payment(p: PaymentState | None) -> c.Payment:

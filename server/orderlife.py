@@ -149,6 +149,41 @@ class OrderLife:
             extra={"pay": _dump(voided)})
         return after
 
+    # ---- picking ------------------------------------------------------------------------------
+
+    async def confirm_pick(self, order_id: str, warehouse_id: str = "") -> Order:
+        """The order, or with ``warehouse_id`` that warehouse's part of it, was picked. A split
+        order is picked in each of its warehouses by their own waves: it becomes PICKED (and
+        can be packed) once every part is confirmed; until then the confirmed parts are listed
+        in ``picked_warehouses``. Repeating a confirmation changes nothing."""
+        if not warehouse_id:
+            _, after = await self.store.transition(order_id, OrderStatus.PICKED,
+                                                   reason="pick confirmed", event="order.picked")
+            return after
+
+        async def step() -> Order:
+            o = await self.store.get_order(order_id)
+            if warehouse_id not in o.warehouses:
+                raise ValidationError.one("warehouse_id", f"order {o.id!r} has nothing to pick in "
+                                          f"{warehouse_id!r}; it ships from {', '.join(o.warehouses)}")
+            if o.status == OrderStatus.PICKED or warehouse_id in o.picked_warehouses:
+                return o
+            if o.status != OrderStatus.RELEASED:
+                raise TransitionError(o.id, OrderStatus(o.status).name, "PICKED")
+            picked = sorted({*o.picked_warehouses, warehouse_id})
+            extra = {"pkw": ",".join(picked)}
+            if set(picked) >= set(o.warehouses):
+                _, after = await self.store.transition(
+                    o.id, OrderStatus.PICKED, reason=f"pick confirmed ({', '.join(picked)})",
+                    event="order.picked", expect_updated_at=o.updated_at, extra=extra)
+            else:
+                _, after = await self.store.transition(
+                    o.id, OrderStatus.RELEASED, reason=f"part picked in {warehouse_id}",
+                    event="order.part_picked", expect_updated_at=o.updated_at, extra=extra)
+            return after
+
+        return await _retry_stale(step)
+
     # ---- packing ------------------------------------------------------------------------------
 
     async def pack(self, order_id: str) -> Order:

@@ -88,7 +88,7 @@ def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> byte
     copies them unchanged; geocoded coordinates are appended, and a later occurrence of a
     scalar field wins when parsed). Fields are not all in field-number order (parsers take any
     order): the ones a batch shares are cached together."""
-    if order.packages or order.shipments:
+    if order.packages or order.shipments or order.picked_warehouses:
         return codec.encode_order(order).SerializeToString()
     L, V, B = _LEN, _VAR, _B
     if source is not None:

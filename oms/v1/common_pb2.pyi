@@ -223,7 +223,7 @@ class HistoryEntry(_message.Message):
     def __init__(self, status: _Optional[_Union[OrderStatus, str]] = ..., at_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "idempotency_key", "channel", "status", "customer", "ship_to", "lines", "allocations", "shipments", "hold_until", "created_at", "updated_at", "history", "payment", "packages", "promised_by", "delivered_at", "risk_score", "risk_reasons")
+    __slots__ = ("id", "idempotency_key", "channel", "status", "customer", "ship_to", "lines", "allocations", "shipments", "hold_until", "created_at", "updated_at", "history", "payment", "packages", "promised_by", "delivered_at", "risk_score", "risk_reasons", "picked_warehouses")
     ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +243,7 @@ class Order(_message.Message):
     DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
     RISK_SCORE_FIELD_NUMBER: _ClassVar[int]
     RISK_REASONS_FIELD_NUMBER: _ClassVar[int]
+    PICKED_WAREHOUSES_FIELD_NUMBER: _ClassVar[int]
     id: str
     idempotency_key: str
     channel: str
@@ -262,7 +263,8 @@ class Order(_message.Message):
     delivered_at: int
     risk_score: float
     risk_reasons: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., ship_to: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., allocations: _Optional[_Iterable[_Union[AllocationLine, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., hold_until: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., promised_by: _Optional[int] = ..., delivered_at: _Optional[int] = ..., risk_score: _Optional[float] = ..., risk_reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+    picked_warehouses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., ship_to: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., allocations: _Optional[_Iterable[_Union[AllocationLine, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., hold_until: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., promised_by: _Optional[int] = ..., delivered_at: _Optional[int] = ..., risk_score: _Optional[float] = ..., risk_reasons: _Optional[_Iterable[str]] = ..., picked_warehouses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OrderEvent(_message.Message):
     __slots__ = ("event_id", "order_id", "type", "status", "at_ms", "detail", "channel")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from oms.v1 import common_pb2 as oms_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18oms/v1/fulfillment.proto\x12\x06oms.v1\x1a\x13oms/v1/common.proto\".\n\x1dListShipmentExceptionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"?\n\x1eListShipmentExceptionsResponse\x12\x1d\n\x06orders\x18\x01 \x03(\x0b\x32\r.oms.v1.Order\"n\n\x0fPlanWaveRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x12\n\nmax_orders\x18\x02 \x01(\x05\x12\x18\n\x10\x62\x61tch_max_orders\x18\x03 \x01(\x05\x12\x17\n\x0f\x62\x61tch_max_items\x18\x04 \x01(\x05\"k\n\x08PickStop\x12\x10\n\x08location\x18\x01 \x01(\t\x12\r\n\x05\x61isle\x18\x02 \x01(\x05\x12\x0c\n\x04slot\x18\x03 \x01(\x05\x12\x0b\n\x03sku\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\x11\n\torder_ids\x18\x06 \x03(\t\"|\n\tPickBatch\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\torder_ids\x18\x02 \x03(\t\x12\x1f\n\x05stops\x18\x03 \x03(\x0b\x32\x10.oms.v1.PickStop\x12\x12\n\ndistance_m\x18\x04 \x01(\x01\x12\x1b\n\x13\x62\x61seline_distance_m\x18\x05 \x01(\x01\"\x97\x01\n\x04Wave\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x02 \x01(\t\x12\"\n\x07\x62\x61tches\x18\x03 \x03(\x0b\x32\x11.oms.v1.PickBatch\x12\x18\n\x10total_distance_m\x18\x04 \x01(\x01\x12\x1b\n\x13\x62\x61seline_distance_m\x18\x05 \x01(\x01\x12\x12\n\ncreated_at\x18\x06 \x01(\x03\"!\n\x0eGetWaveRequest\x12\x0f\n\x07wave_id\x18\x01 \x01(\t\"&\n\x12\x43onfirmPickRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"$\n\x10PackOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"L\n\x10ShipOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x15\n\rservice_level\x18\x03 \x01(\t\"|\n\x1aRecordTrackingEventRequest\x12\x17\n\x0ftracking_number\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x13\n\x0boccurred_at\x18\x04 \x01(\x03\x12\x10\n\x08location\x18\x05 \x01(\t\"(\n\x14MarkDeliveredRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x11ReallocateRequest\x12\x12\n\nmax_orders\x18\x01 \x01(\x05\x12\x15\n\rtime_budget_s\x18\x02 \x01(\x01\"+\n\x15\x46illBackordersRequest\x12\x12\n\nmax_orders\x18\x01 \x01(\x05\"\\\n\x14\x46illBackordersReport\x12\x12\n\nconsidered\x18\x01 \x01(\x03\x12\x0e\n\x06\x66illed\x18\x02 \x01(\x03\x12\x0f\n\x07waiting\x18\x03 \x01(\x03\x12\x0f\n\x07skipped\x18\x04 \x01(\x03\"\xab\x01\n\x10ReallocateReport\x12\x0e\n\x06orders\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x03\x12\r\n\x05moved\x18\x03 \x01(\x03\x12\x0f\n\x07skipped\x18\x04 \x01(\x03\x12\x13\n\x0b\x63ost_before\x18\x05 \x01(\x01\x12\x12\n\ncost_after\x18\x06 \x01(\x01\x12\x16\n\x0elp_lower_bound\x18\x07 \x01(\x01\x12\x15\n\rsolve_seconds\x18\x08 \x01(\x01\x32\xa1\x05\n\x12\x46ulfillmentService\x12\x31\n\x08PlanWave\x12\x17.oms.v1.PlanWaveRequest\x1a\x0c.oms.v1.Wave\x12/\n\x07GetWave\x12\x16.oms.v1.GetWaveRequest\x1a\x0c.oms.v1.Wave\x12\x38\n\x0b\x43onfirmPick\x12\x1a.oms.v1.ConfirmPickRequest\x1a\r.oms.v1.Order\x12\x34\n\tPackOrder\x12\x18.oms.v1.PackOrderRequest\x1a\r.oms.v1.Order\x12\x34\n\tShipOrder\x12\x18.oms.v1.ShipOrderRequest\x1a\r.oms.v1.Order\x12H\n\x13RecordTrackingEvent\x12\".oms.v1.RecordTrackingEventRequest\x1a\r.oms.v1.Order\x12<\n\rMarkDelivered\x12\x1c.oms.v1.MarkDeliveredRequest\x1a\r.oms.v1.Order\x12\x41\n\nReallocate\x12\x19.oms.v1.ReallocateRequest\x1a\x18.oms.v1.ReallocateReport\x12M\n\x0e\x46illBackorders\x12\x1d.oms.v1.FillBackordersRequest\x1a\x1c.oms.v1.FillBackordersReport\x12g\n\x16ListShipmentExceptions\x12%.oms.v1.ListShipmentExceptionsRequest\x1a&.oms.v1.ListShipmentExceptionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18oms/v1/fulfillment.proto\x12\x06oms.v1\x1a\x13oms/v1/common.proto\".\n\x1dListShipmentExceptionsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\"?\n\x1eListShipmentExceptionsResponse\x12\x1d\n\x06orders\x18\x01 \x03(\x0b\x32\r.oms.v1.Order\"n\n\x0fPlanWaveRequest\x12\x14\n\x0cwarehouse_id\x18\x01 \x01(\t\x12\x12\n\nmax_orders\x18\x02 \x01(\x05\x12\x18\n\x10\x62\x61tch_max_orders\x18\x03 \x01(\x05\x12\x17\n\x0f\x62\x61tch_max_items\x18\x04 \x01(\x05\"k\n\x08PickStop\x12\x10\n\x08location\x18\x01 \x01(\t\x12\r\n\x05\x61isle\x18\x02 \x01(\x05\x12\x0c\n\x04slot\x18\x03 \x01(\x05\x12\x0b\n\x03sku\x18\x04 \x01(\t\x12\x10\n\x08quantity\x18\x05 \x01(\x03\x12\x11\n\torder_ids\x18\x06 \x03(\t\"|\n\tPickBatch\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\torder_ids\x18\x02 \x03(\t\x12\x1f\n\x05stops\x18\x03 \x03(\x0b\x32\x10.oms.v1.PickStop\x12\x12\n\ndistance_m\x18\x04 \x01(\x01\x12\x1b\n\x13\x62\x61seline_distance_m\x18\x05 \x01(\x01\"\x97\x01\n\x04Wave\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x02 \x01(\t\x12\"\n\x07\x62\x61tches\x18\x03 \x03(\x0b\x32\x11.oms.v1.PickBatch\x12\x18\n\x10total_distance_m\x18\x04 \x01(\x01\x12\x1b\n\x13\x62\x61seline_distance_m\x18\x05 \x01(\x01\x12\x12\n\ncreated_at\x18\x06 \x01(\x03\"!\n\x0eGetWaveRequest\x12\x0f\n\x07wave_id\x18\x01 \x01(\t\"<\n\x12\x43onfirmPickRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x14\n\x0cwarehouse_id\x18\x02 \x01(\t\"$\n\x10PackOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"L\n\x10ShipOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rrier\x18\x02 \x01(\t\x12\x15\n\rservice_level\x18\x03 \x01(\t\"|\n\x1aRecordTrackingEventRequest\x12\x17\n\x0ftracking_number\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x13\n\x0boccurred_at\x18\x04 \x01(\x03\x12\x10\n\x08location\x18\x05 \x01(\t\"(\n\x14MarkDeliveredRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\">\n\x11ReallocateRequest\x12\x12\n\nmax_orders\x18\x01 \x01(\x05\x12\x15\n\rtime_budget_s\x18\x02 \x01(\x01\"+\n\x15\x46illBackordersRequest\x12\x12\n\nmax_orders\x18\x01 \x01(\x05\"\\\n\x14\x46illBackordersReport\x12\x12\n\nconsidered\x18\x01 \x01(\x03\x12\x0e\n\x06\x66illed\x18\x02 \x01(\x03\x12\x0f\n\x07waiting\x18\x03 \x01(\x03\x12\x0f\n\x07skipped\x18\x04 \x01(\x03\"\xab\x01\n\x10ReallocateReport\x12\x0e\n\x06orders\x18\x01 \x01(\x03\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x03\x12\r\n\x05moved\x18\x03 \x01(\x03\x12\x0f\n\x07skipped\x18\x04 \x01(\x03\x12\x13\n\x0b\x63ost_before\x18\x05 \x01(\x01\x12\x12\n\ncost_after\x18\x06 \x01(\x01\x12\x16\n\x0elp_lower_bound\x18\x07 \x01(\x01\x12\x15\n\rsolve_seconds\x18\x08 \x01(\x01\x32\xa1\x05\n\x12\x46ulfillmentService\x12\x31\n\x08PlanWave\x12\x17.oms.v1.PlanWaveRequest\x1a\x0c.oms.v1.Wave\x12/\n\x07GetWave\x12\x16.oms.v1.GetWaveRequest\x1a\x0c.oms.v1.Wave\x12\x38\n\x0b\x43onfirmPick\x12\x1a.oms.v1.ConfirmPickRequest\x1a\r.oms.v1.Order\x12\x34\n\tPackOrder\x12\x18.oms.v1.PackOrderRequest\x1a\r.oms.v1.Order\x12\x34\n\tShipOrder\x12\x18.oms.v1.ShipOrderRequest\x1a\r.oms.v1.Order\x12H\n\x13RecordTrackingEvent\x12\".oms.v1.RecordTrackingEventRequest\x1a\r.oms.v1.Order\x12<\n\rMarkDelivered\x12\x1c.oms.v1.MarkDeliveredRequest\x1a\r.oms.v1.Order\x12\x41\n\nReallocate\x12\x19.oms.v1.ReallocateRequest\x1a\x18.oms.v1.ReallocateReport\x12M\n\x0e\x46illBackorders\x12\x1d.oms.v1.FillBackordersRequest\x1a\x1c.oms.v1.FillBackordersReport\x12g\n\x16ListShipmentExceptions\x12%.oms.v1.ListShipmentExceptionsRequest\x1a&.oms.v1.ListShipmentExceptionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,23 +47,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETWAVEREQUEST']._serialized_start=671
   _globals['_GETWAVEREQUEST']._serialized_end=704
   _globals['_CONFIRMPICKREQUEST']._serialized_start=706
-  _globals['_CONFIRMPICKREQUEST']._serialized_end=744
-  _globals['_PACKORDERREQUEST']._serialized_start=746
-  _globals['_PACKORDERREQUEST']._serialized_end=782
-  _globals['_SHIPORDERREQUEST']._serialized_start=784
-  _globals['_SHIPORDERREQUEST']._serialized_end=860
-  _globals['_RECORDTRACKINGEVENTREQUEST']._serialized_start=862
-  _globals['_RECORDTRACKINGEVENTREQUEST']._serialized_end=986
-  _globals['_MARKDELIVEREDREQUEST']._serialized_start=988
-  _globals['_MARKDELIVEREDREQUEST']._serialized_end=1028
-  _globals['_REALLOCATEREQUEST']._serialized_start=1030
-  _globals['_REALLOCATEREQUEST']._serialized_end=1092
-  _globals['_FILLBACKORDERSREQUEST']._serialized_start=1094
-  _globals['_FILLBACKORDERSREQUEST']._serialized_end=1137
-  _globals['_FILLBACKORDERSREPORT']._serialized_start=1139
-  _globals['_FILLBACKORDERSREPORT']._serialized_end=1231
-  _globals['_REALLOCATEREPORT']._serialized_start=1234
-  _globals['_REALLOCATEREPORT']._serialized_end=1405
-  _globals['_FULFILLMENTSERVICE']._serialized_start=1408
-  _globals['_FULFILLMENTSERVICE']._serialized_end=2081
+  _globals['_CONFIRMPICKREQUEST']._serialized_end=766
+  _globals['_PACKORDERREQUEST']._serialized_start=768
+  _globals['_PACKORDERREQUEST']._serialized_end=804
+  _globals['_SHIPORDERREQUEST']._serialized_start=806
+  _globals['_SHIPORDERREQUEST']._serialized_end=882
+  _globals['_RECORDTRACKINGEVENTREQUEST']._serialized_start=884
+  _globals['_RECORDTRACKINGEVENTREQUEST']._serialized_end=1008
+  _globals['_MARKDELIVEREDREQUEST']._serialized_start=1010
+  _globals['_MARKDELIVEREDREQUEST']._serialized_end=1050
+  _globals['_REALLOCATEREQUEST']._serialized_start=1052
+  _globals['_REALLOCATEREQUEST']._serialized_end=1114
+  _globals['_FILLBACKORDERSREQUEST']._serialized_start=1116
+  _globals['_FILLBACKORDERSREQUEST']._serialized_end=1159
+  _globals['_FILLBACKORDERSREPORT']._serialized_start=1161
+  _globals['_FILLBACKORDERSREPORT']._serialized_end=1253
+  _globals['_REALLOCATEREPORT']._serialized_start=1256
+  _globals['_REALLOCATEREPORT']._serialized_end=1427
+  _globals['_FULFILLMENTSERVICE']._serialized_start=1430
+  _globals['_FULFILLMENTSERVICE']._serialized_end=2103
 # @@protoc_insertion_point(module_scope)

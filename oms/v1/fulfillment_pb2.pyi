@@ -84,10 +84,12 @@ class GetWaveRequest(_message.Message):
     def __init__(self, wave_id: _Optional[str] = ...) -> None: ...
 
 class ConfirmPickRequest(_message.Message):
-    __slots__ = ("order_id",)
+    __slots__ = ("order_id", "warehouse_id")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
     order_id: str
-    def __init__(self, order_id: _Optional[str] = ...) -> None: ...
+    warehouse_id: str
+    def __init__(self, order_id: _Optional[str] = ..., warehouse_id: _Optional[str] = ...) -> None: ...
 
 class PackOrderRequest(_message.Message):
     __slots__ = ("order_id",)

@@ -1027,6 +1027,7 @@ def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:
         risk_reasons=list(risk[1]),
         returns=sorted(returns, key=lambda r: r.created_at),
         tracking_events=tev,
+        picked_warehouses=_s(h[b"pkw"]).split(",") if h.get(b"pkw") else [],
     )
 
 

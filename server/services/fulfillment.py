@@ -5,7 +5,6 @@ from __future__ import annotations
 import grpc
 
 from engine.errors import ValidationError
-from engine.lifecycle import OrderStatus
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as pb
 from oms.v1 import fulfillment_pb2_grpc as rpc
@@ -44,9 +43,8 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
     async def ConfirmPick(self, request: pb.ConfirmPickRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
         codec.require(request.order_id, "order_id")
-        _, order = await self.store.transition(request.order_id, OrderStatus.PICKED,
-                                               reason="pick confirmed", event="order.picked")
-        return codec.encode_order(order)
+        return codec.encode_order(await self.life.confirm_pick(request.order_id,
+                                                               request.warehouse_id))
 
     @handle_errors
     async def Reallocate(self, request: pb.ReallocateRequest,

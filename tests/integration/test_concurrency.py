@@ -20,6 +20,7 @@ import redis
 from clients.client import ClientError, OmsClient
 from engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
+from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import orders_pb2 as o
 from server.redis import keys
 from server.redis.store import RedisLedger
@@ -508,4 +509,31 @@ def test_split_orders_under_contention_keep_the_books(network, server):
         for a in x.allocations:
             per_wh[a.warehouse_id] = per_wh.get(a.warehouse_id, 0) + a.quantity
     assert {w: v[1] for w, v in lv.items()} == {w: per_wh.get(w, 0) for w in lv}
+    audit_clean(server)
+
+
+def test_parts_of_a_split_order_confirmed_at_once_pick_it_once(network, server):
+    client = network
+    client.set_stock("DSM", "SKU-S", 4, "A01-S001")
+    client.set_stock("CHI", "SKU-S", 8, "A01-S001")
+    split = client.place_order(req([("SKU-S", 10)], postal_code="50010"))
+    whs = sorted({a.warehouse_id for a in split.allocations})
+    assert whs == ["CHI", "DSM"]
+    client.release_hold(split.id)
+    for w in whs:
+        assert any(split.id in b.order_ids for b in client.plan_wave(w).batches)
+    barrier = threading.Barrier(8)
+
+    def confirm(i: int):
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=60) as cl:
+            barrier.wait(30)
+            return cl.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=split.id,
+                                                                   warehouse_id=whs[i % 2]))
+
+    with ThreadPoolExecutor(8) as ex:
+        res = list(ex.map(confirm, range(8)))
+    assert all(r.status in (c.ORDER_STATUS_RELEASED, c.ORDER_STATUS_PICKED) for r in res)
+    got = client.get_order(split.id)
+    assert got.status == c.ORDER_STATUS_PICKED and sorted(got.picked_warehouses) == whs
+    assert [h.status for h in got.history].count(c.ORDER_STATUS_PICKED) == 1
     audit_clean(server)

@@ -235,7 +235,21 @@ def test_split_order_ships_each_warehouse_part(client, server):
     r = redis.Redis.from_url(server.config.redis_url)
     waved = Shard(other).waved
     assert r.smembers(waved) == {o2.id.encode()}
-    client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id))
+    # each warehouse confirms its own part: PICKED (and packable) only when both have
+    part = client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id, warehouse_id=other))
+    assert part.status == c.ORDER_STATUS_RELEASED and list(part.picked_warehouses) == [other]
+    with pytest.raises(ClientError) as e:
+        client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o2.id))
+    assert e.value.code.name == "FAILED_PRECONDITION"
+    again = client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id, warehouse_id=other))
+    assert again.updated_at == part.updated_at  # a repeat changes nothing
+    with pytest.raises(ClientError) as e:
+        client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id, warehouse_id="NOPE"))
+    assert e.value.code.name == "INVALID_ARGUMENT" and "NOPE" in str(e.value)
+    picked = client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o2.id, warehouse_id=home))
+    assert picked.status == c.ORDER_STATUS_PICKED
+    assert sorted(picked.picked_warehouses) == sorted([home, other])
+    assert [h.status for h in picked.history].count(c.ORDER_STATUS_PICKED) == 1
     packed = client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o2.id))
     assert {p.warehouse_id for p in packed.packages} == {"DSM", "CHI"}
     shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o2.id, service_level="EXPRESS"))
