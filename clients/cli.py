@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("delta", type=int)
     s.add_argument("--reason", default="")
     s.add_argument("--key", default="")
+    s = st.add_parser("count", help="record a physical count, even below what is reserved")
+    s.add_argument("warehouse")
+    s.add_argument("sku")
+    s.add_argument("counted", type=int)
+    s.add_argument("--reason", default="")
     st.add_parser("get").add_argument("sku")
 
     od = sub.add_parser("order").add_subparsers(dest="sub", required=True)
@@ -153,6 +158,8 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
             _print(cl.set_stock(args.warehouse, args.sku, args.on_hand, args.location))
         elif args.sub == "adjust":
             _print(cl.adjust_stock(args.warehouse, args.sku, args.delta, args.reason, args.key))
+        elif args.sub == "count":
+            _print(cl.record_stock_count(args.warehouse, args.sku, args.counted, args.reason))
         else:
             _print(cl.get_stock(args.sku))
     elif args.cmd == "order":

@@ -119,6 +119,11 @@ class OmsClient:
         return self.inventory.SetStock(inv.SetStockRequest(
             warehouse_id=warehouse_id, sku=sku, on_hand=on_hand, location=location))
 
+    def record_stock_count(self, warehouse_id: str, sku: str, counted: int, reason: str = ""
+                           ) -> inv.RecordStockCountResponse:
+        return self.inventory.RecordStockCount(inv.RecordStockCountRequest(
+            warehouse_id=warehouse_id, sku=sku, counted=counted, reason=reason))
+
     def adjust_stock(self, warehouse_id: str, sku: str, delta: int, reason: str = "",
                      idempotency_key: str = "") -> c.StockLevel:
         return self.inventory.AdjustStock(inv.AdjustStockRequest(

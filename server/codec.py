@@ -103,6 +103,13 @@ def check_sku(value: str, field: str = "sku") -> str:
     return value
 
 
+def check_units(value: int, field: str) -> int:
+    """A stock figure (on hand, a count): 0..MAX_STOCK, what the packed int32 array holds."""
+    if not 0 <= value <= MAX_STOCK:
+        raise ValidationError.one(field, f"{value} must be in 0..{MAX_STOCK}")
+    return value
+
+
 def check_location(value: str, layout: Layout, field: str = "location") -> str:
     if not value:
         return value

@@ -93,6 +93,26 @@ class SetStockRequest(_message.Message):
     location: str
     def __init__(self, warehouse_id: _Optional[str] = ..., sku: _Optional[str] = ..., on_hand: _Optional[int] = ..., location: _Optional[str] = ...) -> None: ...
 
+class RecordStockCountRequest(_message.Message):
+    __slots__ = ("warehouse_id", "sku", "counted", "reason")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    COUNTED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    sku: str
+    counted: int
+    reason: str
+    def __init__(self, warehouse_id: _Optional[str] = ..., sku: _Optional[str] = ..., counted: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RecordStockCountResponse(_message.Message):
+    __slots__ = ("level", "backordered_order_ids")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    BACKORDERED_ORDER_IDS_FIELD_NUMBER: _ClassVar[int]
+    level: _common_pb2.StockLevel
+    backordered_order_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, level: _Optional[_Union[_common_pb2.StockLevel, _Mapping]] = ..., backordered_order_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class AdjustStockRequest(_message.Message):
     __slots__ = ("warehouse_id", "sku", "delta", "reason", "idempotency_key")
     WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -60,6 +60,11 @@ class InventoryServiceStub:
                 request_serializer=oms_dot_v1_dot_inventory__pb2.AdjustStockRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_common__pb2.StockLevel.FromString,
                 _registered_method=True)
+        self.RecordStockCount = channel.unary_unary(
+                '/oms.v1.InventoryService/RecordStockCount',
+                request_serializer=oms_dot_v1_dot_inventory__pb2.RecordStockCountRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_inventory__pb2.RecordStockCountResponse.FromString,
+                _registered_method=True)
         self.GetStock = channel.unary_unary(
                 '/oms.v1.InventoryService/GetStock',
                 request_serializer=oms_dot_v1_dot_inventory__pb2.GetStockRequest.SerializeToString,
@@ -110,6 +115,15 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordStockCount(self, request, context):
+        """A physical count: on_hand becomes `counted` even below what is reserved; then the newest
+        orders holding the sku there that are not on a pick list yet go back to BACKORDERED (to be
+        filled again from wherever stock is) until the reservations fit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetStock(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -156,6 +170,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.AdjustStock,
                     request_deserializer=oms_dot_v1_dot_inventory__pb2.AdjustStockRequest.FromString,
                     response_serializer=oms_dot_v1_dot_common__pb2.StockLevel.SerializeToString,
+            ),
+            'RecordStockCount': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordStockCount,
+                    request_deserializer=oms_dot_v1_dot_inventory__pb2.RecordStockCountRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_inventory__pb2.RecordStockCountResponse.SerializeToString,
             ),
             'GetStock': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStock,
@@ -308,6 +327,33 @@ class InventoryService:
             '/oms.v1.InventoryService/AdjustStock',
             oms_dot_v1_dot_inventory__pb2.AdjustStockRequest.SerializeToString,
             oms_dot_v1_dot_common__pb2.StockLevel.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordStockCount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.InventoryService/RecordStockCount',
+            oms_dot_v1_dot_inventory__pb2.RecordStockCountRequest.SerializeToString,
+            oms_dot_v1_dot_inventory__pb2.RecordStockCountResponse.FromString,
             options,
             channel_credentials,
             insecure,

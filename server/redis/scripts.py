@@ -72,6 +72,9 @@ local function triples(s)
 end
 
 -- give back (or consume) what a reservation record holds; returns true if there was one
+-- consume: true (every sku's units leave the building), false (all given back), or a sku name
+-- (that sku's units are written off with the reservation, the others given back: a stock
+-- count found them missing)
 local function drop_record(resv, reserved, onhand, avail, oid, consume)
   local rec = redis.call('HGET', resv, oid)
   if not rec then return false end
@@ -81,7 +84,7 @@ local function drop_record(resv, reserved, onhand, avail, oid, consume)
     local bf = {}
     for k = 1, #skus do
       redis.call('HINCRBY', reserved, skus[k], -qtys[k])
-      if consume then
+      if consume == true or consume == skus[k] then
         redis.call('HINCRBY', onhand, skus[k], -qtys[k])
       else
         bf[#bf + 1] = 'INCRBY'; bf[#bf + 1] = 'i32'; bf[#bf + 1] = '#' .. ids[k]
@@ -92,6 +95,13 @@ local function drop_record(resv, reserved, onhand, avail, oid, consume)
   end
   redis.call('HDEL', resv, oid)
   return true
+end
+
+-- a stock action argument ("release", "consume", "writeoff:<sku>") as drop_record's consume
+local function drop_mode(action)
+  if action == 'consume' then return true end
+  if string.sub(action, 1, 9) == 'writeoff:' then return string.sub(action, 10) end
+  return false
 end
 """
 
@@ -255,7 +265,8 @@ TRANSITION = r"""
 -- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] order_id
 -- ARGV[5] target status  ARGV[6] allowed source statuses as ",1,2,"
 -- ARGV[7] stock action: "none" | "release" (give the reservation back) | "consume" (stock left
---         the building: on_hand and reserved both drop, available unchanged)
+--         the building: on_hand and reserved both drop, available unchanged) | "writeoff:<sku>"
+--         (release, but that sku's units are written off like "consume": a stock count)
 -- ARGV[8] reason  ARGV[9] event type
 -- ARGV[10] expected updated_at ("" = no check): optimistic concurrency for callers that
 --          computed new field values from what they read
@@ -292,7 +303,7 @@ if cur == target then
 end
 if not string.find(ARGV[6], ',' .. cur .. ',', 1, true) then return {-2, tonumber(cur)} end
 if ARGV[7] ~= 'none' then
-  drop_record(resv, reserved, onhand, avail, oid, ARGV[7] == 'consume')
+  drop_record(resv, reserved, onhand, avail, oid, drop_mode(ARGV[7]))
 end
 local hist = cjson.decode(redis.call('HGET', okey, 'hist'))
 hist[#hist + 1] = {tonumber(target), tonumber(now), ARGV[8]}
@@ -323,7 +334,8 @@ RELEASE_RESERVATION = r"""
 -- waved set goes too (that set would otherwise grow with every split order ever shipped).
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail  KEYS[5] waved set
 -- ARGV[1] order_id  ARGV[2] only_if_older_than_ms ("0" = unconditionally)
--- ARGV[3] "consume" to consume instead of release (optional)
+-- ARGV[3] "consume" to consume instead of release, "writeoff:<sku>" to consume that sku only
+--         (optional)
 -- returns 1 released, 0 nothing held (or younger than the cut-off)
 local rec = redis.call('HGET', KEYS[3], ARGV[1])
 if not rec then
@@ -332,7 +344,7 @@ if not rec then
 end
 local cutoff = tonumber(ARGV[2])
 if cutoff > 0 and tonumber(string.match(rec, '^(%d+)')) >= cutoff then return 0 end
-drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], ARGV[3] == 'consume')
+drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], drop_mode(ARGV[3] or 'release'))
 redis.call('SREM', KEYS[5], ARGV[1])
 return 1
 """
@@ -341,10 +353,15 @@ SET_STOCK = r"""
 -- SET_STOCK: set on_hand (and optionally the bin location) of one sku in one warehouse.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] loc  KEYS[4] avail
 -- ARGV[1] sku  ARGV[2] sku id  ARGV[3] on_hand  ARGV[4] location ("" keeps the current one)
+-- ARGV[5] "clamp" (optional): below what is reserved, set on_hand to the reserved units instead
+--         of refusing (available 0: a stock count, which then takes reservations back)
 -- returns {on_hand, reserved, location}; {-1, reserved} when on_hand < reserved (refused)
 local rs = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 local oh = tonumber(ARGV[3])
-if oh < rs then return {-1, rs} end
+if oh < rs then
+  if ARGV[5] ~= 'clamp' then return {-1, rs} end
+  oh = rs
+end
 redis.call('HSET', KEYS[1], ARGV[1], oh)
 redis.call('BITFIELD', KEYS[4], 'SET', 'i32', '#' .. ARGV[2], oh - rs)
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end

@@ -267,18 +267,32 @@ class Store:
 
     # ---- stock --------------------------------------------------------------------------
 
-    async def set_stock(self, warehouse_id: str, sku: str, on_hand: int, location: str) -> StockLevel:
+    async def set_stock(self, warehouse_id: str, sku: str, on_hand: int, location: str, *,
+                        clamp: bool = False) -> StockLevel:
+        """SET_STOCK. Below what is reserved it refuses (PreconditionError), or with ``clamp``
+        sets on_hand to the reserved units instead (the returned level says which)."""
         await self.warehouse(warehouse_id)
         sh = keys.Shard(warehouse_id)
         # Setting stock registers the sku, so a catalogue without dimensions still works.
         sid = await self.ensure_sku(sku)
         res = await self._s["SET_STOCK"](keys=[sh.onhand, sh.reserved, sh.loc, sh.avail],
-                                         args=[sku, sid, on_hand, location])
+                                         args=[sku, sid, on_hand, location] + (["clamp"] if clamp else []))
         if res[0] == -1:
             raise PreconditionError(
                 f"on_hand {on_hand} for sku {sku!r} in warehouse {warehouse_id!r} is below the "
                 f"{res[1]} units reserved by open orders")
         return StockLevel(warehouse_id, sku, int(res[0]), int(res[1]), _s(res[2]))
+
+    async def reservations_of(self, warehouse_id: str, sku: str) -> dict[str, int]:
+        """Units of ``sku`` each reservation record of the warehouse holds (record id -> units;
+        staged moves end in STAGED). Reads the whole ``resv`` hash: for rare operations."""
+        out: dict[str, int] = {}
+        for rid, rec in (await self.r.hgetall(keys.Shard(warehouse_id).resv)).items():
+            f = _s(rec).split()
+            q = sum(int(f[i + 2]) for i in range(1, len(f), 3) if f[i] == sku)
+            if q:
+                out[_s(rid)] = q
+        return out
 
     async def adjust_stock(self, warehouse_id: str, sku: str, delta: int,
                            idempotency_key: str) -> StockLevel:
@@ -389,13 +403,17 @@ class Store:
         return bool(await self._s["RELEASE_RESERVATION"](
             keys=_release_keys(sh), args=[order_id, older_than_ms]))
 
-    async def release_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+    async def release_many(self, pairs: Sequence[tuple[str, str]], *, writeoff: str = "") -> None:
+        """Give back what each (warehouse, record id) holds; ``writeoff``: that sku's units
+        are written off instead (on_hand drops with reserved: a stock count found them missing)."""
         if not pairs:
             return
+        extra = [f"writeoff:{writeoff}"] if writeoff else []
+
         def build(p: RawPipeline) -> None:
             for wid, oid in pairs:
                 sh = keys.Shard(wid)
-                self._ev(p, "RELEASE_RESERVATION", _release_keys(sh), [oid, 0])
+                self._ev(p, "RELEASE_RESERVATION", _release_keys(sh), [oid, 0, *extra])
 
         await self._exec(build)
 

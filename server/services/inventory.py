@@ -9,7 +9,9 @@ from oms.v1 import inventory_pb2_grpc as rpc
 from server import codec
 from server.errors import handle_errors
 from engine import replenishment
+from engine.errors import NotFoundError
 from server.redis.store import Store, now_ms
+from server.stockcount import StockCounter
 
 
 class InventoryServicer(rpc.InventoryServiceServicer):
@@ -40,11 +42,23 @@ class InventoryServicer(rpc.InventoryServiceServicer):
                        context: grpc.aio.ServicerContext) -> c.StockLevel:
         wid = codec.check_warehouse_id(request.warehouse_id)
         sku = codec.check_sku(request.sku)
-        if not 0 <= request.on_hand <= codec.MAX_STOCK:
-            raise codec.ValidationError.one("on_hand", f"{request.on_hand} must be in 0..{codec.MAX_STOCK}")
+        codec.check_units(request.on_hand, "on_hand")
         w = await self.store.warehouse(wid)
         loc = codec.check_location(request.location, w.layout)
         return codec.encode_stock(await self.store.set_stock(wid, sku, request.on_hand, loc))
+
+    @handle_errors
+    async def RecordStockCount(self, request: pb.RecordStockCountRequest,
+                               context: grpc.aio.ServicerContext) -> pb.RecordStockCountResponse:
+        wid = codec.check_warehouse_id(request.warehouse_id)
+        sku = codec.check_sku(request.sku)
+        codec.check_units(request.counted, "counted")
+        await self.store.warehouse(wid)
+        if sku not in await self.store.sku_ids([sku]):
+            raise NotFoundError("sku", sku)
+        res = await StockCounter(self.store).record(wid, sku, request.counted, request.reason)
+        return pb.RecordStockCountResponse(level=codec.encode_stock(res.level),
+                                           backordered_order_ids=res.backordered)
 
     @handle_errors
     async def AdjustStock(self, request: pb.AdjustStockRequest,

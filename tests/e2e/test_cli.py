@@ -30,6 +30,8 @@ def test_everyday_operations(server, tmp_path: Path) -> None:
     assert level["onHand"] == "15"
     level = json.loads(oms(server, "stock", "adjust", "DSM", "SKU-0", "-5", "--key", "k1").stdout)
     assert level["onHand"] == "15"  # the repeat changed nothing
+    counted = json.loads(oms(server, "stock", "count", "DSM", "SKU-5", "7", "--reason", "cycle").stdout)
+    assert counted["level"]["onHand"] == "7" and "backorderedOrderIds" not in counted
 
     order = json.loads(oms(server, "order", "place", "--zip", "50010", "SKU-0:2", "SKU-1:1", "--key", "o-1").stdout)
     assert order["status"] == "ORDER_STATUS_ALLOCATED"
