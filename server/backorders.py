@@ -1,9 +1,9 @@
 """Backorder filling: BACKORDERED orders take stock that arrived since they were placed.
 
 Oldest first over every shard: an order placed earlier is served first (a later order can only
-take what the earlier ones left). Each order is allocated whole by the intake policy (the
-nearest warehouse that can ship everything, else the fewest warehouses: engine.allocation) on
-a snapshot of what is available now, then applied like re-allocation moves (``apply_allocations``, many orders per round trip), in
+take what the earlier ones left). Each order is allocated by the intake policy (the
+nearest warehouse that can ship everything, else the fewest warehouses: engine.allocation;
+whole, unless it was placed with ``allow_partial``) on a snapshot of what is available now, then applied like re-allocation moves (``apply_allocations``, many orders per round trip), in
 steps that are each atomic and that a crash at any point leaves recoverable
 (server/reallocate.py):
 stage the reservations under "<order>~m", COMMIT_ALLOCATION (only if the order is still
@@ -79,7 +79,7 @@ class BackorderFiller:
             np.array(line_ptr, dtype=np.int64), np.array(line_sku, dtype=np.int64),
             np.array(line_qty, dtype=np.int64), dist, np.maximum(available, 0),
             np.array([not w.disabled for w in whs], dtype=np.bool_),
-            np.zeros(len(picked), dtype=np.bool_))
+            np.array([o.allow_partial for o in picked], dtype=np.bool_))
         row_ptr = plan.row_ptr()
         moves = []
         for k, o in enumerate(picked):
@@ -89,13 +89,16 @@ class BackorderFiller:
                                  int(plan.alloc_qty[r]), round(float(dist[k, int(plan.alloc_wh[r])]), 3))
                       for r in range(int(row_ptr[k]), int(row_ptr[k + 1]))]
             reason = f"backorder filled from {', '.join(sorted({a.warehouse_id for a in allocs}))}"
+            stats = "alloc=1,backorder_filled=1," + stat_deltas([], allocs)
+            if plan.status[k] == allocation.PARTIAL:
+                reason = "part of the " + reason
+                stats += ",partial=1"
             status = OrderStatus.ALLOCATED
             if o.risk_score >= self.risk_hold_score:
                 status = OrderStatus.ON_HOLD
                 reason += "; on hold for review: " + "; ".join(o.risk_reasons)
             hold_until = o.created_at + self.fraud_hold_ms
-            moves.append(Move(o, allocs, reason, "alloc=1,backorder_filled=1," + stat_deltas([], allocs),
-                              status, hold_until if hold_until > now else 0))
+            moves.append(Move(o, allocs, reason, stats, status, hold_until if hold_until > now else 0))
         filled = 0
         for i in range(0, len(moves), CHUNK):
             filled += sum(await apply_allocations(self.store, moves[i:i + CHUNK], ids))

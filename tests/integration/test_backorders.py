@@ -181,3 +181,20 @@ def test_a_cancel_between_commit_and_swap_leaves_no_stock_reserved(client, serve
     assert client.get_order(o.id).status == c.ORDER_STATUS_CANCELLED
     assert _levels(client, "KETTLE")["LAX"] == (5, 0)
     assert server.run(server.store.audit()) == []
+
+
+def test_an_allow_partial_backorder_takes_what_has_arrived(client, server):
+    _network(client)
+    whole = client.place_order(client.order_request([("KETTLE", 5)], postal_code="50010"))
+    part = client.place_order(client.order_request([("KETTLE", 5)], postal_code="50010",
+                                                   allow_partial=True))
+    assert whole.status == part.status == c.ORDER_STATUS_BACKORDERED
+    client.set_stock("DSM", "KETTLE", 3)
+    rep = client.fill_backorders()
+    assert (rep.filled, rep.waiting) == (1, 1)
+    assert client.get_order(whole.id).status == c.ORDER_STATUS_BACKORDERED  # whole or nothing
+    got = client.get_order(part.id)
+    assert got.status == c.ORDER_STATUS_ALLOCATED
+    assert [(a.warehouse_id, a.quantity) for a in got.allocations] == [("DSM", 3)]
+    assert got.history[-1].reason == "part of the backorder filled from DSM"
+    assert server.run(server.store.audit()) == []
