@@ -8,6 +8,7 @@ through a Redis consumer group and e-mails customers:
   order.return_requested  return confirmation (return id, lines)
   order.refunded          refund confirmation (amount)
   order.cancelled         cancellation notice
+  order.backordered       delay notice (a stock count took an item's reservation back)
 
 Other events, and orders without a customer e-mail, are acknowledged without an e-mail.
 
@@ -59,6 +60,7 @@ KINDS: dict[str, str] = {
     "order.return_requested": "return",
     "order.refunded": "refund",
     "order.cancelled": "cancelled",
+    "order.backordered": "delayed",
 }
 # Kinds that happen at most once in an order's life: their de-dupe key is the order (so even a
 # duplicated event sends one e-mail). Returns and refunds can repeat: keyed by the event.
@@ -283,6 +285,14 @@ class Composer:
             blocks.append(P(f"Refunded on this order so far: {money(pay.refunded_cents)} of "
                             f"{money(pay.captured_cents)} paid."))
         return f"Refund of {money(amount)} for order {o.id}", blocks
+
+    def _delayed(self, ev: Event, o: Order, products: dict[str, Product]):
+        return f"Your order {o.id} is delayed", [
+            P(f"We are sorry: items of your order {o.id} turned out not to be in stock where we "
+              "were going to ship them from."),
+            priced_lines(o, products),
+            P("We will ship as soon as we have them, from wherever they are, and e-mail you when "
+              "your order is on its way. You can also cancel it free of charge.")]
 
     def _cancelled(self, ev: Event, o: Order, products: dict[str, Product]):
         reason = ev.detail or ""

@@ -209,6 +209,20 @@ def test_once_emails_customers_and_never_twice(shop, server, redis_url, smtp):
     assert (last["X-OMS-Order-Id"], last["X-OMS-Notification"]) == (ann.id, "cancelled")
 
 
+def test_an_order_bumped_by_a_stock_count_gets_a_delay_notice(shop, server, redis_url, smtp):
+    client = shop
+    o = shop.place_order(req([("MUG", 3, 1250)], postal_code=DSM_NEAR, email="dan@example.com"))
+    run_notify(redis_url, smtp.port)
+    res = client.record_stock_count("DSM", "MUG", 1, "damaged in storage")
+    assert list(res.backordered_order_ids) == [o.id]
+    run_notify(redis_url, smtp.port)
+    msgs = smtp.all()
+    assert by_order(msgs) == Counter({(o.id, "confirmation"): 1, (o.id, "delayed"): 1})
+    m = msgs[-1][1]
+    assert m["Subject"] == f"Your order {o.id} is delayed"
+    assert "3 x Blue mug (MUG)" in body(m) and "cancel it free of charge" in body(m)
+
+
 def test_full_life_shipping_delivery_return_refund(shop, server, redis_url, smtp):
     client = shop
     r = req([("MUG", 3, 1000)], postal_code=DSM_NEAR, email="dan@example.com", name="Dan")
