@@ -93,14 +93,16 @@ class OrderLife:
         pay = PaymentState(status="AUTHORIZED", authorization_id=auth.id, authorized_cents=amount)
         extra = {"pay": _dump(pay)}
         try:
+            # Only onto the order as placed: a transition to its placed status from whatever it
+            # is now could undo a change made meanwhile (a hold released, or set again).
             _, after = await self.store.transition(
                 order.id, OrderStatus(order.status), reason="payment authorised",
-                event="order.payment_authorized", extra=extra)
+                event="order.payment_authorized", expect_updated_at=order.updated_at, extra=extra)
             return after
-        except TransitionError:
+        except (StaleError, TransitionError):
             pass
-        # The order moved on while the gateway answered (a wave released it, or it was
-        # cancelled): record the authorization on the status it has now.
+        # The order moved on while the gateway answered (a wave released it, a hold was
+        # released, it was cancelled): record the authorization on the status it has now.
         async def step() -> Order:
             o = await self.store.get_order(order.id)
             _, after = await self.store.transition(

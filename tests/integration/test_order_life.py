@@ -333,3 +333,17 @@ def test_illegal_transitions_change_nothing(client, server, state, call, code):
     assert client.get_order(o.id) == before
     assert (_stock(client, "MUG"), _stock(client, "LAMP")) == stock
     assert server.run(server.store.audit()) == []
+
+
+def test_an_authorization_landing_after_a_hold_release_keeps_the_release(client, server):
+    # Intake placed the order ON_HOLD and authorises it; meanwhile an operator released the
+    # hold. Recording the payment must not put the order back on hold.
+    _setup(client)
+    placed = client.orders.PlaceOrder(_with_token(client, ""))
+    server.run(server.store.transition(placed.id, OrderStatus.ON_HOLD, reason="risky"))
+    stale = server.run(server.store.get_order(placed.id))  # what intake holds: ON_HOLD
+    client.release_hold(placed.id)  # ON_HOLD -> ALLOCATED, meanwhile
+    life = OrderLife(server.store, _gateway(server), RateTableCarrier())
+    after = server.run(life.authorize(stale, "tok_visa"))
+    assert after.status == OrderStatus.ALLOCATED and after.payment.status == "AUTHORIZED"
+    assert client.get_order(placed.id).status == c.ORDER_STATUS_ALLOCATED
