@@ -102,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = od.add_parser("release-hold")
     s.add_argument("id")
     s.add_argument("--reason", default="")
+    s = od.add_parser("pick", help="confirm the pick of an order, or of one warehouse's part")
+    s.add_argument("id")
+    s.add_argument("--warehouse", default="")
+    od.add_parser("pack").add_argument("id")
+    s = od.add_parser("ship")
+    s.add_argument("id")
+    s.add_argument("--service-level", default="", help="GROUND, EXPRESS or OVERNIGHT")
     s = od.add_parser("fill-backorders", help="give arrived stock to BACKORDERED orders, oldest first")
     s.add_argument("--max-orders", type=int, default=0)
 
@@ -188,6 +195,12 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
                 print(f"{o.id}\t{c.OrderStatus.Name(o.status)[13:]}\t{o.channel}\t{wh}")
         elif args.sub == "cancel":
             _print(cl.cancel_order(args.id, args.reason))
+        elif args.sub == "pick":
+            _print(cl.confirm_pick(args.id, args.warehouse))
+        elif args.sub == "pack":
+            _print(cl.pack_order(args.id))
+        elif args.sub == "ship":
+            _print(cl.ship_order(args.id, service_level=args.service_level))
         elif args.sub == "fill-backorders":
             r = cl.fill_backorders(args.max_orders)
             print(f"backorders: {r.considered} considered, {r.filled} filled, {r.waiting} waiting, "

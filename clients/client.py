@@ -207,6 +207,17 @@ class OmsClient:
             warehouse_id=warehouse_id, max_orders=max_orders, batch_max_orders=batch_max_orders,
             batch_max_items=batch_max_items))
 
+    def confirm_pick(self, order_id: str, warehouse_id: str = "") -> c.Order:
+        return self.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=order_id,
+                                                                 warehouse_id=warehouse_id))
+
+    def pack_order(self, order_id: str) -> c.Order:
+        return self.fulfillment.PackOrder(f.PackOrderRequest(order_id=order_id))
+
+    def ship_order(self, order_id: str, carrier: str = "", service_level: str = "") -> c.Order:
+        return self.fulfillment.ShipOrder(f.ShipOrderRequest(
+            order_id=order_id, carrier=carrier, service_level=service_level))
+
     def fill_backorders(self, max_orders: int = 0) -> f.FillBackordersReport:
         return self.fulfillment.FillBackorders(f.FillBackordersRequest(max_orders=max_orders))
 

@@ -61,6 +61,13 @@ def test_everyday_operations(server, tmp_path: Path) -> None:
     wave_id = out.split()[1]
     shown = oms(server, "wave", "show", wave_id).stdout
     assert wave_id in shown
+    # the picker, the packing bench and the dock
+    picked = json.loads(oms(server, "order", "pick", second["id"], "--warehouse", "DSM").stdout)
+    assert picked["status"] == "ORDER_STATUS_PICKED" and picked["pickedWarehouses"] == ["DSM"]
+    assert json.loads(oms(server, "order", "pack", second["id"]).stdout)["status"] == "ORDER_STATUS_PACKED"
+    shipped = json.loads(oms(server, "order", "ship", second["id"], "--service-level", "EXPRESS").stdout)
+    assert shipped["status"] == "ORDER_STATUS_SHIPPED"
+    assert shipped["shipments"][0]["serviceLevel"] == "EXPRESS"
 
     cancelled = json.loads(oms(server, "order", "cancel", order["id"]).stdout)
     assert cancelled["status"] == "ORDER_STATUS_CANCELLED"
