@@ -3,14 +3,14 @@
 Oldest first over every shard: an order placed earlier is served first (a later order can only
 take what the earlier ones left). Each order is allocated by the intake policy (the
 nearest warehouse that can ship everything, else the fewest warehouses: engine.allocation;
-whole, unless it was placed with ``allow_partial``) on a snapshot of what is available now, then applied like re-allocation moves (``apply_allocations``, many orders per round trip), in
+whole, unless it was placed with ``allow_partial``) on a snapshot of what is available now,
+then applied like re-allocation moves (``apply_allocations``, many orders per round trip), in
 steps that are each atomic and that a crash at any point leaves recoverable
-(server/reallocate.py):
-stage the reservations under "<order>~m", COMMIT_ALLOCATION (only if the order is still
-BACKORDERED with no allocation: it becomes ALLOCATED, event ``order.backorder_filled``), then
-SWAP_RECORD. Stock taken meanwhile by intake makes a stage fail: the order stays BACKORDERED
-for the next round. Orders whose skus are unknown, or that no warehouse set can ship whole
-now, wait too.
+(server/reallocate.py): stage the reservations under "<order>~m", COMMIT_ALLOCATION (only if
+the order is still BACKORDERED with no allocation: it becomes ALLOCATED, event
+``order.backorder_filled``), then SWAP_RECORD. Stock taken meanwhile by intake makes a stage
+fail: the order stays BACKORDERED for the next round. Orders whose skus are unknown, or that
+no warehouse set can ship now, wait too.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import numpy as np
 
 from engine import allocation, geo
 from engine.lifecycle import OrderStatus
-from engine.models import Allocation, Order
-from server.reallocate import Move, apply_allocations, stat_deltas
+from engine.models import Allocation
+from server.reallocate import Move, apply_allocations, ordered_units, stat_deltas
 from server.redis.store import Store, now_ms
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class BackorderFiller:
         orders = await self.store.orders_in_status(int(OrderStatus.BACKORDERED), max_orders)
         orders.sort(key=lambda o: o.id.rpartition(".")[2])  # creation time, over all shards
         whs = await self.store.warehouses(0.0)
-        merged = [_merged_lines(o) for o in orders]
+        merged = [ordered_units(o) for o in orders]
         ids = await self.store.sku_ids({s for m in merged for s in m})
         known = [k for k, m in enumerate(merged) if m and all(s in ids for s in m)]
         if not known or not whs:
@@ -107,10 +107,3 @@ class BackorderFiller:
         if orders:
             log.info("backorders: %s", rep)
         return rep
-
-
-def _merged_lines(o: Order) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for ln in o.lines:
-        merged[ln.sku] = merged.get(ln.sku, 0) + ln.quantity
-    return merged

@@ -65,9 +65,7 @@ class Reallocator:
         cur_wh: list[int] = []
         cur_qty: list[int] = []
         for o in orders:
-            merged: dict[str, int] = {}
-            for ln in o.lines:
-                merged[ln.sku] = merged.get(ln.sku, 0) + ln.quantity
+            merged = ordered_units(o)
             base = len(line_sku)
             pos = {}
             for k, (sku, q) in enumerate(merged.items()):
@@ -179,10 +177,16 @@ async def apply_allocations(store: Store, moves: Sequence[Move], ids: dict[str, 
     return ok
 
 
-def _fully_allocated(o: Order) -> bool:
-    want: dict[str, int] = {}
+def ordered_units(o: Order) -> dict[str, int]:
+    """Units ordered per sku (lines of one sku merged), in line order."""
+    out: dict[str, int] = {}
     for ln in o.lines:
-        want[ln.sku] = want.get(ln.sku, 0) + ln.quantity
+        out[ln.sku] = out.get(ln.sku, 0) + ln.quantity
+    return out
+
+
+def _fully_allocated(o: Order) -> bool:
+    want = ordered_units(o)
     got: dict[str, int] = {}
     for a in o.allocations:
         got[a.sku] = got.get(a.sku, 0) + a.quantity

@@ -1,8 +1,7 @@
 """``oms-wave``: the wave job. Every ``--interval`` seconds (once with ``--once``) it gives
 arrived stock to backordered orders, re-allocates not-yet-released orders over the network,
-then plans a pick wave for each
-enabled warehouse, logging one line per wave. A failing warehouse is logged and skipped; SIGTERM
-stops the job between steps.
+then plans a pick wave for each enabled warehouse, logging one line per wave. A failing
+warehouse is logged and skipped; SIGTERM stops the job between steps.
 
 It talks to Redis directly (the same store and scripts as the server). Without --redis-url
 it uses the embedded Redis of an ``oms-server`` started with the same --data-dir.
@@ -16,6 +15,7 @@ import os
 import signal
 import sys
 
+from server.config import Config
 from server.redis.store import Store
 from server.waves import WavePlanner
 
@@ -36,11 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--time-budget", type=float, default=4.0, help="seconds of optimisation per wave")
     p.add_argument("--no-reallocate", action="store_true")
     p.add_argument("--no-backorders", action="store_true", help="do not fill backorders")
+    # The server's settings (server.config.Config, same variables and defaults).
     p.add_argument("--fraud-hold-seconds", type=int,
-                   default=int(env.get("OMS_FRAUD_HOLD_SECONDS", 3600)),
-                   help="the server's: a filled backorder waits this long from when it was placed")
-    p.add_argument("--risk-hold-score", type=int, default=int(env.get("OMS_RISK_HOLD_SCORE", 60)),
-                   help="the server's: a filled backorder scoring this or more goes ON_HOLD")
+                   default=int(env.get("OMS_FRAUD_HOLD_SECONDS", Config.fraud_hold_seconds)),
+                   help="a filled backorder waits this long from when it was placed")
+    p.add_argument("--risk-hold-score", type=int,
+                   default=int(env.get("OMS_RISK_HOLD_SCORE", Config.risk_hold_score)),
+                   help="a filled backorder scoring this or more goes ON_HOLD")
     p.add_argument("--log-level", default=env.get("OMS_LOG_LEVEL", "INFO"))
     return p.parse_args(argv)
 
