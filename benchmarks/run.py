@@ -739,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
                          "not calls, over the server workers (8 split 64/36 at worst, 32 evenly)")
     ap.add_argument("--hot-share", type=float, default=0.1)
     ap.add_argument("--skip", default="", help="comma list of: echo,unary,stream,batch,redis,kernel")
+    ap.add_argument("--fsync", choices=("always", "everysec"), default="",
+                    help="oms-server --fsync (when the embedded Redis fsyncs its AOF); "
+                         "default: the server's default")
     args = ap.parse_args(argv)
     q = args.quick
     batch_s = args.batch_duration or (10 if q else 60)
@@ -760,6 +763,9 @@ def main(argv: list[str] | None = None) -> int:
                   str(tmp / "redis"), "--log-level", "WARNING", "--workers", str(args.server_workers)]
     R["server_cmd"] = ["python", "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir", "<fresh tmp>",
                        "--log-level", "WARNING", "--workers", str(args.server_workers)]
+    if args.fsync:
+        server_cmd += ["--fsync", args.fsync]
+        R["server_cmd"] += ["--fsync", args.fsync]
     oms = ServerProc("oms-server", server_cmd, tmp / "oms-server.log")
     echo = ServerProc("echo", [sys.executable, "-m", "benchmarks.echo", "--listen", "127.0.0.1:0",
                                "--workers", str(args.server_workers)], tmp / "echo.log")

@@ -141,7 +141,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stats")
     au = sub.add_parser("audit")
     au.add_argument("--recover", action="store_true")
+    _accept_globals_anywhere(p)
     return p
+
+
+def _accept_globals_anywhere(p: argparse.ArgumentParser,
+                             shared: list[argparse.Action] | None = None) -> None:
+    """``oms audit --target X`` as well as ``oms --target X audit``: every subcommand parser
+    also takes the global options. Their default there is SUPPRESS, so a subcommand sets one
+    only when it is given after it, and otherwise the value before the subcommand stands."""
+    if shared is None:
+        shared = [a for a in p._actions if a.option_strings and a.dest != "help"]
+    for action in p._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in action.choices.values():
+            for g in shared:
+                child.add_argument(*g.option_strings, dest=g.dest, type=g.type, help=g.help,
+                                   default=argparse.SUPPRESS)
+            _accept_globals_anywhere(child, shared)
 
 
 def run(args: argparse.Namespace, cl: OmsClient) -> int:

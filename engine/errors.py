@@ -8,8 +8,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def quote(value: object, limit: int = 32) -> str:
+    """``repr`` of at most the first ``limit`` characters of ``value`` (control characters
+    visible), with "…" when cut: error messages travel in gRPC trailers, which have a size
+    limit, so a message never echoes a whole (possibly huge) bad input."""
+    s = value if isinstance(value, str) else str(value)
+    if len(s) <= limit:
+        return repr(s)
+    return repr(s[:limit]) + f"… ({len(s)} characters)"
+
+
 class OmsError(Exception):
     """Root of every error the engine, store and server raise on purpose."""
+
+    # True when the same request may succeed if sent again later, unchanged (a dependency
+    # was down); the gRPC layer answers such errors with a retryable status code.
+    retryable: bool = False
+
+
+class ItemFailedError(OmsError):
+    """An unexpected error (a bug) met while processing one item of a batch: that item fails
+    alone (INTERNAL in its own result) instead of failing its batch-mates or the call.
+    ``maybe_written``: the item may have been stored before the error, so the caller keeps its
+    idempotency claim and a retry with the same key resolves it."""
+
+    def __init__(self, message: str, *, maybe_written: bool = False) -> None:
+        self.maybe_written = maybe_written
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -35,7 +60,7 @@ class NotFoundError(OmsError):
 
     def __init__(self, kind: str, ident: str) -> None:
         self.kind, self.ident = kind, ident
-        super().__init__(f"{kind} {ident!r} not found")
+        super().__init__(f"{kind} {quote(ident)} not found")
 
 
 class TransitionError(OmsError):
@@ -57,3 +82,9 @@ class ConflictError(OmsError):
 
 class ResourceExhaustedError(OmsError):
     """A request that is too large (e.g. a batch of more than 1,000 orders)."""
+
+
+class UnavailableError(OmsError):
+    """A dependency (the store) cannot be reached right now; the request may be retried."""
+
+    retryable = True

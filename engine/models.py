@@ -1,6 +1,7 @@
 """Plain dataclasses of the domain. No grpc, redis or protobuf here."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -33,12 +34,16 @@ def location_code(aisle: int, slot: int) -> str:
     return f"A{aisle:02d}-S{slot:03d}"
 
 
+# Exactly two ASCII digits of aisle and three of slot (int() alone takes "3", " 3" or "٣").
+LOCATION_RE = re.compile(r"A([0-9]{2})-S([0-9]{3})", re.ASCII)
+
+
 def parse_location(code: str) -> tuple[int, int]:
     """``A03-S017`` -> (3, 17). Raises ValueError on anything else."""
-    if len(code) < 6 or code[0] != "A" or "-S" not in code:
-        raise ValueError(f"bad location code {code!r}, expected A{{aisle:02d}}-S{{slot:03d}}")
-    a, s = code[1:].split("-S", 1)
-    return int(a), int(s)
+    m = LOCATION_RE.fullmatch(code)
+    if m is None:
+        raise ValueError(f"bad location code {code[:32]!r}, expected A{{aisle:02d}}-S{{slot:03d}}")
+    return int(m.group(1)), int(m.group(2))
 
 
 @dataclass(frozen=True)

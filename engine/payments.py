@@ -37,6 +37,8 @@ Test tokens of ``DeterministicGateway``:
 ``tok_insufficient``   ``PaymentDeclined`` "insufficient funds" (code ``insufficient_funds``)
 ``tok_transient_<n>``  ``PaymentTransientError`` on the first n attempts with one idempotency
                        key, then authorises
+``tok_malfunction``    the gateway malfunctions: ``GatewayMalfunction`` (not a PaymentError,
+                       as a broken SDK raises something unexpected), nothing recorded
 anything else          ``PaymentDeclined`` "invalid payment token" (code ``invalid_token``)
 ====================== =====================================================================
 
@@ -80,6 +82,11 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- errors
+
+
+class GatewayMalfunction(RuntimeError):
+    """Deliberately not an OmsError: what a gateway that misbehaves raises (``tok_malfunction``),
+    so that callers' handling of unexpected errors can be exercised on a real path."""
 
 
 class PaymentError(OmsError):
@@ -321,6 +328,8 @@ class DeterministicGateway:
         key = self._k_auth(auth_id)
         rec = self._load(key)
         if rec is None:
+            if token == "tok_malfunction":
+                raise GatewayMalfunction("the gateway answered something unexpected")
             transient, reason, code = self._token_outcome(token)
             self._maybe_fail("authorize", idempotency_key,
                              max(transient, self.transient_failures.get("authorize", 0)))

@@ -20,7 +20,9 @@ from oms.v1 import (
 )
 from server.backorders import BackorderFiller
 from server.config import Config
+from server.events_hub import EventHub
 from server.intake import Intake
+from server.jobs.sweeper import Sweeper
 from server.redis.store import Store
 from server.waves import WavePlanner
 from engine import carriers, packing, payments
@@ -28,6 +30,8 @@ from engine.fraud import RiskConfig
 from server.metrics import MetricsInterceptor
 from server.orderlife import OrderLife
 from server.redis.store import RedisLedger
+from server.reflection import enable_reflection
+from server.transport import batch_receive_limit, transport_interceptor
 from server.services.fulfillment import FulfillmentServicer
 from server.services.returns import ReturnsServicer
 from server.services.inventory import InventoryServicer
@@ -42,7 +46,7 @@ SERVICE_NAMES = (
     reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
 )
 
-MAX_MESSAGE = 64 * 1024 * 1024  # a 1,000-order batch is a few hundred KB; leave room
+MAX_MESSAGE = 64 * 1024 * 1024  # replies: a ListOrders page or batch result of 1,000 orders
 
 
 def build_order_life(config: Config, store: Store) -> OrderLife:
@@ -60,11 +64,14 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
                   ) -> tuple[grpc.aio.Server, int]:
     """Build the server and bind ``config.listen`` (port 0 picks a free one). Not started."""
     options = [
-        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        # requests: a BatchPlaceOrders of max_batch full orders; other methods are capped
+        # much lower per method by the transport interceptor
+        ("grpc.max_receive_message_length", batch_receive_limit(config.max_batch)),
         ("grpc.max_send_message_length", MAX_MESSAGE),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
     interceptors = [MetricsInterceptor()] if config.metrics_port else []
+    interceptors.append(transport_interceptor(config.max_batch))  # innermost: metrics see it
     server = grpc.aio.server(options=options, interceptors=interceptors)
     life = build_order_life(config, store)
     intake = Intake(store, fraud_hold_seconds=config.fraud_hold_seconds,
@@ -72,8 +79,10 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
                     risk=RiskConfig(hold_score=config.risk_hold_score),
                     promise_days=config.promise_days)
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(store), server)
+    # one shared event tailer for every WatchOrderEvents stream of this process
+    server.events_hub = hub = EventHub(store, max_watchers=config.max_watchers)  # type: ignore[attr-defined]
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(store, intake, life, config.max_batch), server)
+        OrderServicer(store, intake, life, config.max_batch, hub=hub), server)
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store, config.grace_ms), server)
     fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
         FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s), life,
@@ -84,13 +93,18 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
 
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    enable_reflection(SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(config.listen)
+    # started by mark_serving, on the loop that serves (create_server may run outside one)
+    store.claim_lease_s = config.claim_lease_s
+    server.sweeper = Sweeper(store, interval_s=config.sweep_interval_s,  # type: ignore[attr-defined]
+                             grace_ms=config.orphan_grace_ms)
     server.health = health_servicer  # type: ignore[attr-defined]
     server.health_names = ("",) + SERVICE_NAMES  # type: ignore[attr-defined]
     return server, port
 
 
 async def mark_serving(server: grpc.aio.Server) -> None:
+    server.sweeper.start()  # type: ignore[attr-defined]
     for name in server.health_names:  # type: ignore[attr-defined]
         await server.health.set(name, health_pb2.HealthCheckResponse.SERVING)  # type: ignore[attr-defined]

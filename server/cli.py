@@ -8,18 +8,20 @@ import logging
 import signal
 import sys
 
-from engine import geo
-from server.app import create_server, mark_serving
-from server.config import Config
-from server.workers import fixed_listen, run_workers
-from server.redis.embedded import EmbeddedRedis
-from server.redis.store import Store
+# Only what reading the flags needs is imported up front: grpc, numpy, numba and the rest take
+# seconds to import, and a bad flag is answered at once (one line, exit 2).
+from server.config import Config, ConfigError
 
 log = logging.getLogger("oms.server")
 
 
 async def serve(config: Config, *, reuse_port: bool = False, ready: object = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight RPCs get 5 s)."""
+    from engine import geo  # noqa: PLC0415 - see the imports at the top
+    from server.app import create_server, mark_serving  # noqa: PLC0415
+    from server.health import watch_store  # noqa: PLC0415
+    from server.redis.store import Store  # noqa: PLC0415
+
     store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
     await store.r.ping()
@@ -39,6 +41,9 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     await server.start()
     _tune_gc()
     await mark_serving(server)
+    # Health follows the store (NOT_SERVING while Redis is unreachable); a reference is kept:
+    # the loop holds tasks only weakly.
+    health_task = asyncio.get_running_loop().create_task(watch_store(server, store))
     log.info("oms-server listening on port %d (redis %s)", port, config.redis_url)
     print(f"oms-server listening on {config.listen.rsplit(':', 1)[0]}:{port}", flush=True)
     if ready is not None:
@@ -49,6 +54,7 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
+    health_task.cancel()
     await server.stop(5)
     await store.close()
 
@@ -61,8 +67,13 @@ def _worker_index() -> int:
 
 
 def _worker(config: Config, index: int = 0) -> None:
+    from server.redis import owner  # noqa: PLC0415
+
     global _WORKER_INDEX
     _WORKER_INDEX = index
+    # A worker outliving its parent (kill -9) would keep the port and answer UNAVAILABLE
+    # forever: the embedded Redis goes with the parent.
+    owner.set_parent_death_signal()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
     from engine import allocation  # noqa: PLC0415 - compile kernels before taking traffic
 
@@ -86,13 +97,29 @@ def _tune_gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = Config.from_args(argv)
+    try:
+        config = Config.from_args(argv)
+    except ConfigError as e:
+        print(f"oms-server: error: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
+    from server.redis.embedded import EmbeddedRedis, EmbeddedRedisError  # noqa: PLC0415
+    from server.workers import fixed_listen, run_workers  # noqa: PLC0415
+
     embedded = None
     if not config.redis_url:
-        embedded = EmbeddedRedis(config.data_dir, nice=config.redis_nice).start()
+        try:
+            # Supervised: a redis-server that dies is restarted on its AOF; one that outlives
+            # us (kill -9) is stopped by the kernel (parent-death signal).
+            embedded = EmbeddedRedis(config.data_dir, nice=config.redis_nice,
+                                     fsync=config.fsync).start()
+        except EmbeddedRedisError as e:
+            print(f"oms-server: error: {e}", file=sys.stderr)
+            return 1
+        embedded.supervise()
         config = dataclasses.replace(config, redis_url=embedded.url)
-        log.info("embedded redis-server at %s (data in %s, AOF on)", embedded.url, config.data_dir)
+        log.info("embedded redis-server at %s (data in %s, AOF on, fsync %s)", embedded.url,
+                 config.data_dir, config.fsync)
     try:
         from engine import allocation  # noqa: PLC0415
 

@@ -10,7 +10,7 @@ import math
 import re
 
 from engine import geo
-from engine.errors import FieldViolation, ValidationError
+from engine.errors import FieldViolation, NotFoundError, ValidationError, quote
 from engine.lifecycle import OrderStatus
 from engine.models import (
     Address,
@@ -28,59 +28,77 @@ from engine.models import (
     StockLevel,
     Warehouse,
     Wave,
-    parse_location,
 )
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as rt
 from oms.v1 import orders_pb2 as o
-from server.redis.keys import ID_RE, SKU_RE
+from server import validation as val
+from server.validation import (
+    CHANNEL_RE,
+    MAX_KEY_LEN,
+    MAX_LINES,
+    MAX_MONEY_CENTS,
+    MAX_ORDER_TOTAL_CENTS,
+    MAX_QTY,
+    MAX_STOCK,
+    POSTAL_CODE_RE,
+    SKU_RE,
+    WAREHOUSE_ID_RE,
+)
 
-CHANNEL_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
-MAX_LINES = 100
-MAX_QTY = 1_000_000
-MAX_KEY_LEN = 128
-# Stock levels live in a packed int32 array per warehouse (see server/redis/scripts.py).
-MAX_STOCK = 2**31 - 1
+ID_RE = WAREHOUSE_ID_RE  # the old name, kept for callers
+__all__ = ["CHANNEL_RE", "ID_RE", "MAX_KEY_LEN", "MAX_LINES", "MAX_QTY", "MAX_STOCK", "SKU_RE"]
 
 
 # ---- decoding -------------------------------------------------------------------------------
 
 def decode_warehouse(w: c.Warehouse) -> Warehouse:
-    v: list[FieldViolation] = []
-    if not ID_RE.match(w.id):
-        v.append(FieldViolation("warehouse.id", f"{w.id!r} must match {ID_RE.pattern}"))
-    if not -90 <= w.latitude <= 90 or not math.isfinite(w.latitude):
-        v.append(FieldViolation("warehouse.latitude", f"{w.latitude} is outside [-90, 90]"))
-    if not -180 <= w.longitude <= 180 or not math.isfinite(w.longitude):
-        v.append(FieldViolation("warehouse.longitude", f"{w.longitude} is outside [-180, 180]"))
+    v: list[FieldViolation | None] = [
+        val.pattern_violation(w.id, WAREHOUSE_ID_RE, "warehouse.id", "warehouse id"),
+        val.text_violation(w.name, "warehouse.name", "warehouse.name"),
+        val.float_violation(w.latitude, -90, 90, "warehouse.latitude"),
+        val.float_violation(w.longitude, -180, 180, "warehouse.longitude"),
+    ]
+    pc_bad = bool(w.postal_code) and POSTAL_CODE_RE.fullmatch(w.postal_code) is None
+    if pc_bad:
+        v.append(val.pattern_violation(w.postal_code, POSTAL_CODE_RE, "warehouse.postal_code",
+                                       "postal code"))
     lat, lon = w.latitude, w.longitude
-    if lat == 0 and lon == 0 and w.postal_code:
+    if lat == 0 and lon == 0 and w.postal_code and not pc_bad:
         found = geo.geocode_us_zip(w.postal_code)
         if found is None:
-            v.append(FieldViolation("warehouse.postal_code", f"unknown US postal code {w.postal_code!r}"))
+            v.append(FieldViolation("warehouse.postal_code",
+                                    f"unknown US postal code {quote(w.postal_code)}"))
         else:
             lat, lon = found
     layout = Layout()
     if w.HasField("layout"):
         lo = w.layout
+        # 0 = the default; the layout is one field for callers (violations name the part).
+        v += [val.int_violation(lo.aisles, 0, val.MAX_AISLES, "warehouse.layout"),
+              val.int_violation(lo.slots_per_aisle, 0, val.MAX_SLOTS, "warehouse.layout")]
+        for name in ("slot_length_m", "aisle_spacing_m"):
+            x = getattr(lo, name)
+            if x != 0:
+                bad = val.float_violation(x, 0, val.MAX_LAYOUT_M, "warehouse.layout", lo_open=True)
+                if bad is not None:
+                    v.append(FieldViolation(bad.field, f"{name}: {bad.description}"))
         layout = Layout(lo.aisles or layout.aisles, lo.slots_per_aisle or layout.slots_per_aisle,
                         lo.slot_length_m or layout.slot_length_m,
                         lo.aisle_spacing_m or layout.aisle_spacing_m)
-        if not (0 < layout.aisles <= 1000 and 0 < layout.slots_per_aisle <= 1000
-                and layout.slot_length_m > 0 and layout.aisle_spacing_m > 0):
-            v.append(FieldViolation("warehouse.layout", f"layout {lo} must be positive, <= 1000 aisles/slots"))
-    if v:
-        raise ValidationError(v)
+    val.raise_if(*v)
     return Warehouse(w.id, w.name or w.id, lat, lon, w.postal_code, layout, w.disabled)
 
 
 def decode_product(p: c.Product) -> Product:
-    if not SKU_RE.match(p.sku):
-        raise ValidationError.one("product.sku", f"{p.sku!r} must match {SKU_RE.pattern}")
-    for name in ("unit_price_cents", "weight_g", "length_mm", "width_mm", "height_mm"):
-        if getattr(p, name) < 0:
-            raise ValidationError.one(f"product.{name}", f"{getattr(p, name)} must be >= 0")
+    v = [val.pattern_violation(p.sku, SKU_RE, "product.sku", "sku"),
+         val.text_violation(p.name, "product.name", "product.name"),
+         val.int_violation(p.unit_price_cents, 0, MAX_MONEY_CENTS, "product.unit_price_cents"),
+         val.int_violation(p.weight_g, 0, val.MAX_WEIGHT_G, "product.weight_g")]
+    for name in ("length_mm", "width_mm", "height_mm"):
+        v.append(val.int_violation(getattr(p, name), 0, val.MAX_DIMENSION_MM, f"product.{name}"))
+    val.raise_if(*v)
     return Product(p.sku, p.name, p.unit_price_cents, p.weight_g, p.length_mm, p.width_mm, p.height_mm)
 
 
@@ -91,36 +109,41 @@ def require(value: str, field: str) -> str:
     return value
 
 
-def check_warehouse_id(value: str, field: str = "warehouse_id") -> str:
-    if not ID_RE.match(value):
-        raise ValidationError.one(field, f"{value!r} must match {ID_RE.pattern}")
+def check_id(value: str, pattern: re.Pattern[str], field: str, kind: str) -> str:
+    """The id of something to look up (order, wave, return, tracking number): empty or longer
+    than any id -> INVALID_ARGUMENT; any other mismatch names nothing -> NOT_FOUND."""
+    require(value, field)
+    if pattern.fullmatch(value) is None:
+        if len(value) > _MAX_ID_LEN:
+            raise ValidationError.one(field, f"{len(value)} characters, longer than any {kind} id")
+        raise NotFoundError(kind, value)
     return value
+
+
+_MAX_ID_LEN = 128  # longer than every id pattern allows (return ids are the longest, 105)
+
+
+def check_order_id(value: str, field: str = "order_id") -> str:
+    return check_id(value, val.ORDER_ID_RE, field, "order")
+
+
+def check_warehouse_id(value: str, field: str = "warehouse_id") -> str:
+    return val.require_pattern(value, WAREHOUSE_ID_RE, field, "warehouse id")
 
 
 def check_sku(value: str, field: str = "sku") -> str:
-    if not SKU_RE.match(value):
-        raise ValidationError.one(field, f"{value!r} must match {SKU_RE.pattern}")
-    return value
+    return val.require_pattern(value, SKU_RE, field, "sku")
 
 
 def check_units(value: int, field: str) -> int:
     """A stock figure (on hand, a count): 0..MAX_STOCK, what the packed int32 array holds."""
-    if not 0 <= value <= MAX_STOCK:
-        raise ValidationError.one(field, f"{value} must be in 0..{MAX_STOCK}")
-    return value
+    return val.require_int(value, 0, MAX_STOCK, field)
 
 
 def check_location(value: str, layout: Layout, field: str = "location") -> str:
     if not value:
         return value
-    try:
-        a, s = parse_location(value)
-    except ValueError:
-        raise ValidationError.one(field, f"{value!r} is not a bin code like A03-S017") from None
-    if not (0 <= a < layout.aisles and 0 <= s < layout.slots_per_aisle):
-        raise ValidationError.one(
-            field, f"{value!r} is outside the layout ({layout.aisles} aisles x "
-                   f"{layout.slots_per_aisle} slots)")
+    val.raise_if(val.location_violation(value, layout.aisles, layout.slots_per_aisle, field))
     return value
 
 
@@ -132,11 +155,13 @@ _GOOD_MAX = 200_000
 
 @functools.lru_cache(maxsize=65536)
 def _geocode(postal_code: str) -> tuple[float, float] | None:
+    """Only ever called with a postal code that matched POSTAL_CODE_RE (at most 16 ASCII
+    characters), so the cache is bounded in bytes as well as in entries."""
     return geo.geocode_us_zip(postal_code)
 
 
 def _good(value: str, pattern: re.Pattern[str]) -> bool:
-    if pattern.match(value) is None:
+    if pattern.fullmatch(value) is None:
         return False
     if len(_GOOD) >= _GOOD_MAX:
         _GOOD.clear()
@@ -144,86 +169,121 @@ def _good(value: str, pattern: re.Pattern[str]) -> bool:
     return True
 
 
+_KEY_RE = val.KEY_RE
+_TL = val.TEXT_LIMITS
+_CONTROL_RE = val.CONTROL_RE
+
+
+def _texts_ok(cu: c.Customer, st: c.Address) -> bool:
+    """Every free-text field of an order within its limits (one regex over all of them)."""
+    return (len(cu.id) <= _TL["customer.id"] and len(cu.email) <= _TL["customer.email"]
+            and len(cu.name) <= _TL["customer.name"] and len(st.name) <= _TL["address.name"]
+            and len(st.line1) <= _TL["address.line1"] and len(st.city) <= _TL["address.city"]
+            and len(st.region) <= _TL["address.region"]
+            and len(st.country) <= _TL["address.country"]
+            and _CONTROL_RE.search("".join((cu.id, cu.email, cu.name, st.name, st.line1, st.city,
+                                            st.region, st.country))) is None)
+
+
 def decode_place_order(r: o.PlaceOrderRequest, prefix: str = "") -> OrderRequest:
     """A validated OrderRequest, or ValidationError with every bad field."""
     # Fast path for the common, valid request; anything unusual takes the full check below,
-    # which names every violation.
+    # which names every violation. Every check here is one the checked path makes too.
     channel = r.channel or "web"
     pb_lines = r.lines
     idem, token = r.idempotency_key, r.payment_token
     st = r.ship_to
+    cu = r.customer
     lat, lon = st.latitude, st.longitude
-    if (0 < len(pb_lines) <= MAX_LINES and len(idem) <= MAX_KEY_LEN and len(token) <= MAX_KEY_LEN
-            and (channel in _GOOD or _good(channel, CHANNEL_RE))):
+    pc = st.postal_code
+    if (0 < len(pb_lines) <= MAX_LINES and (not idem or _KEY_RE.fullmatch(idem))
+            and (not token or _KEY_RE.fullmatch(token))
+            and (channel in _GOOD or _good(channel, CHANNEL_RE))
+            and (not pc or POSTAL_CODE_RE.fullmatch(pc)) and _texts_ok(cu, st)):
         lines = []
+        total = 0
         for ln in pb_lines:
             sku, q, price = ln.sku, ln.quantity, ln.unit_price_cents
-            if not (0 < q <= MAX_QTY and price >= 0 and (sku in _GOOD or _good(sku, SKU_RE))):
+            if not (0 < q <= MAX_QTY and 0 <= price <= MAX_MONEY_CENTS
+                    and (sku in _GOOD or _good(sku, SKU_RE))):
                 break
+            total += q * price
             lines.append(Line(sku, q, price))
         else:
             found: tuple[float, float] | None = (lat, lon)
-            if lat == 0 and lon == 0:
-                found = _geocode(st.postal_code) if st.postal_code and (
+            if total > MAX_ORDER_TOTAL_CENTS:
+                found = None
+            elif lat == 0 and lon == 0:
+                found = _geocode(pc) if pc and (
                     not st.country or st.country.upper() in ("US", "USA")) else None
             elif not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN fails these too
                 found = None
             if found is not None:
-                cu = r.customer
                 return OrderRequest(
                     idem, channel, Customer(cu.id, cu.email, cu.name),
-                    Address(st.name, st.line1, st.city, st.region, st.postal_code, st.country,
+                    Address(st.name, st.line1, st.city, st.region, pc, st.country,
                             found[0], found[1]),
                     tuple(lines), r.allow_partial, token)
     return _decode_place_order_checked(r, prefix)
 
 
 def _decode_place_order_checked(r: o.PlaceOrderRequest, prefix: str) -> OrderRequest:
-    v: list[FieldViolation] = []
-    if len(r.payment_token) > MAX_KEY_LEN:
-        v.append(FieldViolation(prefix + "payment_token", f"longer than {MAX_KEY_LEN} characters"))
-    if len(r.idempotency_key) > MAX_KEY_LEN:
-        v.append(FieldViolation(prefix + "idempotency_key", f"longer than {MAX_KEY_LEN} characters"))
+    v: list[FieldViolation | None] = [
+        val.key_violation(r.payment_token, prefix + "payment_token"),
+        val.key_violation(r.idempotency_key, prefix + "idempotency_key"),
+    ]
     channel = r.channel or "web"
-    if not CHANNEL_RE.match(channel):
-        v.append(FieldViolation(prefix + "channel", f"{r.channel!r} must match {CHANNEL_RE.pattern}"))
+    v.append(val.pattern_violation(channel, CHANNEL_RE, prefix + "channel", "channel"))
     if not r.lines:
         v.append(FieldViolation(prefix + "lines", "an order needs at least one line"))
     if len(r.lines) > MAX_LINES:
         v.append(FieldViolation(prefix + "lines", f"{len(r.lines)} lines, at most {MAX_LINES}"))
     lines = []
-    for i, ln in enumerate(r.lines):
-        if not SKU_RE.match(ln.sku):
-            v.append(FieldViolation(f"{prefix}lines[{i}].sku", f"{ln.sku!r} must match {SKU_RE.pattern}"))
-        if not 0 < ln.quantity <= MAX_QTY:
-            v.append(FieldViolation(f"{prefix}lines[{i}].quantity", f"{ln.quantity} must be in 1..{MAX_QTY}"))
-        if ln.unit_price_cents < 0:
-            v.append(FieldViolation(f"{prefix}lines[{i}].unit_price_cents", f"{ln.unit_price_cents} must be >= 0"))
+    total = 0
+    for i, ln in enumerate(r.lines[:MAX_LINES]):
+        p = f"{prefix}lines[{i}]."
+        v += [val.pattern_violation(ln.sku, SKU_RE, p + "sku", "sku"),
+              val.int_violation(ln.quantity, 1, MAX_QTY, p + "quantity"),
+              val.int_violation(ln.unit_price_cents, 0, MAX_MONEY_CENTS, p + "unit_price_cents")]
+        total += ln.quantity * ln.unit_price_cents
         lines.append(Line(ln.sku, ln.quantity, ln.unit_price_cents))
-    st = r.ship_to
+    if total > MAX_ORDER_TOTAL_CENTS:
+        v.append(FieldViolation(prefix + "lines", f"order total {total} cents is more than "
+                                                  f"{MAX_ORDER_TOTAL_CENTS}"))
+    cu, st = r.customer, r.ship_to
+    for kind, value in (("customer.id", cu.id), ("customer.email", cu.email),
+                        ("customer.name", cu.name)):
+        v.append(val.text_violation(value, prefix + kind, kind))
+    for name in ("name", "line1", "city", "region", "country"):
+        v.append(val.text_violation(getattr(st, name), f"{prefix}ship_to.{name}", f"address.{name}"))
+    pc = st.postal_code
+    pc_bad = val.pattern_violation(pc, POSTAL_CODE_RE, prefix + "ship_to.postal_code",
+                                   "postal code") if pc else None
+    v.append(pc_bad)
     lat, lon = st.latitude, st.longitude
     if lat == 0 and lon == 0:
-        if not st.postal_code:
+        if not pc:
             v.append(FieldViolation(prefix + "ship_to", "needs latitude/longitude or a US postal_code"))
+        elif pc_bad is not None:
+            pass  # reported above; never geocoded (nor cached)
         elif st.country and st.country.upper() not in ("US", "USA"):
             v.append(FieldViolation(prefix + "ship_to.postal_code",
-                                    f"only US postal codes are geocoded, country is {st.country!r}"))
+                                    f"only US postal codes are geocoded, country is "
+                                    f"{quote(st.country)}"))
         else:
-            found = geo.geocode_us_zip(st.postal_code)
+            found = _geocode(pc)
             if found is None:
                 v.append(FieldViolation(prefix + "ship_to.postal_code",
-                                        f"unknown US postal code {st.postal_code!r}"))
+                                        f"unknown US postal code {quote(pc)}"))
             else:
                 lat, lon = found
     elif not (-90 <= lat <= 90 and -180 <= lon <= 180 and math.isfinite(lat) and math.isfinite(lon)):
         v.append(FieldViolation(prefix + "ship_to", f"latitude {lat}, longitude {lon} out of range"))
-    if v:
-        raise ValidationError(v)
-    cu = r.customer
+    val.raise_if(*v)
     return OrderRequest(
         idempotency_key=r.idempotency_key, channel=channel,
         customer=Customer(cu.id, cu.email, cu.name),
-        ship_to=Address(st.name, st.line1, st.city, st.region, st.postal_code, st.country, lat, lon),
+        ship_to=Address(st.name, st.line1, st.city, st.region, pc, st.country, lat, lon),
         lines=tuple(lines), allow_partial=r.allow_partial, payment_token=r.payment_token)
 
 

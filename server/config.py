@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 
@@ -11,6 +14,9 @@ class Config:
     listen: str = "127.0.0.1:50051"
     redis_url: str = ""  # empty: start an embedded redis-server
     data_dir: str = "var/redis"  # embedded redis data (AOF) directory
+    # When the embedded Redis fsyncs its AOF: "always" before each reply (no acknowledged
+    # write is lost, even on power loss), "everysec" once a second (up to 1 s can be lost).
+    fsync: str = "everysec"
     fraud_hold_seconds: int = 3600
     workers: int = 1
     # Scheduling priority (nice) of the embedded redis-server: on cores it shares with the
@@ -21,8 +27,15 @@ class Config:
     idempotency_ttl_s: int = 24 * 3600
     events_maxlen: int = 1_000_000
     max_batch: int = 1000
+    max_watchers: int = 1000  # open WatchOrderEvents streams per process (server/events_hub.py)
     replan_attempts: int = 8
     grace_ms: int = 30_000  # recovery sweep leaves younger in-flight reservations alone
+    # The periodic sweep (server/jobs/sweeper.py): every sweep_interval_s (0 = off) it releases
+    # reservations without an order older than orphan_grace_ms (longer than a write phase).
+    sweep_interval_s: float = 15.0
+    orphan_grace_ms: int = 10_000
+    # An idempotency claim's owner has this long to place its order before a retry takes over.
+    claim_lease_s: float = 10.0
     wave_time_budget_s: float = 4.0  # optimisation budget of one PlanWave
     promise_days: int = 5  # delivery date promised at intake (calendar days)
     risk_hold_score: int = 60  # fraud rules: orders scoring this or more go ON_HOLD for review
@@ -34,14 +47,170 @@ class Config:
     log_level: str = "INFO"
 
     @classmethod
-    def from_args(cls, argv: list[str] | None = None) -> "Config":
+    def from_args(cls, argv: list[str] | None = None, prog: str = "oms-server") -> "Config":
+        """Flags win over ``OMS_*`` variables, which win over the defaults. Every value given is
+        checked (``RULES``); a bad one raises ConfigError naming the flag or the variable."""
         base = cls()
-        env = os.environ
-        parser = argparse.ArgumentParser(prog="oms-server", description="Order management gRPC server")
+        parser = ArgParser(prog=prog, description="Order management gRPC server")
         for f in fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            default = env.get("OMS_" + f.name.upper(), getattr(base, f.name))
-            parser.add_argument(flag, type=type(getattr(base, f.name)), default=default,
-                                help=f"(env OMS_{f.name.upper()}, default {getattr(base, f.name)!r})")
+            parser.add_argument(flag_of(f.name), default=None, metavar=f.name.upper(),
+                                help=f"(env {env_of(f.name)}, default {getattr(base, f.name)!r})")
         ns = parser.parse_args(argv)
-        return cls(**{f.name: type(getattr(base, f.name))(getattr(ns, f.name)) for f in fields(cls)})
+        return cls(**{f.name: resolve(ns, f.name, getattr(base, f.name), RULES.get(f.name))
+                      for f in fields(cls)})
+
+
+# ---- checking ---------------------------------------------------------------------------
+# A bad value is refused at startup with one line naming the flag (or variable), the value and
+# the accepted range: never a traceback, and never a server that fails on its first request.
+
+class ConfigError(ValueError):
+    """A bad flag or ``OMS_*`` value. The message is one line: ``--flag: value must be ...``."""
+
+
+Rule = Callable[[object], "str | None"]  # the problem with a converted value, None when good
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse raising ConfigError (one line) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(message.replace("\n", " ").removeprefix("argument "))
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_of(name: str) -> str:
+    return "OMS_" + name.upper()
+
+
+def between(lo: float, hi: float) -> Rule:
+    def rule(v: object) -> str | None:
+        return None if lo <= v <= hi else f"must be in {lo:g}..{hi:g}"  # type: ignore[operator]
+    return rule
+
+
+def positive_up_to(hi: float) -> Rule:
+    def rule(v: object) -> str | None:
+        return None if 0 < v <= hi else f"must be more than 0 and at most {hi:g}"  # type: ignore[operator]
+    return rule
+
+
+def one_of(*choices: str) -> Rule:
+    def rule(v: object) -> str | None:
+        return None if v in choices else "must be one of " + ", ".join(choices)
+    return rule
+
+
+def non_empty(v: object) -> str | None:
+    return None if v else "must not be empty"
+
+
+def _listen(v: object) -> str | None:
+    s = str(v)
+    if s.startswith("unix:") and len(s) > 5:
+        return None
+    m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]*):([0-9]{1,5})", s)
+    if m and int(m.group(2)) <= 65535:
+        return None
+    return "must be HOST:PORT (port 0..65535) or unix:PATH"
+
+
+def _redis_url(v: object) -> str | None:
+    s = str(v)
+    if not s or re.match(r"(redis|rediss|unix)://.", s):
+        return None
+    return "must be empty (embedded Redis) or a redis://, rediss:// or unix:// URL"
+
+
+def _file_or_empty(v: object) -> str | None:
+    return None if not v or os.path.isfile(str(v)) else "is not a readable file"
+
+
+DAY = 86_400
+RULES: dict[str, Rule] = {
+    "listen": _listen,
+    "redis_url": _redis_url,
+    "data_dir": non_empty,
+    "fsync": one_of("always", "everysec"),
+    "fraud_hold_seconds": between(0, 365 * DAY),
+    "workers": between(1, 256),
+    "redis_nice": between(-20, 19),
+    "idempotency_ttl_s": between(1, 365 * DAY),
+    "events_maxlen": between(1, 10**9),
+    "max_batch": between(1, 10_000),
+    "max_watchers": between(1, 1_000_000),
+    "replan_attempts": between(0, 100),
+    "grace_ms": between(0, DAY * 1000),
+    "sweep_interval_s": between(0, DAY),
+    "orphan_grace_ms": between(0, DAY * 1000),
+    "claim_lease_s": positive_up_to(3600),
+    "wave_time_budget_s": positive_up_to(600),
+    "promise_days": between(0, 365),
+    "risk_hold_score": between(0, 100),
+    "boxes_file": _file_or_empty,
+    "label_dir": non_empty,
+    "followup_delay_s": between(0, 365 * DAY),
+    "return_window_days": between(0, 3650),
+    "metrics_port": between(0, 65535),
+    "log_level": one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+}
+_NORMALIZE: dict[str, Callable[[str], str]] = {"log_level": str.upper}
+
+_INT = re.compile(r"[+-]?[0-9]+")
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _shown(raw: str) -> str:
+    """The bad value as the message shows it: as typed when short and printable."""
+    if raw.isprintable() and 0 < len(raw) <= 40:
+        return raw
+    return repr(raw[:40]) + ("..." if len(raw) > 40 else "")
+
+
+def _convert(raw: str, kind: type) -> tuple[object, str | None]:
+    if kind is bool:
+        low = raw.strip().lower()
+        return (low in _TRUE), (None if low in _TRUE + _FALSE else "must be true or false")
+    if kind is int:
+        if not _INT.fullmatch(raw):
+            return None, "is not an integer"
+        v = int(raw)
+        return v, None if -(2**63) <= v < 2**63 else "is out of range"
+    if kind is float:
+        if not _FLOAT.fullmatch(raw):
+            return None, "is not a number"
+        v = float(raw)
+        return v, None if math.isfinite(v) else "is out of range"
+    if not raw.isprintable() or len(raw) > 4096:
+        return None, "must be printable and at most 4096 characters"
+    return raw, None
+
+
+def check_value(name: str, raw: str, source: str, default: object, rule: Rule | None = None) -> object:
+    """``raw`` (from ``source``: a flag or variable name) converted to the type of ``default``
+    and checked by ``rule``; ConfigError when it is not good."""
+    raw = _NORMALIZE.get(name, str)(raw)
+    value, problem = _convert(raw, type(default))
+    if problem is None and rule is not None:
+        problem = rule(value)
+    if problem is not None:
+        raise ConfigError(f"{source}: {_shown(raw)} {problem}")
+    return value
+
+
+def resolve(ns: argparse.Namespace, name: str, default: object, rule: Rule | None = None,
+            env: str | None = None) -> object:
+    """Option ``name``: its flag (parsed as a string into ``ns``), else its environment
+    variable (``env``, by default ``OMS_<NAME>``; "" for none), else ``default`` (trusted);
+    checked."""
+    env = env_of(name) if env is None else env
+    raw = getattr(ns, name)
+    if raw is not None:
+        return check_value(name, raw, flag_of(name), default, rule)
+    if env and env in os.environ:
+        return check_value(name, os.environ[env], env, default, rule)
+    return default

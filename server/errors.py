@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import grpc
@@ -18,11 +18,13 @@ from grpc_status import rpc_status
 from engine.payments import PaymentDeclined, PaymentTransientError
 from engine.errors import (
     ConflictError,
+    ItemFailedError,
     NotFoundError,
     OmsError,
     PreconditionError,
     ResourceExhaustedError,
     TransitionError,
+    UnavailableError,
     ValidationError,
 )
 
@@ -36,7 +38,9 @@ _CODES: list[tuple[type[OmsError], grpc.StatusCode]] = [
     (ConflictError, grpc.StatusCode.ABORTED),
     (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (PaymentTransientError, grpc.StatusCode.UNAVAILABLE),
+    (UnavailableError, grpc.StatusCode.UNAVAILABLE),  # the store is unreachable: retry later
     (PaymentDeclined, grpc.StatusCode.FAILED_PRECONDITION),
+    (ItemFailedError, grpc.StatusCode.INTERNAL),  # a bug, confined to one order of a batch
 ]
 
 
@@ -44,16 +48,48 @@ def code_for(exc: OmsError) -> grpc.StatusCode:
     for cls, code in _CODES:
         if isinstance(exc, cls):
             return code
+    if exc.retryable:
+        return grpc.StatusCode.UNAVAILABLE
     return grpc.StatusCode.FAILED_PRECONDITION
+
+
+# A status travels in the trailers (grpc-message, percent-encoded, and grpc-status-details-bin,
+# base64): past ~8 KB a client may drop the reply as "metadata size exceeds hard limit". Caps in
+# UTF-8 bytes keep both under ~6.5 KB whatever an error says (worst case: all non-ASCII).
+MAX_MESSAGE_BYTES = 512
+MAX_FIELD_BYTES = 200
+MAX_VIOLATIONS_BYTES = 3000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character boundary, marked "...")."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return text
+    return raw[:limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _field_violations(violations: Sequence[Any]
+                      ) -> list[error_details_pb2.BadRequest.FieldViolation]:
+    out: list[error_details_pb2.BadRequest.FieldViolation] = []
+    used = 0
+    for i, v in enumerate(violations):
+        fv = error_details_pb2.BadRequest.FieldViolation(
+            field=clip(v.field, MAX_FIELD_BYTES), description=clip(v.description, MAX_MESSAGE_BYTES))
+        used += fv.ByteSize()
+        if used > MAX_VIOLATIONS_BYTES and out:
+            out.append(error_details_pb2.BadRequest.FieldViolation(
+                description=f"{len(violations) - i} more violation(s) not shown"))
+            break
+        out.append(fv)
+    return out
 
 
 def to_status(exc: OmsError) -> status_pb2.Status:
     code = code_for(exc)
-    st = status_pb2.Status(code=code.value[0], message=str(exc))
+    st = status_pb2.Status(code=code.value[0], message=clip(str(exc), MAX_MESSAGE_BYTES))
     if isinstance(exc, ValidationError):
-        br = error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in exc.violations])
+        br = error_details_pb2.BadRequest(field_violations=_field_violations(exc.violations))
         detail = any_pb2.Any()
         detail.Pack(br)
         st.details.append(detail)

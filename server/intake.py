@@ -21,17 +21,19 @@ import secrets
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
 
 from engine import allocation, fraud, geo
-from engine.errors import ConflictError, NotFoundError, OmsError, PreconditionError, ValidationError
+from engine.errors import (ConflictError, ItemFailedError, NotFoundError, OmsError, PreconditionError,
+                           ValidationError, quote)
 from engine.lifecycle import OrderStatus
 from engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
 from server.redis import keys
-from server.redis.store import (PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc, encode_doc,
-                                now_ms)
+from server.redis.store import (PENDING, TAKEOVER, PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc,
+                                encode_doc, now_ms)
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +86,29 @@ class Intake:
         self.authorize = authorize
         self.risk = risk or fraud.RiskConfig()
         self.promise_ms = promise_days * 86_400_000
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
     async def place(self, requests: Sequence[OrderRequest | OmsError]) -> list[Result]:
         """Place independent orders. An entry that is already an error (failed validation)
-        passes through untouched, so results stay in request order."""
+        passes through untouched, so results stay in request order.
+
+        The work runs as its own task behind ``asyncio.shield``: gRPC cancels a handler whose
+        deadline passed or whose client went away, and a cancel between two writes left
+        reservations without their order and claims pending with nobody to finish them. Once
+        a batch starts it finishes (or rolls back) whatever its caller does."""
+        task = asyncio.get_running_loop().create_task(self._place(requests))
+        self._background.add(task)
+        task.add_done_callback(self._settled)
+        return await asyncio.shield(task)
+
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # retrieved here: a caller cancelled meanwhile never sees it
+            log.debug("intake batch failed: %r", task.exception())
+
+    async def _place(self, requests: Sequence[OrderRequest | OmsError], depth: int = 0
+                     ) -> list[Result]:
         results: list[Result | None] = [r if isinstance(r, OmsError) else None for r in requests]
         todo = [i for i, r in enumerate(requests) if not isinstance(r, OmsError)]
         if not todo:
@@ -124,11 +144,25 @@ class Intake:
         token = secrets.token_hex(8)
         claims = await self.store.claim_keys([requests[i].idempotency_key for i in keyed], token)
         existing: list[tuple[int, str]] = []
+        taken_over: list[int] = []
+        adopted: list[tuple[str, str]] = []  # (key, order id) of claims taken over and resolved
         owned = set(claimants)
         for i, c in zip(keyed, claims):
-            if c is not None:
+            if c == TAKEOVER:
+                taken_over.append(i)
+            elif c is not None:
                 owned.discard(i)
                 existing.append((i, c))
+        if taken_over:
+            # The previous owner's lease ended: it died, or was cut off, maybe after placing
+            # the order. Its order, if any, is in the shard mapping written with it.
+            found = await asyncio.gather(*[self.store.idem_order(requests[i].idempotency_key)
+                                           for i in taken_over])
+            for i, oid in zip(taken_over, found):
+                if oid:
+                    owned.discard(i)
+                    existing.append((i, oid))
+                    adopted.append((requests[i].idempotency_key, oid))
         to_place = [i for i in claimants if i in owned]
 
         placed = await self._place_new([(i, requests[i]) for i in to_place]) if to_place else {}
@@ -140,19 +174,23 @@ class Intake:
             placed.update(zip(paying, paid))
         for i, res in placed.items():
             results[i] = res
+        # Off the critical path: placed orders' claims get their order id (a pending claim
+        # then always means a request at work), failed requests give their keys back so that
+        # a retry can place the order. One whose outcome is unknown keeps its claim: when the
+        # lease ends a retry takes it over and finds the order or places it.
+        done = adopted + [(requests[i].idempotency_key, r.id) for i, r in placed.items()
+                          if isinstance(r, Order) and requests[i].idempotency_key]
         dropped = [requests[i].idempotency_key for i, r in placed.items()
-                   if not isinstance(r, Order) and requests[i].idempotency_key]
-        if dropped:
-            # A failed request gives its keys back so that a retry can place the order. A
-            # placed order's claim stays "pending": the order script wrote the per-shard key
-            # mapping atomically with the order, and a repeat resolves the claim from it
-            # (Store.wait_for_key) - one write per key fewer on the hot path.
-            task = asyncio.get_running_loop().create_task(self.store.finish_keys([], dropped))
+                   if not isinstance(r, Order) and requests[i].idempotency_key
+                   and not (isinstance(r, ItemFailedError) and r.maybe_written)]
+        if done or dropped:
+            task = asyncio.get_running_loop().create_task(
+                self.store.finish_keys(done, dropped, token))
             self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            task.add_done_callback(self._settled)
 
         for i, value in existing:
-            results[i] = await self._resolve_existing(requests[i].idempotency_key, value)
+            results[i] = await self._resolve_existing(requests[i], value, depth)
         for i, j in followers:
             results[i] = results[j]
         return results  # type: ignore[return-value]
@@ -164,6 +202,11 @@ class Intake:
             # The gateway stayed unavailable after its retries. The order exists with its
             # stock; report it placed and unpaid (payment.status NONE) rather than lose it.
             log.warning("payment for %s failed: %s", order.id, e)
+            return order
+        except Exception:
+            # A bug in this one order's payment step: the order exists all the same, and its
+            # batch-mates are not affected. Report it as placed and unpaid, as above.
+            log.exception("payment for %s failed unexpectedly", order.id)
             return order
 
     @staticmethod
@@ -197,20 +240,58 @@ class Intake:
                 validate=False))  # counters from Redis, coordinates checked by the codec
         return out
 
-    async def _resolve_existing(self, key: str, value: str) -> Result:
+    async def _resolve_existing(self, req: OrderRequest, value: str, depth: int) -> Result:
+        """The order of a key someone else claimed. A claim that was given back, or whose
+        owner's lease ended with no order, gets a fresh attempt here: a retry ends with the
+        order, never with "still in progress" for ever."""
         try:
             oid = value
-            if value.startswith("pending:"):
-                oid = await self.store.wait_for_key(key)
+            if value.startswith(PENDING):
+                oid = await self.store.resolve_claim(req.idempotency_key)
+                if not oid:
+                    if depth >= 2:  # claimed and lost twice more meanwhile: a busy key
+                        return ConflictError(f"idempotency_key {quote(req.idempotency_key)} is "
+                                             "contended; retry")
+                    return (await self._place([req], depth + 1))[0]
             return await self.store.get_order(oid)
         except OmsError as e:
             return e
 
     async def _place_new(self, items: list[tuple[int, OrderRequest]]) -> dict[int, Result]:
+        """Place orders that own their claims. An unexpected error (a bug) met before anything
+        was written is narrowed down by placing each half of the orders on its own, so that
+        only the order causing it fails; one met after writes began fails the orders not known
+        to be placed, as maybe written (they keep their claims: a retry resolves them)."""
+        out: dict[int, Result] = {}
+        writing = [False]
+        try:
+            await self._place_batch(items, out, writing)
+        except OmsError:
+            raise
+        except Exception:
+            rest = [(i, r) for i, r in items if i not in out]
+            if writing[0] or len(rest) == 1:
+                log.exception("placing %d orders failed unexpectedly", len(rest))
+                msg = ("unexpected error while placing this order; it may have been placed: "
+                       "retry with the same idempotency_key") if writing[0] else \
+                    "unexpected error while placing this order; nothing was written"
+                for i, _ in rest:
+                    out[i] = ItemFailedError(msg, maybe_written=writing[0])
+            else:
+                log.warning("placing %d orders failed unexpectedly before writing; placing "
+                            "them in halves to isolate the cause", len(rest))
+                mid = len(rest) // 2
+                for half in (rest[:mid], rest[mid:]):
+                    out.update(await self._place_new(half))
+        return out
+
+    async def _place_batch(self, items: list[tuple[int, OrderRequest]], out: dict[int, Result],
+                           writing: list[bool]) -> None:
         whs = [w for w in await self.store.warehouses() if not w.disabled]
         if not whs:
             err = PreconditionError("no enabled warehouse: add one with UpsertWarehouse")
-            return {i: err for i, _ in items}
+            out.update((i, err) for i, _ in items)
+            return
         # One round trip for the fraud counters and the first availability snapshot.
         skus = list(dict.fromkeys(ln.sku for _, r in items for ln in r.lines))
         ids = await self.store.sku_ids(skus)
@@ -221,12 +302,11 @@ class Intake:
             np.array([ids[s] for s in skus], dtype=np.int64))
         risks = dict(zip([i for i, _ in items], self._assess(reqs, values, signals)))
         prefetched: tuple[list[str], np.ndarray] | None = (skus, available)
-        out: dict[int, Result] = {}
         pending = items
         for attempt in range(self.replan_attempts):
             if not pending:
                 break
-            failed = await self._attempt(pending, whs, out, risks, prefetched)
+            failed = await self._attempt(pending, whs, out, risks, writing, prefetched)
             prefetched = None  # a re-plan reads fresh availability
             if failed:
                 log.debug("re-planning %d orders after a stale snapshot (attempt %d)",
@@ -235,14 +315,27 @@ class Intake:
         for i, _ in pending:
             out[i] = ConflictError(
                 f"stock for this order kept changing under {self.replan_attempts} attempts; retry")
-        return out
 
     async def _attempt(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                        out: dict[int, Result], risks: dict[int, fraud.RiskAssessment],
-                       prefetched: tuple[list[str], np.ndarray] | None = None
+                       writing: list[bool], prefetched: tuple[list[str], np.ndarray] | None = None
                        ) -> list[tuple[int, OrderRequest]]:
         now = now_ms()
-        plans = await self._plan(items, whs, now, risks, prefetched)
+        planned = await self._plan(items, whs, now, risks, prefetched)
+        # Each order's record is encoded before anything is written: one that cannot be (a
+        # bug) fails alone instead of stopping its batch-mates between the two phases.
+        entries: dict[str, PlaceEntry] = {}
+        plans = []
+        for p in planned:
+            try:
+                entries[p.order.id] = self._home_entry(p)
+            except Exception:
+                log.exception("order %s cannot be encoded", p.order.id)
+                out[p.idx] = ItemFailedError("unexpected error while encoding this order; "
+                                             "nothing was written")
+                continue
+            plans.append(p)
+        writing[0] = True
         # Phase 1: reservations of split orders outside their home warehouse.
         groups: dict[str, list[PlaceEntry]] = {}
         for p in plans:
@@ -264,7 +357,7 @@ class Intake:
         homes: dict[str, list[PlaceEntry]] = {}
         live = [p for p in plans if p.order.id not in failed_ids]
         for p in live:
-            homes.setdefault(p.home, []).append(self._home_entry(p))
+            homes.setdefault(p.home, []).append(entries[p.order.id])
         retry: list[tuple[int, OrderRequest]] = []
         if homes:
             codes = await self.store.place_groups(homes, now)

@@ -21,7 +21,9 @@ from engine import carriers, packing, payments
 from engine.errors import NotFoundError, PreconditionError, TransitionError, ValidationError
 from engine.lifecycle import OrderStatus
 from engine.models import Order, Package, PaymentState, Product, Return, ReturnLine, Shipment
+from engine.refunds import return_value_cents
 from server.redis import keys
+from server.redis import refunds as refund_store
 from server.redis.store import StaleError, Store, encode_return, now_ms
 
 log = logging.getLogger(__name__)
@@ -441,38 +443,86 @@ class OrderLife:
         return await _retry_stale(step)
 
     async def refund(self, return_id: str, amount_cents: int) -> Return:
+        """Refund part of a received return's value.
+
+        Three steps, each safe to repeat: RESERVE_REFUND checks the bound (the return's value
+        less what was refunded or is pending on it, and the capture less the order's refunds)
+        and records the refund as pending, in one script call; the gateway pays it under a key
+        derived from the refund's id; one TRANSITION marks it done with the return's and the
+        payment's totals. A crash or a gateway outage in between leaves it pending and counted
+        against the bound: a repeat of the request (same amount) joins and finishes it, and
+        any later refund of the return finishes it too. So the gateway never pays more than
+        the order records once its refunds are finished, and never more than the bound."""
         if amount_cents <= 0:
             raise ValidationError.one("amount_cents", f"{amount_cents} must be > 0")
         o, r = await self.get_return(return_id)
-        if r.status not in ("RECEIVED", "REFUNDED"):
-            raise PreconditionError(f"return {r.id!r} is {r.status}: receive it before refunding")
-        pay = o.payment
-        if not pay or pay.status not in ("CAPTURED", "PARTIALLY_REFUNDED"):
-            raise PreconditionError(f"order {o.id!r} has no captured payment to refund")
-        left = pay.captured_cents - pay.refunded_cents
-        if amount_cents > left:
-            raise ValidationError.one("amount_cents", f"{amount_cents} is more than the {left} "
-                                                      f"captured and not yet refunded")
-        # The key names the state it starts from: a retry of this same refund reuses it.
-        key = f"refund:{r.id}:{pay.refunded_cents}:{amount_cents}"
-        await payments.acall_with_retry(lambda: asyncio.to_thread(
-            self.gateway.refund, pay.capture_id, amount_cents, key))
+        seq = _return_seq(r.id)
+        earlier = [u for x in o.returns if _return_seq(x.id) < seq for u in x.lines]
+        value = return_value_cents(o.lines, earlier, r.lines)
+        refund_id, _ = await refund_store.reserve_refund(self.store, o.id, r.id, amount_cents,
+                                                         value)
+        await self._finish_refund(o.id, refund_id)
+        # Refunds of this return left pending by a crash or an outage (or still in flight in
+        # a concurrent request: finishing one twice pays it once, under the same key).
+        _, recs = await refund_store.order_with_refunds(self.store, o.id)
+        for rec in recs.values():
+            if rec.state == refund_store.PENDING and rec.return_id == r.id and rec.id != refund_id:
+                try:
+                    await self._finish_refund(o.id, rec.id)
+                except (payments.PaymentError, StaleError) as e:
+                    log.warning("pending refund %s not finished: %s", rec.id, e)
+        _, done = await self.get_return(return_id)
+        return done
 
-        async def step() -> Return:
-            o2, r2 = await self.get_return(return_id)
-            p2 = o2.payment or pay
-            if p2.refunded_cents != pay.refunded_cents:
-                return r2  # this refund was recorded by an earlier attempt
-            total = p2.refunded_cents + amount_cents
+    async def _finish_refund(self, order_id: str, refund_id: str) -> None:
+        """Pay a reserved refund (idempotently) and record it done; a refund the gateway
+        refuses is recorded refused, which gives its amount back to the bound."""
+        o, recs = await refund_store.order_with_refunds(self.store, order_id)
+        rec = recs[refund_id]
+        if rec.state != refund_store.PENDING or o.payment is None:
+            return
+        capture_id = o.payment.capture_id
+        try:
+            await payments.acall_with_retry(lambda: asyncio.to_thread(
+                self.gateway.refund, capture_id, rec.amount_cents, f"refund:{rec.id}"))
+        except payments.PaymentDeclined as e:
+            await self._close_refund(order_id, rec, refund_store.REFUSED, str(e))
+            raise
+        await self._close_refund(order_id, rec, refund_store.DONE, "")
+
+    async def _close_refund(self, order_id: str, rec: refund_store.RefundRecord, state: str,
+                            why: str) -> None:
+        amount = rec.amount_cents
+
+        async def step() -> None:
+            o2, recs = await refund_store.order_with_refunds(self.store, order_id)
+            if recs[rec.id].state != refund_store.PENDING:
+                return  # closed by a concurrent finisher
+            extra = {refund_store.refund_field(rec.id): refund_store.refund_value(amount, state)}
+            if state == refund_store.REFUSED:
+                await self.store.transition(
+                    o2.id, OrderStatus(o2.status), reason=f"refund of {amount} cents refused: {why}",
+                    event="order.refund_refused", expect_updated_at=o2.updated_at, extra=extra)
+                return
+            r2 = next(x for x in o2.returns if x.id == rec.return_id)
+            p2 = o2.payment or PaymentState()
+            total = p2.refunded_cents + amount
             p3 = replace(p2, refunded_cents=total,
                          status="REFUNDED" if total >= p2.captured_cents else "PARTIALLY_REFUNDED")
-            done = replace(r2, status="REFUNDED", refunded_cents=r2.refunded_cents + amount_cents)
+            done = replace(r2, status="REFUNDED", refunded_cents=r2.refunded_cents + amount)
             target = OrderStatus.REFUNDED if o2.status == OrderStatus.RETURNED else OrderStatus(o2.status)
+            extra.update({f"ret:{r2.id}": encode_return(done).decode(), "pay": _dump(p3),
+                          "+refunded_cents": str(amount)})
             await self.store.transition(
-                o2.id, target, reason=f"refunded {amount_cents} cents", event="order.refunded",
-                expect_updated_at=o2.updated_at,
-                extra={f"ret:{r2.id}": encode_return(done).decode(), "pay": _dump(p3),
-                       "+refunded_cents": str(amount_cents)})
-            return done
+                o2.id, target, reason=f"refunded {amount} cents", event="order.refunded",
+                expect_updated_at=o2.updated_at, extra=extra)
 
-        return await _retry_stale(step)
+        # Concurrent refunds of one order all close on its hash: more attempts than a step
+        # whose losers are rare.
+        await _retry_stale(step, attempts=64)
+
+
+def _return_seq(return_id: str) -> int:
+    """n of a return id ``<order>/r<n>``: returns are numbered in the order they were made."""
+    tail = return_id.rpartition("/r")[2]
+    return int(tail) if tail.isascii() and tail.isdigit() else 0

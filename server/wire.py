@@ -10,15 +10,19 @@ shipments (only ever met when an idempotent repeat returns an older order) go th
 """
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Sequence
 from functools import lru_cache
 
-from engine.errors import OmsError
+from engine.errors import ItemFailedError, OmsError
 from engine.models import Order
+from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
 from server import codec
-from server.errors import to_status
+from server.errors import internal_status, to_status
+
+log = logging.getLogger(__name__)
 
 _double = struct.Struct("<d").pack
 # Lengths below 128 are one byte: a table lookup instead of a call (the function-call count is
@@ -176,3 +180,61 @@ def batch_response_bytes(results: Sequence[Order | OmsError],
     if sources is None:
         return b"".join([_sub(_LEN[1], result_bytes(r)) for r in results])
     return b"".join([_sub(_LEN[1], result_bytes(r, s)) for r, s in zip(results, sources)])
+
+
+# ---- per-order isolation --------------------------------------------------------------------
+# A result the encoder cannot write (a bug, or a value no check stopped) must fail alone: the
+# whole response is built and parsed back once (the fast path), and only if that fails is each
+# result encoded and checked on its own, the bad ones replaced by an INTERNAL status that says
+# whether the order was placed.
+
+def _unencodable(result: Order | OmsError) -> bytes:
+    if isinstance(result, Order):
+        msg = (f"order {result.id} was placed, but the server could not encode it; "
+               "this is a bug: report it with the order id")
+    else:
+        msg = f"this order failed ({type(result).__name__}), and the error could not be encoded"
+    return _sub(_LEN[2], internal_status(msg).SerializeToString())
+
+
+def checked_result_bytes(result: Order | OmsError, source: o.PlaceOrderRequest | None = None
+                         ) -> bytes:
+    """``result_bytes``, parsed back to prove it valid; an INTERNAL status of its own if not."""
+    try:
+        b = result_bytes(result, source)
+        o.PlaceOrderResult.FromString(b)
+        return b
+    except Exception:
+        log.exception("cannot encode the result of %s",
+                      result.id if isinstance(result, Order) else type(result).__name__)
+        return _unencodable(result)
+
+
+def place_result(result: Order | OmsError, source: o.PlaceOrderRequest | None = None
+                 ) -> o.PlaceOrderResult:
+    try:
+        return o.PlaceOrderResult.FromString(result_bytes(result, source))
+    except Exception:
+        return o.PlaceOrderResult.FromString(checked_result_bytes(result, source))
+
+
+def batch_response(results: Sequence[Order | OmsError],
+                   sources: Sequence[o.PlaceOrderRequest | None]) -> o.BatchPlaceOrdersResponse:
+    """``BatchPlaceOrdersResponse``: one bad result fails alone, never the response."""
+    try:
+        return o.BatchPlaceOrdersResponse.FromString(batch_response_bytes(results, sources))
+    except Exception:
+        return o.BatchPlaceOrdersResponse.FromString(b"".join(
+            [_sub(_LEN[1], checked_result_bytes(r, s)) for r, s in zip(results, sources)]))
+
+
+class UnencodableOrder(ItemFailedError):
+    """A placed order that cannot be encoded (unary PlaceOrder): the message says it was placed."""
+
+
+def order_message(order: Order, source: o.PlaceOrderRequest | None = None) -> c.Order:
+    try:
+        return c.Order.FromString(order_bytes(order, source))
+    except Exception as e:
+        raise UnencodableOrder(f"order {order.id} was placed, but the server could not encode "
+                               "it; this is a bug: report it with the order id") from e

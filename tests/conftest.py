@@ -22,6 +22,12 @@ settings.register_profile("oms", derandomize=True, deadline=None)
 settings.load_profile("oms")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # tests/hostile/: a long run (OMS_HOSTILE_EXAMPLES=N sets the count exactly)
+    parser.addoption("--hostile-long", action="store_true", default=False,
+                     help="run the hostile-input suite with many examples per RPC")
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as r:

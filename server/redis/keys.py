@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
+
+from server.validation import SKU_RE, WAREHOUSE_ID_RE  # noqa: F401 (SKU_RE re-exported)
 
 PREFIX = "oms:"
 NET = PREFIX + "{net}:"
@@ -25,8 +26,8 @@ RISK = PREFIX + "{risk}:"  # velocity windows and customer history of the fraud 
 SHIP_SEQ = NET + "ship_seq"  # counter behind tracking numbers
 SHIP_SLOTS = NET + "ship_slots"  # hash "<order id>/<n>" -> sequence number
 
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-SKU_RE = re.compile(r"^[A-Za-z0-9_./-]{1,64}$")
+# The one definition of each pattern is in server/validation.py; use them with fullmatch.
+ID_RE = WAREHOUSE_ID_RE
 
 
 def shard(warehouse_id: str) -> str:
@@ -103,8 +104,8 @@ def idem_claims(digest: str, period: int) -> str:
 def home_of(order_id: str) -> str:
     """The home warehouse encoded in an order id; ValueError if the id is malformed."""
     home, sep, suffix = order_id.rpartition(".")
-    if not sep or not suffix or not ID_RE.match(home):
-        raise ValueError(f"malformed order id {order_id!r}")
+    if not sep or not suffix or not ID_RE.fullmatch(home):
+        raise ValueError(f"malformed order id {order_id[:32]!r}")
     return home
 
 

@@ -8,8 +8,10 @@ quarter of the CPU. This module does the same round trip in a fraction of it. On
 path's pipelines (EVALSHA, MGET, BITFIELD_RO) go through it; everything else keeps using
 redis-py, on the same server and database.
 
-Errors follow redis-py: a connection problem raises ``redis.exceptions.ConnectionError`` (the
-connection is dropped, never reused in an unknown state); an error reply raises the first
+Errors follow redis-py: a connection problem raises ``StoreUnavailable``, a redis-py
+``ConnectionError`` that is also the domain's retryable ``UnavailableError`` (the connection is
+dropped, never reused in an unknown state, and so are the idle ones: they went to the same
+server); an error reply raises the first
 error as ``ResponseError`` (``NoScriptError`` for NOSCRIPT) after all replies are read.
 """
 from __future__ import annotations
@@ -21,8 +23,9 @@ from typing import Any
 
 import hiredis
 from redis.asyncio.connection import parse_url
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+
+from server.redis.unavailable import StoreUnavailable
 
 _MAX_IDLE = 16
 
@@ -148,7 +151,7 @@ class RawClient:
             else:
                 r, w = await asyncio.open_connection(self._host, self._port)
         except OSError as e:
-            raise RedisConnectionError(f"cannot connect to Redis: {e}") from e
+            raise StoreUnavailable(f"cannot connect to Redis: {e}") from e
         conn = _Conn(r, w)
         setup: list[bytes] = []
         if self._password:
@@ -169,7 +172,7 @@ class RawClient:
             if r is False:
                 data = await reader.read(262144)
                 if not data:
-                    raise RedisConnectionError("Redis closed the connection")
+                    raise StoreUnavailable("Redis closed the connection")
                 parser.feed(data)
                 continue
             replies.append(r)
@@ -182,7 +185,15 @@ class RawClient:
     async def execute(self, cmds: list[bytes]) -> list[Any]:
         if not cmds:
             return []
-        conn = self._idle.pop() if self._idle else await self._connect()
+        conn = None
+        while self._idle:
+            conn = self._idle.pop()
+            if not (conn.reader.at_eof() or conn.writer.is_closing()):
+                break
+            conn.close()  # Redis went away (a restart) while it was idle
+            conn = None
+        if conn is None:
+            conn = await self._connect()
         self._busy.add(conn)
         try:
             replies = await self._roundtrip(conn, cmds)
@@ -192,11 +203,18 @@ class RawClient:
         except BaseException as e:  # I/O error or cancellation mid-reply: state unknown
             self._busy.discard(conn)
             conn.close()
+            if isinstance(e, (OSError, StoreUnavailable)):
+                self._drop_idle()
             if isinstance(e, OSError):
-                raise RedisConnectionError(f"Redis connection failed: {e}") from e
+                raise StoreUnavailable(f"Redis connection failed: {e}") from e
             raise
         self._keep(conn)
         return replies
+
+    def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for c in idle:
+            c.close()
 
     def _keep(self, conn: _Conn) -> None:
         self._busy.discard(conn)

@@ -528,7 +528,8 @@ RISK_SIGNALS = r"""
 -- before it (the fraud rules' inputs). All risk keys share the {risk} slot so a batch is one
 -- call. Velocity lives in one hash per window (fields "c:<id>", "e:<id>", "a:<id>"), expiring
 -- after two windows; a count is this window's plus the previous one's. History is one field
--- per customer in hash "hist": "orders value_sum lat_sum lon_sum country", coordinates in
+-- per customer in hash "hist" (field "c:<id>", or "e:<email>" for an order without a customer
+-- id): "orders value_sum lat_sum lon_sum country", coordinates in
 -- millionths of a degree so that every number is an integer (Lua prints a float with
 -- sprintf("%.14g"), which costs more than the rest of a row's work).
 -- KEYS[1] any key of the slot (oms:{risk}:seen)
@@ -558,7 +559,9 @@ for e = 4, #A, 7 do
   local fe = m ~= '' and ('e:' .. m) or false
   local fa = a ~= '' and ('a:' .. a) or false
   want(fc); want(fe); want(fa)
-  local w = c ~= '' and c or m
+  -- history is per customer id, else per e-mail, in separate namespaces: an id equal to
+  -- someone's e-mail must not inherit that history
+  local w = c ~= '' and ('c:' .. c) or (m ~= '' and ('e:' .. m) or '')
   if w ~= '' and not wseen[w] then wseen[w] = true; who[#who + 1] = w end
   rows[#rows + 1] = {e, fc, fe, fa, w}
 end
@@ -646,30 +649,48 @@ CLAIM_KEYS = r"""
 -- CLAIM_KEYS: claim idempotency keys of one bucket (field = sha1 of the client's key).
 -- KEYS[1] this period's claims hash  KEYS[2] the previous period's
 -- ARGV[1] "claim" | "finish"  ARGV[2] expiry of KEYS[1] in seconds
--- claim:  ARGV[3] pending value, ARGV[4..] digests; returns per digest "" (claimed now) or
---         the value already there (an order id, or "pending:..." while another request works)
--- finish: ARGV[3..] pairs digest, value ("" = drop the claim: the request failed)
+-- claim:  ARGV[3] pending value "pending:<owner token>:<lease end ms>", ARGV[4] now (ms),
+--         ARGV[5..] digests; returns per digest "" (claimed now), "takeover" (claimed now from
+--         an owner whose lease ended: an order may exist already) or the value already there
+--         (an order id, or "pending:..." while a live owner works)
+-- finish: ARGV[3] owner token ("" = any), ARGV[4..] pairs digest, value ("" = drop the claim:
+--         the request failed); with an owner, only claims still pending for it change (one
+--         taken over meanwhile belongs to its new owner)
 -- (claims read both hashes with one HMGET each and write with one HSET: per call, not per key)
 local out = {}
 if ARGV[1] == 'claim' then
+  local now = tonumber(ARGV[4])
   local digests = {}
-  for k = 4, #ARGV do digests[#digests + 1] = ARGV[k] end
+  for k = 5, #ARGV do digests[#digests + 1] = ARGV[k] end
   local cur = call_chunked('HMGET', KEYS[1], digests, 1)
   local prev = call_chunked('HMGET', KEYS[2], digests, 1)
   local new, taken = {}, {}
   for k = 1, #digests do
     local d = digests[k]
-    local v = cur[k] or prev[k] or taken[d]
-    if v then out[#out + 1] = v else
+    local v = taken[d] or cur[k] or prev[k]
+    local expired = false
+    if v and not taken[d] and string.sub(v, 1, 8) == 'pending:' then
+      -- no lease (a claim written before leases existed) counts as ended
+      local lease = tonumber(string.match(v, '^pending:[^:]*:(%d+)$') or '0')
+      expired = lease <= now
+    end
+    if v and not expired then out[#out + 1] = v else
       taken[d] = ARGV[3]
       new[#new + 1] = d; new[#new + 1] = ARGV[3]
-      out[#out + 1] = ''
+      out[#out + 1] = expired and 'takeover' or ''
     end
   end
   if #new > 0 then call_chunked('HSET', KEYS[1], new, 2) end
 else
-  for k = 3, #ARGV, 2 do
-    if ARGV[k + 1] == '' then
+  local owner = ARGV[3] ~= '' and ('pending:' .. ARGV[3] .. ':') or nil
+  for k = 4, #ARGV, 2 do
+    local keep = false
+    if owner then
+      local v = redis.call('HGET', KEYS[1], ARGV[k]) or redis.call('HGET', KEYS[2], ARGV[k])
+      keep = not v or string.sub(v, 1, #owner) ~= owner
+    end
+    if keep then
+    elseif ARGV[k + 1] == '' then
       redis.call('HDEL', KEYS[1], ARGV[k])
       redis.call('HDEL', KEYS[2], ARGV[k])
     else
@@ -679,6 +700,59 @@ else
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return out
+"""
+
+RESERVE_REFUND = r"""
+-- RESERVE_REFUND: check a refund against the bounds and record it as pending on the order, in
+-- one step, before the gateway is called: a concurrent refund sees this one's reservation, so
+-- together they never pass the bounds, and the gateway can never pay more than the order holds.
+-- Bounds: the return's value (ARGV[3], from its lines: fixed once requested) less what was
+-- refunded and is pending on that return; the captured amount less what was refunded and is
+-- pending on the whole order. Refunds are order hash fields "rf:<return id>/f<n>" =
+-- "<amount> <state>", state P (pending: the gateway may or may not have paid), D (done:
+-- counted in the return's and the payment's refunded_cents, set in the same TRANSITION) or
+-- X (the gateway refused it).
+-- KEYS[1] order hash
+-- ARGV[1] return id  ARGV[2] amount in cents (> 0)  ARGV[3] the return's value in cents
+-- returns {1, refund id} reserved now; {0, refund id} a refund of the same amount already
+--         pending on this return (this request's retry: it finishes that one, never pays twice);
+--         {-1} no such return; {-2, return status} not received yet; {-3, payment status}
+--         nothing captured; {-4, room, value} over the return's value; {-5, room, captured}
+--         over what the order's capture has left
+local okey, rid = KEYS[1], ARGV[1]
+local amount, value = tonumber(ARGV[2]), tonumber(ARGV[3])
+local raw = redis.call('HGET', okey, 'ret:' .. rid)
+if not raw then return {-1} end
+local ret = cjson.decode(raw)
+if ret.status ~= 'RECEIVED' and ret.status ~= 'REFUNDED' then return {-2, ret.status} end
+local praw = redis.call('HGET', okey, 'pay')
+local pay = praw and cjson.decode(praw) or {status = 'NONE'}
+if pay.status ~= 'CAPTURED' and pay.status ~= 'PARTIALLY_REFUNDED' and pay.status ~= 'REFUNDED' then
+  return {-3, pay.status}
+end
+local mine = 'rf:' .. rid .. '/f'
+local held_ret, held_all, n = 0, 0, 0
+for _, f in ipairs(redis.call('HKEYS', okey)) do
+  if string.sub(f, 1, 3) == 'rf:' then
+    local amt, st = string.match(redis.call('HGET', okey, f), '^(%d+) (%u)$')
+    amt = tonumber(amt)
+    local ours = string.sub(f, 1, #mine) == mine
+    if ours then n = n + 1 end
+    if st == 'P' then
+      if ours and amt == amount then return {0, string.sub(f, 4)} end
+      held_all = held_all + amt
+      if ours then held_ret = held_ret + amt end
+    end
+  end
+end
+local room = value - (tonumber(ret.refunded_cents) or 0) - held_ret
+if amount > room then return {-4, room, value} end
+local captured = tonumber(pay.captured_cents) or 0
+room = captured - (tonumber(pay.refunded_cents) or 0) - held_all
+if amount > room then return {-5, room, captured} end
+local id = rid .. '/f' .. (n + 1)
+redis.call('HSET', okey, 'rf:' .. id, ARGV[2] .. ' P')
+return {1, id}
 """
 
 ALL: dict[str, str] = {
@@ -696,4 +770,5 @@ ALL: dict[str, str] = {
     "RISK_SIGNALS": _LUA_CHUNKED + RISK_SIGNALS,
     "POP_FOLLOWUPS": POP_FOLLOWUPS,
     "CLAIM_KEYS": _LUA_CHUNKED + CLAIM_KEYS,
+    "RESERVE_REFUND": RESERVE_REFUND,
 }

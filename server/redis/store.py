@@ -18,7 +18,8 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from engine.errors import ConflictError, NotFoundError, OmsError, PreconditionError, TransitionError
+from engine.errors import (ConflictError, NotFoundError, OmsError, PreconditionError, TransitionError,
+                           quote)
 from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus, allowed_sources
 from engine.models import (
     Address,
@@ -38,10 +39,14 @@ from engine.models import (
     StockLevel,
     Warehouse,
 )
+from server.redis import events as event_streams
 from server.redis import keys, scripts
 from server.redis.rawpipe import Packed, RawClient, RawPipeline, bulk, bulk_int, bulk_str
+from server.redis.unavailable import Redis as UnavailableAwareRedis
+from server.redis.unavailable import SyncRedis
 
 PENDING = "pending:"
+TAKEOVER = "takeover"  # claim_keys: claimed from an owner whose lease ended (an order may exist)
 # Up to this many distinct skus (and at most 1/32 of the catalogue) a snapshot reads single
 # entries (BITFIELD_RO per warehouse) instead of whole packed arrays (MGET): 20 arrays of a
 # 10,000-sku catalogue are 800 KB.
@@ -153,12 +158,15 @@ class StaleError(OmsError):
 
 class Store:
     def __init__(self, client: aioredis.Redis, raw: RawClient, *, events_maxlen: int = 1_000_000,
-                 idempotency_ttl_s: int = 86400) -> None:
+                 idempotency_ttl_s: int = 86400, claim_lease_s: float = 10.0) -> None:
         self.r = client
         self.raw = raw  # lean pipelines for the hot round trips (same server and database)
         self.events_maxlen = events_maxlen
         self.idempotency_ttl_s = idempotency_ttl_s
         self._claim_life_s = 2 * idempotency_ttl_s + 60  # a claims hash covers one period
+        # A pending claim's owner has this long to place the order; after that a retry takes
+        # the claim over (the owner died, or its batch was cut off before writing).
+        self.claim_lease_s = claim_lease_s
         self._s = {name: client.register_script(src) for name, src in scripts.ALL.items()}
         self._sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in scripts.ALL.items()}
         self._wh_cache: tuple[float, list[Warehouse]] | None = None
@@ -168,7 +176,8 @@ class Store:
     def from_url(cls, url: str, **kw: int) -> "Store":
         # A blocking pool: bursts of concurrent RPCs wait for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=30)
-        return cls(aioredis.Redis(connection_pool=pool), RawClient(url), **kw)
+        # Connection errors come out as the retryable StoreUnavailable (UNAVAILABLE).
+        return cls(UnavailableAwareRedis(connection_pool=pool), RawClient(url), **kw)
 
     async def close(self) -> None:
         await self.raw.close()
@@ -435,11 +444,17 @@ class Store:
         raw = await self._exec(build)
         return dict(zip(order, raw))
 
-    async def claim_keys(self, idem_keys: Sequence[str], token: str) -> list[str | None]:
-        """Claim each key. None where this call now owns the key, else the value already
-        there: an order id, or ``pending:...`` while another request is placing it."""
+    async def claim_keys(self, idem_keys: Sequence[str], token: str,
+                         lease_s: float | None = None) -> list[str | None]:
+        """Claim each key for ``lease_s`` (default ``claim_lease_s``). None where this call now
+        owns the key, TAKEOVER where it owns it after the previous owner's lease ended (look
+        for that owner's order before placing one), else the value already there: an order
+        id, or ``pending:...`` while a live owner is placing it."""
         if not idem_keys:
             return []
+        now = now_ms()
+        lease_ms = int((self.claim_lease_s if lease_s is None else lease_s) * 1000)
+        value = f"{PENDING}{token}:{now + lease_ms}"
         # one period for the whole call (a boundary passing mid-call must not split it), and
         # the bucket hashes computed once per key
         period = int(time.time()) // self.idempotency_ttl_s
@@ -447,7 +462,7 @@ class Store:
         where = [self._claim_hashes(d, period) for d in digests]
         per_bucket: dict[tuple[str, str], list[str]] = {}
         for h, d in zip(where, digests):
-            per_bucket.setdefault(h, [PENDING + token]).append(d)
+            per_bucket.setdefault(h, [value, now]).append(d)
         answers = await self._claims_call("claim", per_bucket)
         pos = {h: 0 for h in per_bucket}
         out: list[str | None] = []
@@ -457,11 +472,14 @@ class Store:
             out.append(_s(v) or None)
         return out
 
-    async def finish_keys(self, done: Sequence[tuple[str, str]], dropped: Sequence[str]) -> None:
+    async def finish_keys(self, done: Sequence[tuple[str, str]], dropped: Sequence[str],
+                          token: str = "") -> None:
+        """Record the order id of each ``done`` key, drop the ``dropped`` claims. With the
+        owner's ``token``, only claims still pending for that owner change."""
         per_bucket: dict[tuple[str, str], list[str]] = {}
         for k, oid in [*done, *((k, "") for k in dropped)]:
             d = keys.digest(k)
-            per_bucket.setdefault(self._claim_hashes(d), []).extend((d, oid))
+            per_bucket.setdefault(self._claim_hashes(d), [token]).extend((d, oid))
         if per_bucket:
             await self._claims_call("finish", per_bucket)
 
@@ -474,6 +492,35 @@ class Store:
             a, b = await p.execute()
         v = a if a is not None else b
         return None if v is None else _s(v)
+
+    async def resolve_claim(self, idem_key: str) -> str:
+        """The order id of a key claimed by another request, waiting while a live owner is
+        within its lease; "" when the claim is gone (its request failed) or its lease ended
+        with no order behind it: the caller then makes a fresh attempt. Never waits much
+        longer than one lease."""
+        deadline = time.monotonic() + self.claim_lease_s + 1.0
+        delay = 0.002
+        while True:
+            v = await self._claim_value(idem_key)
+            if v is not None and not v.startswith(PENDING):
+                return v
+            if v is None:
+                return ""
+            found = await self._idem_in_shards(idem_key)
+            if found:
+                await self.finish_keys([(idem_key, found)], [])
+                return found
+            if _lease_end(v) <= now_ms():
+                return ""
+            if time.monotonic() > deadline:  # an owner whose clock runs ahead of ours
+                raise ConflictError(f"a request with idempotency_key {quote(idem_key)} is still "
+                                    "in progress; retry")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def idem_order(self, idem_key: str) -> str:
+        """The id of the order placed with ``idem_key`` (the shards' mappings), or ""."""
+        return await self._idem_in_shards(idem_key)
 
     async def wait_for_key(self, idem_key: str, timeout_s: float = 5.0) -> str:
         """Wait until a concurrent request that holds ``idem_key`` has its order id. The order
@@ -803,37 +850,19 @@ class Store:
         the cursor. Events come back merged in id (time) order, and never past the last id of
         a stream whose read was cut at ``count`` (it may hold older events not read yet), so
         that resuming after any delivered event id skips nothing."""
-        whs = await self.warehouses()
-        # A warehouse that appeared after the cursor was made: all its events are new.
-        streams = {keys.Shard(w.id).events: cursor.setdefault(w.id, "0-0") for w in whs}
-        if not streams:
-            await asyncio.sleep(block_ms / 1000)
-            return []
-        raw = await self.r.xread(streams, count=count, block=block_ms or None)
-        out: list[tuple[tuple[int, int], str, str, OrderEvent]] = []
-        horizon: tuple[int, int] | None = None
-        for stream, entries in raw or []:
-            key = _s(stream)
-            wid = key[len(keys.PREFIX) + 3: key.index("}")]
-            for eid, f in entries:
-                sid = _s(eid)
-                ms, _, seq = sid.partition("-")
-                out.append(((int(ms), int(seq)), wid, sid, OrderEvent(
-                    event_id=f"{sid}@{wid}", order_id=_s(f[b"o"]), type=_s(f[b"t"]),
-                    status=int(f[b"s"]), at_ms=int(ms), detail=_s(f.get(b"d", b"")),
-                    channel=_s(f.get(b"c", b"")))))
-            if len(entries) >= count:
-                ms, _, seq = _s(entries[-1][0]).partition("-")
-                last = (int(ms), int(seq))
-                horizon = last if horizon is None or last < horizon else horizon
-        out.sort(key=lambda t: (t[0], t[1]))
-        delivered = []
-        for pos, wid, sid, ev in out:
-            if horizon is not None and pos > horizon:
-                break
-            cursor[wid] = sid
-            delivered.append(ev)
-        return delivered
+        return await event_streams.read(self.r, await self.warehouses(), cursor, block_ms, count)
+
+    async def read_events_upto(self, cursor: dict[str, str], upto: dict[str, str],
+                               count: int = 500) -> tuple[list[OrderEvent], bool]:
+        """One non-blocking page of history: the events after ``cursor`` up to ``upto`` (both
+        warehouse -> stream id), merged in id order; advances the cursor. True when the page
+        reached every bound."""
+        return await event_streams.read_upto(self.r, cursor, upto, count)
+
+    def event_tail(self) -> event_streams.EventTail:
+        """A blocking event reader on a connection of its own, outside the request pool (the
+        event hub's tailer). The caller closes it (``aclose``)."""
+        return event_streams.EventTail(self.r, self.warehouses)
 
     async def event_cursor(self, after_event_id: str) -> dict[str, str]:
         """Cursor for resuming after ``after_event_id`` ("<ms>-<seq>@<warehouse>"). Other
@@ -845,11 +874,12 @@ class Store:
             return dict(zip([w.id for w in whs], ids))
         if after_event_id == "0":
             return {w.id: "0-0" for w in whs}
-        sid, _, wid = after_event_id.partition("@")
-        ms, _, seq = sid.partition("-")
-        if not ms.isdigit() or not seq.isdigit() or not wid:
-            raise OmsError(f"malformed event id {after_event_id!r}, expected <ms>-<seq>@<warehouse>")
-        before = f"{int(ms) - 1}-18446744073709551615" if int(ms) > 0 else "0-0"
+        try:
+            sid, wid = event_streams.parse_event_id(after_event_id)
+        except ValueError as e:
+            raise OmsError(f"malformed event id {after_event_id[:32]!r}: {e}") from None
+        ms = event_streams.sid_key(sid)[0]
+        before = f"{ms - 1}-{event_streams.U64_MAX}" if ms > 0 else "0-0"
         return {w.id: (sid if w.id == wid else before) for w in whs}
 
     async def _last_ids(self, wids: Sequence[str]) -> list[str]:
@@ -923,7 +953,19 @@ class Store:
             for oid_b, rec in (await self.r.hgetall(sh.resv)).items():
                 oid = _s(oid_b)
                 toks = _s(rec).split()
-                held = {toks[i]: int(toks[i + 2]) for i in range(1, len(toks), 3)}
+                # Sum repeats of a sku: a record naming one twice (e.g. a sku "NL\n" next to
+                # "NL" once split on whitespace) must not hide units from the check below.
+                held: dict[str, int] = {}
+                if (len(toks) - 1) % 3 or not all(
+                        t.lstrip("-").isdigit() for t in toks[3::3]):
+                    problems.append(f"{w.id}: reservation record of {oid} is malformed: "
+                                    f"{_s(rec)[:80]!r}")
+                    continue
+                for i in range(1, len(toks), 3):
+                    held[toks[i]] = held.get(toks[i], 0) + int(toks[i + 2])
+                    if int(toks[i + 2]) <= 0:
+                        problems.append(f"{w.id}: reservation of {oid} holds {toks[i + 2]} of "
+                                        f"{toks[i]!r}")
                 for sku, q in held.items():
                     summed[sku] = summed.get(sku, 0) + q
                 if oid.endswith(STAGED):
@@ -945,7 +987,9 @@ class Store:
             ids = await self.sku_ids(set(onhand) | set(reserved))
             for sku in set(onhand) | set(reserved):
                 free = onhand.get(sku, 0) - reserved.get(sku, 0)
-                if reserved.get(sku, 0) < 0 or free < 0:
+                if reserved.get(sku, 0) < 0:
+                    problems.append(f"{w.id}/{sku}: reserved {reserved.get(sku, 0)} is negative")
+                elif free < 0:
                     problems.append(f"{w.id}/{sku}: on_hand {onhand.get(sku, 0)} reserved "
                                     f"{reserved.get(sku, 0)}: available is negative")
                 sid = ids.get(sku)
@@ -996,6 +1040,35 @@ class Store:
                     released += 1
                 elif o.status not in holding or w.id not in o.warehouses:
                     released += await self.release(w.id, oid)
+        return released
+
+    async def sweep_orphans(self, grace_ms: int) -> int:
+        """The periodic part of the recovery sweep: release reservations whose order does not
+        exist and that are older than ``grace_ms`` (a placement writes its order one round trip
+        after its other warehouses' reservations, so the grace must exceed the longest write
+        phase). Existence checks pipelined 1,000 at a time: cheap enough to run every few
+        seconds beside traffic. Staged moves and other repairs stay with ``recover``."""
+        released = 0
+        cutoff = now_ms() - grace_ms
+        for w in await self.warehouses(0.0):
+            sh = keys.Shard(w.id)
+            ids = [_s(k) for k in await self.r.hkeys(sh.resv)]
+            ids = [rid for rid in ids if not rid.endswith(STAGED)]
+            for at in range(0, len(ids), 1000):
+                page = ids[at:at + 1000]
+                order_keys = []
+                for rid in page:
+                    try:
+                        order_keys.append(keys.Shard(keys.home_of(rid)).order(rid))
+                    except ValueError:
+                        order_keys.append("")
+                async with self.r.pipeline(transaction=False) as p:
+                    for k in order_keys:
+                        p.exists(k or sh.resv + ":none")
+                    there = await p.execute()
+                for rid, k, n in zip(page, order_keys, there):
+                    if not k or not n:
+                        released += await self.release(w.id, rid, older_than_ms=cutoff)
         return released
 
 
@@ -1086,6 +1159,12 @@ def _unpack_avail(raw: Sequence[bytes | None], sku_ids: np.ndarray) -> np.ndarra
     return table[:, sku_ids].astype(np.int64)
 
 
+def _lease_end(claim: str) -> int:
+    """Lease end (ms) of a ``pending:<token>:<ms>`` claim; 0 (ended) for one without."""
+    tail = claim.rsplit(":", 1)[-1]
+    return int(tail) if claim.count(":") >= 2 and tail.isdigit() else 0
+
+
 def _s(v: bytes | str | None) -> str:
     if v is None:
         return ""
@@ -1098,9 +1177,7 @@ class RedisLedger:
     and a payment is never made twice. Synchronous: the gateway is called from a thread."""
 
     def __init__(self, url: str) -> None:
-        import redis as sync_redis  # noqa: PLC0415
-
-        self.r = sync_redis.Redis.from_url(url)
+        self.r = SyncRedis.from_url(url)  # connection errors: StoreUnavailable
 
     def get(self, key: str) -> str | None:
         v = self.r.get(keys.ledger(key))

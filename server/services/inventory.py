@@ -6,7 +6,7 @@ import grpc
 from oms.v1 import common_pb2 as c
 from oms.v1 import inventory_pb2 as pb
 from oms.v1 import inventory_pb2_grpc as rpc
-from server import codec
+from server import codec, validation as val
 from server.errors import handle_errors
 from engine import replenishment
 from engine.errors import NotFoundError
@@ -53,6 +53,7 @@ class InventoryServicer(rpc.InventoryServiceServicer):
         wid = codec.check_warehouse_id(request.warehouse_id)
         sku = codec.check_sku(request.sku)
         codec.check_units(request.counted, "counted")
+        val.require_text(request.reason, "reason", "reason", multiline=True)
         await self.store.warehouse(wid)
         if sku not in await self.store.sku_ids([sku]):
             raise NotFoundError("sku", sku)
@@ -69,8 +70,8 @@ class InventoryServicer(rpc.InventoryServiceServicer):
             raise codec.ValidationError.one("delta", "0 changes nothing")
         if abs(request.delta) > codec.MAX_STOCK:
             raise codec.ValidationError.one("delta", f"|{request.delta}| is more than {codec.MAX_STOCK}")
-        if len(request.idempotency_key) > codec.MAX_KEY_LEN:
-            raise codec.ValidationError.one("idempotency_key", f"longer than {codec.MAX_KEY_LEN}")
+        val.raise_if(val.key_violation(request.idempotency_key, "idempotency_key"),
+                     val.text_violation(request.reason, "reason", "reason", multiline=True))
         level = await self.store.adjust_stock(wid, sku, request.delta, request.idempotency_key)
         return codec.encode_stock(level)
 
@@ -88,19 +89,18 @@ class InventoryServicer(rpc.InventoryServiceServicer):
         pol = request.policy
         wid = codec.check_warehouse_id(pol.warehouse_id, "policy.warehouse_id")
         sku = codec.check_sku(pol.sku, "policy.sku")
-        if pol.reorder_point < 0:
-            raise codec.ValidationError.one("policy.reorder_point", f"{pol.reorder_point} must be >= 0")
-        if not 0 < pol.lead_time_days <= 365:
-            raise codec.ValidationError.one("policy.lead_time_days", f"{pol.lead_time_days} must be in (0, 365]")
+        val.raise_if(
+            val.int_violation(pol.reorder_point, 0, val.MAX_STOCK, "policy.reorder_point"),
+            val.float_violation(pol.lead_time_days, 0, val.MAX_DAYS, "policy.lead_time_days",
+                                lo_open=True))
         await self.store.set_replenishment_policy(wid, sku, pol.reorder_point, pol.lead_time_days)
         return pol
 
     @handle_errors
     async def SuggestReplenishment(self, request: pb.SuggestReplenishmentRequest,
                                    context: grpc.aio.ServicerContext) -> pb.SuggestReplenishmentResponse:
-        window = request.window_days or 14.0
-        if not 0 < window <= 365:
-            raise codec.ValidationError.one("window_days", f"{window} must be in (0, 365]")
+        window = val.require_float(request.window_days or 14.0, val.MIN_WINDOW_DAYS, val.MAX_DAYS,
+                                   "window_days")
         if request.warehouse_id:
             whs = [await self.store.warehouse(codec.check_warehouse_id(request.warehouse_id))]
         else:

@@ -4,16 +4,19 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import grpc
 
-from engine.errors import OmsError, PreconditionError, ResourceExhaustedError, ValidationError
+from engine.errors import (ItemFailedError, OmsError, PreconditionError, ResourceExhaustedError,
+                           ValidationError)
 from engine.lifecycle import OrderStatus
 from engine.models import Order
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
-from server import codec, wire
+from server import codec, validation as val, wire
+from server.events_hub import EventHub
 from server.errors import code_for, handle_errors, handle_stream_errors
 from server.metrics import ORDER_ERRORS, ORDERS_PLACED
 from server.intake import Coalescer, Intake
@@ -53,8 +56,10 @@ def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
 
 
 class OrderServicer(rpc.OrderServiceServicer):
-    def __init__(self, store: Store, intake: Intake, life: OrderLife, max_batch: int = 1000) -> None:
+    def __init__(self, store: Store, intake: Intake, life: OrderLife, max_batch: int = 1000,
+                 hub: EventHub | None = None) -> None:
         self.store = store
+        self.hub = hub if hub is not None else EventHub(store)
         self.intake = intake
         self.life = life
         self.max_batch = max_batch
@@ -69,7 +74,7 @@ class OrderServicer(rpc.OrderServiceServicer):
         if isinstance(res, OmsError):
             raise res
         (src,) = _sources([request], [req], [res])
-        return c.Order.FromString(wire.order_bytes(res, src))
+        return wire.order_message(res, src)
 
     @handle_errors
     async def BatchPlaceOrders(self, request: pb.BatchPlaceOrdersRequest,
@@ -81,8 +86,7 @@ class OrderServicer(rpc.OrderServiceServicer):
         decoded = _decode_all(requests)
         results = await self.intake.place(decoded)
         _count(results)
-        return pb.BatchPlaceOrdersResponse.FromString(
-            wire.batch_response_bytes(results, _sources(requests, decoded, results)))
+        return wire.batch_response(results, _sources(requests, decoded, results))
 
     async def PlaceOrders(self, request_iterator: AsyncIterator[pb.PlaceOrderRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlaceOrderResult]:
@@ -113,31 +117,38 @@ class OrderServicer(rpc.OrderServiceServicer):
                         break
                     batch.append(nxt)
                 decoded = _decode_all(batch)
-                results = await self.coalescer.submit(decoded)
+                try:
+                    results = await self.coalescer.submit(decoded)
+                except Exception as e:  # noqa: BLE001 - the stream outlives one bad round
+                    # Each order of the round gets its own error; the stream goes on.
+                    err = e if isinstance(e, OmsError) else ItemFailedError(
+                        "unexpected error while placing this order; it may have been placed: "
+                        "retry with the same idempotency_key", maybe_written=True)
+                    results = [d if isinstance(d, OmsError) else err for d in decoded]
                 _count(results)
                 for r, src in zip(results, _sources(batch, decoded, results)):
-                    yield pb.PlaceOrderResult.FromString(wire.result_bytes(r, src))
+                    yield wire.place_result(r, src)
         finally:
             task.cancel()
 
     @handle_errors
     async def GetOrder(self, request: pb.GetOrderRequest,
                        context: grpc.aio.ServicerContext) -> c.Order:
-        codec.require(request.order_id, "order_id")
+        codec.check_order_id(request.order_id)
         return codec.encode_order(await self.store.get_order(request.order_id))
 
     @handle_errors
     async def ListOrders(self, request: pb.ListOrdersRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
         status = codec.decode_status(request.status)
-        if request.channel and not codec.CHANNEL_RE.match(request.channel):
-            raise ValidationError.one("channel", f"{request.channel!r} must match {codec.CHANNEL_RE.pattern}")
+        if request.channel:
+            val.require_pattern(request.channel, val.CHANNEL_RE, "channel")
         size = request.page_size or 50
-        if not 0 < size <= 1000:
-            raise ValidationError.one("page_size", f"{request.page_size} must be in 1..1000")
+        if not 0 < size <= val.MAX_PAGE_SIZE:
+            raise ValidationError.one("page_size", f"{request.page_size} must be in 1..{val.MAX_PAGE_SIZE}")
         token = request.page_token
-        if token and not all(ch in "0123456789abcdef" for ch in token):
-            raise ValidationError.one("page_token", f"{token!r} is not a token from ListOrders")
+        if token and val.PAGE_TOKEN_RE.fullmatch(token) is None:
+            raise ValidationError.one("page_token", f"{val.quote(token)} is not a token from ListOrders")
         orders, nxt = await self.store.list_orders(status, request.channel, size, token)
         return pb.ListOrdersResponse(orders=[codec.encode_order(o) for o in orders],
                                      next_page_token=nxt)
@@ -145,13 +156,15 @@ class OrderServicer(rpc.OrderServiceServicer):
     @handle_errors
     async def CancelOrder(self, request: pb.CancelOrderRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        codec.require(request.order_id, "order_id")
+        codec.check_order_id(request.order_id)
+        val.require_text(request.reason, "reason", "reason", multiline=True)
         return codec.encode_order(await self.life.cancel(request.order_id, request.reason))
 
     @handle_errors
     async def ReleaseHold(self, request: pb.ReleaseHoldRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        codec.require(request.order_id, "order_id")
+        codec.check_order_id(request.order_id)
+        val.require_text(request.reason, "reason", "reason", multiline=True)
         o = await self.store.get_order(request.order_id)
         if o.status == OrderStatus.ON_HOLD:
             target = OrderStatus.ALLOCATED if o.allocations else OrderStatus.BACKORDERED
@@ -169,12 +182,8 @@ class OrderServicer(rpc.OrderServiceServicer):
     @handle_stream_errors
     async def WatchOrderEvents(self, request: pb.WatchOrderEventsRequest,
                                context: grpc.aio.ServicerContext) -> AsyncIterator[c.OrderEvent]:
-        try:
-            cursor = await self.store.event_cursor(request.after_event_id)
-        except OmsError as e:
-            raise ValidationError.one("after_event_id", str(e)) from None
-        while not context.done():
-            for e in await self.store.read_events(cursor, block_ms=1000):
-                if request.order_id and e.order_id != request.order_id:
-                    continue
+        # Every watcher is fed by the process's one event tailer (server/events_hub.py): no
+        # watcher holds a Redis connection of the request pool.
+        async with aclosing(self.hub.watch(request.after_event_id, request.order_id)) as events:
+            async for e in events:
                 yield codec.encode_event(e)

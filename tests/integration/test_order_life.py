@@ -103,7 +103,7 @@ def test_walk_an_order_through_every_state_to_refunded(client, server, tmp_path)
     assert client.get_order(o.id).status == c.ORDER_STATUS_RETURNED
     with pytest.raises(ClientError) as e:
         client.returns.IssueRefund(r.IssueRefundRequest(return_id=ret.id, amount_cents=8000))
-    assert e.value.code.name == "INVALID_ARGUMENT"  # more than captured
+    assert e.value.code.name == "FAILED_PRECONDITION"  # more than the return is worth
     refunded = client.returns.IssueRefund(r.IssueRefundRequest(return_id=ret.id, amount_cents=1500))
     assert refunded.status == "REFUNDED" and refunded.refunded_cents == 1500
     final = client.get_order(o.id)

@@ -1,0 +1,138 @@
+"""Reading the shard event streams (``oms:{w:W}:events``): event ids, merged reads over every
+shard, bounded catch-up reads, and the dedicated connection of the event hub's tailer.
+
+An event id is ``<ms>-<seq>@<warehouse>``: the Redis stream id (two unsigned 64-bit numbers)
+and the shard it lives in. Reads over several shards come back merged in id (time) order and
+never past the last id of a stream whose read was cut at ``count`` (it may hold older events
+not read yet), so resuming after any delivered event id skips nothing.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from engine.models import OrderEvent, Warehouse
+from server.redis import keys
+
+U64_MAX = 2**64 - 1
+# ASCII digits only (``\d`` and ``int()`` also take "²", "١" or "1_0"); 20 digits hold 2^64 - 1,
+# the range is checked after. The warehouse part is checked with keys.ID_RE.
+_EVENT_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})@(.{1,64})", re.ASCII | re.DOTALL)
+EVENT_ID_FORMAT = "<ms>-<seq>@<warehouse>, each number below 2^64"
+
+
+def parse_event_id(text: str) -> tuple[str, str]:
+    """(stream id, warehouse id) of an event id, the stream id in canonical form (no leading
+    zeros). ValueError if ``text`` is not an event id."""
+    m = _EVENT_ID_RE.fullmatch(text)
+    if m is None or keys.ID_RE.fullmatch(m[3]) is None:
+        raise ValueError(f"not an event id ({EVENT_ID_FORMAT})")
+    ms, seq = int(m[1]), int(m[2])
+    if ms > U64_MAX or seq > U64_MAX:
+        raise ValueError(f"stream id out of range ({EVENT_ID_FORMAT})")
+    return f"{ms}-{seq}", m[3]
+
+
+def sid_key(stream_id: str) -> tuple[int, int]:
+    """Sort key of a stream id ``<ms>-<seq>`` as Redis gives it out."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _s(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def _merge(raw: Any, cursor: dict[str, str], count: int,
+           upto: Mapping[str, str] | None) -> tuple[list[OrderEvent], bool]:
+    """The events of an XREAD reply in id order, cut at the horizon (the smallest last id of
+    a stream that returned ``count`` entries); advances ``cursor`` over what is delivered.
+    Entries past ``upto[warehouse]`` are left out (that stream is then read to its bound).
+    Also returns whether nothing was cut at a horizon."""
+    out: list[tuple[tuple[int, int], str, str, OrderEvent]] = []
+    horizon: tuple[int, int] | None = None
+    for stream, entries in raw or []:
+        key = _s(stream)
+        wid = key[len(keys.PREFIX) + 3: key.index("}")]
+        end = sid_key(upto[wid]) if upto is not None else None
+        past_end = False
+        for eid, f in entries:
+            sid = _s(eid)
+            pos = sid_key(sid)
+            if end is not None and pos > end:
+                past_end = True
+                break
+            out.append((pos, wid, sid, OrderEvent(
+                event_id=f"{sid}@{wid}", order_id=_s(f[b"o"]), type=_s(f[b"t"]),
+                status=int(f[b"s"]), at_ms=pos[0], detail=_s(f.get(b"d", b"")),
+                channel=_s(f.get(b"c", b"")))))
+        if not past_end and len(entries) >= count:
+            last = sid_key(_s(entries[-1][0]))
+            horizon = last if horizon is None or last < horizon else horizon
+    out.sort(key=lambda t: (t[0], t[1]))
+    delivered = []
+    for pos, wid, sid, ev in out:
+        if horizon is not None and pos > horizon:
+            break
+        cursor[wid] = sid
+        delivered.append(ev)
+    return delivered, horizon is None
+
+
+async def read(r: aioredis.Redis, warehouses: list[Warehouse], cursor: dict[str, str],
+               block_ms: int, count: int = 500) -> list[OrderEvent]:
+    """XREAD over every warehouse's stream from ``cursor`` (warehouse -> stream id), blocking
+    up to ``block_ms`` (0: not at all); advances the cursor."""
+    # A warehouse that appeared after the cursor was made: all its events are new.
+    streams = {keys.Shard(w.id).events: cursor.setdefault(w.id, "0-0") for w in warehouses}
+    if not streams:
+        if block_ms:
+            await asyncio.sleep(block_ms / 1000)
+        return []
+    raw = await r.xread(streams, count=count, block=block_ms or None)
+    return _merge(raw, cursor, count, None)[0]
+
+
+async def read_upto(r: aioredis.Redis, cursor: dict[str, str], upto: Mapping[str, str],
+                    count: int = 500) -> tuple[list[OrderEvent], bool]:
+    """One page of the events after ``cursor[w]`` (absent: the start) up to and including
+    ``upto[w]``, for the shards in ``upto``, without blocking; advances the cursor. The flag
+    says the page reached every bound (no further page is needed)."""
+    streams = {}
+    for wid, end in upto.items():
+        start = cursor.get(wid, "0-0")
+        if sid_key(start) < sid_key(end):
+            streams[keys.Shard(wid).events] = start
+    if not streams:
+        return [], True
+    raw = await r.xread(streams, count=count)
+    return _merge(raw, cursor, count, upto)
+
+
+class EventTail:
+    """A blocking reader of every shard stream on its own connection, outside the request
+    pool: the event hub's tailer blocks in XREAD most of the time, and a pooled connection held
+    that way is one fewer for the requests."""
+
+    def __init__(self, client: aioredis.Redis,
+                 warehouses: Callable[[], Awaitable[list[Warehouse]]]) -> None:
+        shared = client.connection_pool
+        self._pool = aioredis.ConnectionPool(connection_class=shared.connection_class,
+                                             max_connections=1, **shared.connection_kwargs)
+        # the same client class as the store's (it maps "Redis down" to the domain error)
+        self._r = type(client)(connection_pool=self._pool)
+        self._warehouses = warehouses
+
+    async def read(self, cursor: dict[str, str], block_ms: int, count: int = 500
+                   ) -> list[OrderEvent]:
+        """Events after ``cursor`` on every current warehouse (re-listed each call, cached by
+        the store for a second, so new shards are picked up)."""
+        return await read(self._r, await self._warehouses(), cursor, block_ms, count)
+
+    async def aclose(self) -> None:
+        await self._r.aclose()
+        await self._pool.disconnect()

@@ -1,0 +1,93 @@
+"""Redis clients whose "cannot reach Redis" errors are the domain's retryable
+``UnavailableError``, so the gRPC layer answers UNAVAILABLE instead of INTERNAL.
+
+Translation happens here, at the client, once: every store method, script call and pipeline
+goes through ``execute_command`` or ``Pipeline.execute``, so no store method needs its own
+handler, and no module outside ``server/redis/`` sees a redis-py exception.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline as _AsyncPipeline
+from redis.client import Pipeline as _SyncPipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from engine.errors import UnavailableError
+
+# ConnectionError covers refused/reset sockets, a full connection pool and LOADING (a Redis
+# replaying its AOF after a restart); TimeoutError a socket timeout. Other redis-py errors
+# (error replies, WATCH conflicts) are answers, not outages, and pass unchanged.
+_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+
+class StoreUnavailable(UnavailableError, RedisConnectionError):
+    """Redis is unreachable. Both a domain error (UNAVAILABLE, retryable) and redis-py's
+    ConnectionError, so code inside ``server/redis/`` that handles the latter still does."""
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable:
+    """The domain error for a redis-py connection or timeout error (message kept short)."""
+    return StoreUnavailable(f"store unavailable: {str(exc)[:200]}")
+
+
+class Redis(aioredis.Redis):
+    """``redis.asyncio.Redis`` raising ``StoreUnavailable`` when Redis cannot be reached (after
+    redis-py's own retries, which ride over a restart of a second or two)."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)
+        except StoreUnavailable:
+            raise
+        except _DOWN as e:
+            raise unavailable(e) from e
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> "Pipeline":
+        return Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class Pipeline(_AsyncPipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error)
+        except StoreUnavailable:
+            raise
+        except _DOWN as e:
+            raise unavailable(e) from e
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().immediate_execute_command(*args, **options)
+        except StoreUnavailable:
+            raise
+        except _DOWN as e:
+            raise unavailable(e) from e
+
+
+class SyncRedis(redis.Redis):
+    """The same for the synchronous client (the payment ledger, called from threads)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)
+        except StoreUnavailable:
+            raise
+        except _DOWN as e:
+            raise unavailable(e) from e
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> "SyncPipeline":
+        return SyncPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class SyncPipeline(_SyncPipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return super().execute(raise_on_error)
+        except StoreUnavailable:
+            raise
+        except _DOWN as e:
+            raise unavailable(e) from e
