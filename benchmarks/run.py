@@ -694,7 +694,7 @@ def write_report(R: dict[str, Any], out: Path) -> None:
                         f"{c['written_in_check']} entries written in a check replay, "
                         f"{c['events_per_call']} XADD (order events) per replayed call" for c in rd["configs"])
         notes.append(f"Lua ceiling: {rd['tool']} against oms-server's own embedded {rd.get('redis_server', '')} "
-                     f"(AOF everysec, unix socket) after the intake runs, replaying PLACE_ORDERS calls the "
+                     f"(AOF, unix socket) after the intake runs, replaying PLACE_ORDERS calls the "
                      f"server made (captured with MONITOR) with fresh order ids"
                      + (f"; {rd['note']}" if rd.get("note") else "") + f". {per}.")
     if R.get("setup"):

@@ -49,7 +49,7 @@ class EmbeddedRedis:
     ``supervise()`` after ``start()`` keeps it running."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, port: int = 0,
-                 appendonly: bool = True, nice: int = 0, fsync: str = "everysec") -> None:
+                 appendonly: bool = True, nice: int = 0, fsync: str = "always") -> None:
         if fsync not in ("always", "everysec"):
             raise EmbeddedRedisError(f"fsync must be always or everysec, not {fsync!r}")
         self.data_dir = Path(data_dir).resolve()
