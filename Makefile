@@ -15,7 +15,7 @@ env: $(BIN)/oms-server
 
 ## demo: create the environment, start oms-server on its embedded Redis, run the realistic demo
 demo: env
-	$(BIN)/python -m clients.demo
+	$(BIN)/python -m oms.clients.demo
 
 ## test: lint, then the whole test suite (unit, integration on real Redis + gRPC, end-to-end)
 test: env lint

@@ -10,17 +10,12 @@ scenario stocks ~35%, which forces many split orders through the exact subset se
 """
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-if __package__ in (None, ""):  # run as a script: make the project root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.allocation import (  # noqa: E402
+from oms.engine.allocation import (
     STATUS_NAMES,
     _allocate_kernel,
     _prepare,
@@ -28,7 +23,7 @@ from engine.allocation import (  # noqa: E402
     allocate_reference,
     warmup,
 )
-from engine.geo import all_us_zips, distance_matrix, geocode_us_zip  # noqa: E402
+from oms.engine.geo import all_us_zips, distance_matrix, geocode_us_zip
 
 METRO_ZIPS = (
     "10001", "90012", "60601", "77002", "85004", "19103", "78205", "92101", "75201", "98101",

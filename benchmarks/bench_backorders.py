@@ -24,9 +24,9 @@ from collections import Counter
 from pathlib import Path
 
 from benchmarks.run import ServerProc, log
-from clients.client import OmsClient
-from clients.metros import METROS
-from engine.geo import all_us_zips
+from oms.clients.client import OmsClient
+from oms.clients.metros import METROS
+from oms.engine.geo import all_us_zips
 from oms.v1 import common_pb2 as c
 from oms.v1 import reporting_pb2 as rep
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="oms-bench-backorders-"))
-    server = ServerProc("oms-server", [sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0",
+    server = ServerProc("oms-server", [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0",
                                        "--data-dir", str(tmp / "redis"), "--log-level", "WARNING",
                                        "--fraud-hold-seconds", "0"], tmp / "oms-server.log").start()
     rows = []

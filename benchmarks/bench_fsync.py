@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.run import ServerProc, log, run_load
-from clients.metros import METROS
+from oms.clients.metros import METROS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("always", "everysec")
@@ -35,11 +35,11 @@ COST_LIMIT = 0.20  # the default is "always" unless it costs more than this shar
 def one_mode(mode: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     d = tmp / f"{mode}-{rnd}"
     d.mkdir()
-    cmd = [sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir",
+    cmd = [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir",
            str(d / "redis"), "--log-level", "WARNING", "--workers", "2", "--fsync", mode]
     srv = ServerProc(f"oms-server --fsync {mode}", cmd, d / "server.log").start()
     try:
-        subprocess.run([sys.executable, "-m", "clients.load", "--target", srv.target, "--setup",
+        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
                         "--warehouses", str(len(METROS)), "--skus", str(args.skus),
                         "--duration", "0"], cwd=ROOT, check=True, timeout=900,
                        stdout=subprocess.DEVNULL)

@@ -12,7 +12,7 @@ Two stock scenarios (see SCENARIOS): "typical" (depth per carried sku, ~1 in 8 c
 short) and "scarce" (a stress case with barely 2x the window's demand and no depth, where the
 LP bound is loose).
 
-Run:  .venv/bin/python benchmarks/bench_reallocation.py [--orders N] [--budget S] [--seed K]
+Run:  .venv/bin/python -m benchmarks.bench_reallocation [--orders N] [--budget S] [--seed K]
           [--penalty KM] [--scenario typical|scarce|all] [--no-plot]
 Writes benchmarks/results/reallocation.json and reallocation.png.
 """
@@ -22,15 +22,12 @@ import argparse
 import itertools
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.reallocation import (  # noqa: E402
+from oms.engine.reallocation import (
     ReallocationProblem,
     allocation_cost,
     moves,
@@ -158,7 +155,7 @@ def online_allocation(inst: dict[str, np.ndarray]
 
     Returns ((allocated order mask, rows line, wh, qty, remaining stock), implementation)."""
     try:
-        from engine.allocation import BACKORDERED, allocate
+        from oms.engine.allocation import BACKORDERED, allocate
     except ImportError:
         return _greedy_allocate_local(inst), "benchmark greedy"
     n, n_wh = inst["dist"].shape

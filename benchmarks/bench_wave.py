@@ -12,7 +12,7 @@ total exact route distance, the baseline (FCFS batches + S-shape routes) and the
 for FCFS + exact routing to separate the gain of routing from the gain of batching. Writes
 ``benchmarks/results/bench_wave.json`` and ``bench_wave.png``.
 
-    .venv/bin/python benchmarks/bench_wave.py [--orders 10000] [--seed 42] [--budget 4.0]
+    .venv/bin/python -m benchmarks.bench_wave [--orders 10000] [--seed 42] [--budget 4.0]
 """
 from __future__ import annotations
 
@@ -20,23 +20,20 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from engine.batching import (  # noqa: E402
+from oms.engine.batching import (
     PickOrder,
     batch_lengths,
     fcfs_batches,
     plan_batches,
     wave_arrays,
 )
-from engine.models import Layout, location_code  # noqa: E402
-from engine.routing import walk_points  # noqa: E402
+from oms.engine.models import Layout, location_code
+from oms.engine.routing import walk_points
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

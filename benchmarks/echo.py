@@ -23,7 +23,7 @@ import grpc
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
-from server.workers import fixed_listen, run_workers
+from oms.server.workers import fixed_listen, run_workers
 
 MAX_MESSAGE = 64 * 1024 * 1024
 

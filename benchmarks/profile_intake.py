@@ -23,25 +23,22 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from oms.clients.load import LAYOUT, METROS, batch_body, build_pool, key_field, sku_name
+from oms.engine.models import Layout, Warehouse
+from oms.engine import geo
+from oms.v1 import orders_pb2 as pb
+from oms.server.cli import _tune_gc
+from oms.server.intake import Intake
+from oms.server.redis.embedded import EmbeddedRedis
+from oms.server.redis.store import Store
+from oms.server.services.orders import _decode_all, _sources
+from oms.server.response_bytes import batch_response_bytes
 
-from clients.load import LAYOUT, METROS, batch_body, build_pool, key_field, sku_name  # noqa: E402
-from engine.models import Layout, Warehouse  # noqa: E402
-from engine import geo  # noqa: E402
-from oms.v1 import orders_pb2 as pb  # noqa: E402
-from server.cli import _tune_gc  # noqa: E402
-from server.intake import Intake  # noqa: E402
-from server.redis.embedded import EmbeddedRedis  # noqa: E402
-from server.redis.store import Store  # noqa: E402
-from server.services.orders import _decode_all, _sources  # noqa: E402
-from server.wire import batch_response_bytes  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _redis_cpu(store: Store) -> float:

@@ -39,13 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.cpu import CpuSampler, cost_per_order
+from oms.clients.load import METROS, Histogram
+from oms.server.redis.embedded import EmbeddedRedis, find_redis_server
 
-from benchmarks.cpu import CpuSampler, cost_per_order  # noqa: E402
-from clients.load import METROS, Histogram  # noqa: E402
-from server.redis.embedded import EmbeddedRedis, find_redis_server  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TARGETS = {
     "batch_orders_per_s": 10_000,
@@ -125,9 +123,9 @@ def run_load(name: str, server: ServerProc, extra: list[str], tmp: Path, *, warm
     over the measured window (see benchmarks/cpu.py)."""
     target = server.target
     out = tmp / f"{name}.json"
-    cmd = [sys.executable, "-m", "clients.load", "--target", target, "--json", str(out),
+    cmd = [sys.executable, "-m", "oms.clients.load", "--target", target, "--json", str(out),
            "--warmup", str(warmup), "--duration", str(duration), "--timeout", str(timeout)] + extra
-    shown = ["python", "-m", "clients.load", "--target", "HOST:PORT",
+    shown = ["python", "-m", "oms.clients.load", "--target", "HOST:PORT",
              "--warmup", f"{warmup:g}", "--duration", f"{duration:g}"] + extra
     limit = warmup + duration + timeout + 120
     t = time.monotonic()
@@ -235,11 +233,11 @@ def capture_place_orders(target: str, sock_path: str, skus: int) -> dict[str, An
     script's current argument contract is), with fresh order ids."""
     import hashlib  # noqa: PLC0415
 
-    from clients.client import OmsClient  # noqa: PLC0415
-    from clients.load import build_pool, key_field  # noqa: PLC0415
+    from oms.clients.client import OmsClient  # noqa: PLC0415
+    from oms.clients.load import build_pool, key_field  # noqa: PLC0415
     from oms.v1 import common_pb2 as c  # noqa: PLC0415
     from oms.v1 import orders_pb2 as o  # noqa: PLC0415
-    from server.redis import scripts  # noqa: PLC0415
+    from oms.server.redis import scripts  # noqa: PLC0415
 
     pool = build_pool(501, skus=skus, lines=(3, 3), hot_share=0.1, hot_skus=8, seed=99)
     tag = f"cap{int(time.time())}-"
@@ -380,7 +378,7 @@ def kernel_benchmark(quick: bool) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
 
     from benchmarks.bench_allocation import make_batch  # noqa: PLC0415
-    from engine.allocation import allocate, allocate_reference, warmup  # noqa: PLC0415
+    from oms.engine.allocation import allocate, allocate_reference, warmup  # noqa: PLC0415
 
     warmup()
     batch = make_batch(stock_share=0.85)
@@ -414,7 +412,7 @@ def kernel_benchmark(quick: bool) -> dict[str, Any]:
 
 
 def audit(target: str) -> dict[str, Any]:
-    from clients.client import OmsClient  # noqa: PLC0415
+    from oms.clients.client import OmsClient  # noqa: PLC0415
     from oms.v1 import reporting_pb2  # noqa: PLC0415
 
     stop = threading.Event()
@@ -759,9 +757,9 @@ def main(argv: list[str] | None = None) -> int:
                          "notes": [], "all_runs": []}
     common = ["--processes", str(args.client_processes), "--channels", str(args.channels), "--skus", str(skus),
               "--hot-share", str(args.hot_share), "--pool-cache", str(tmp / "pools")]
-    server_cmd = [sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir",
+    server_cmd = [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir",
                   str(tmp / "redis"), "--log-level", "WARNING", "--workers", str(args.server_workers)]
-    R["server_cmd"] = ["python", "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir", "<fresh tmp>",
+    R["server_cmd"] = ["python", "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", "<fresh tmp>",
                        "--log-level", "WARNING", "--workers", str(args.server_workers)]
     if args.fsync:
         server_cmd += ["--fsync", args.fsync]
@@ -786,11 +784,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"setup: {n_wh} warehouses x {skus} SKUs over gRPC")
         t = time.monotonic()
         setup_json = tmp / "setup.json"
-        subprocess.run([sys.executable, "-m", "clients.load", "--target", oms.target, "--setup",
+        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", oms.target, "--setup",
                         "--warehouses", str(n_wh), "--skus", str(skus), "--duration", "0",
                         "--json", str(setup_json)], cwd=ROOT, check=True, timeout=1800)
         R["setup"] = json.loads(setup_json.read_text())["setup"]
-        R["setup_cmd"] = f"python -m clients.load --target HOST:PORT --setup --warehouses {n_wh} --skus {skus} --duration 0"
+        R["setup_cmd"] = f"python -m oms.clients.load --target HOST:PORT --setup --warehouses {n_wh} --skus {skus} --duration 0"
         log(f"  setup done in {time.monotonic() - t:.0f} s")
 
         unary_x = ["--mode", "unary"]

@@ -24,7 +24,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from clients.client import ClientError, OmsClient
+from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
 
 
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
             print(f"  {b.id}\t{len(b.order_ids)} orders\t{len(b.stops)} stops\t"
                   f"{b.distance_m:.1f} m (S-shape {b.baseline_distance_m:.1f} m)")
         if args.png and wave.batches:
-            from clients.wave_plot import draw_wave  # noqa: PLC0415
+            from oms.clients.wave_plot import draw_wave  # noqa: PLC0415
 
             wh = next(w for w in cl.list_warehouses() if w.id == wave.warehouse_id)
             draw_wave(wave, wh.layout, args.png)

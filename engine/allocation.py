@@ -47,7 +47,7 @@ from itertools import combinations
 import numba as nb
 import numpy as np
 
-from engine.errors import ValidationError
+from oms.engine.errors import ValidationError
 
 __all__ = [
     "FULL",

@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from engine.errors import ValidationError
-from engine.models import Layout
-from engine.routing import exact_length_of, exact_route, route_lengths
+from oms.engine.errors import ValidationError
+from oms.engine.models import Layout
+from oms.engine.routing import exact_length_of, exact_route, route_lengths
 
 __all__ = [
     "PickOrder",

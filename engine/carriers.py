@@ -42,9 +42,9 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from engine.errors import OmsError
-from engine.geo import haversine_km
-from engine.models import Package, Shipment
+from oms.engine.errors import OmsError
+from oms.engine.geo import haversine_km
+from oms.engine.models import Package, Shipment
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

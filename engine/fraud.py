@@ -42,8 +42,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-from engine.errors import FieldViolation, ValidationError
-from engine.geo import haversine_km
+from oms.engine.errors import FieldViolation, ValidationError
+from oms.engine.geo import haversine_km
 
 __all__ = ["RiskConfig", "CustomerHistory", "RiskInput", "RiskAssessment", "assess"]
 

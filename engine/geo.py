@@ -17,7 +17,7 @@ import threading
 import numba as nb
 import numpy as np
 
-from engine.errors import ValidationError
+from oms.engine.errors import ValidationError
 
 __all__ = [
     "EARTH_RADIUS_KM",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from engine.errors import TransitionError
+from oms.engine.errors import TransitionError
 
 
 class OrderStatus(enum.IntEnum):

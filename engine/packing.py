@@ -40,8 +40,8 @@ from dataclasses import dataclass, field
 import numba as nb
 import numpy as np
 
-from engine.errors import FieldViolation, ValidationError
-from engine.models import Package
+from oms.engine.errors import FieldViolation, ValidationError
+from oms.engine.models import Package
 
 __all__ = [
     "Box",

@@ -59,7 +59,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from engine.errors import FieldViolation, NotFoundError, OmsError, ValidationError
+from oms.engine.errors import FieldViolation, NotFoundError, OmsError, ValidationError
 
 __all__ = [
     "PaymentError",

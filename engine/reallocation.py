@@ -82,7 +82,7 @@ import numpy as np
 from ortools.linear_solver.python import model_builder_helper as mbh
 from ortools.sat.python import cp_model
 
-from engine.errors import FieldViolation, ValidationError
+from oms.engine.errors import FieldViolation, ValidationError
 
 __all__ = [
     "ReallocationProblem",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from engine.models import Line, ReturnLine
+from oms.engine.models import Line, ReturnLine
 
 __all__ = ["fill_value_cents", "return_value_cents"]
 

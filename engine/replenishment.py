@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from engine.errors import FieldViolation, ValidationError
+from oms.engine.errors import FieldViolation, ValidationError
 
 __all__ = ["ReplenishmentInput", "Suggestion", "suggest", "suggest_many"]
 

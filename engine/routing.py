@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from engine.errors import ValidationError
-from engine.models import Layout
+from oms.engine.errors import ValidationError
+from oms.engine.models import Layout
 
 __all__ = [
     "exact_route",

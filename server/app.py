@@ -18,25 +18,25 @@ from oms.v1 import (
     returns_pb2,
     returns_pb2_grpc,
 )
-from server.backorders import BackorderFiller
-from server.config import Config
-from server.events_hub import EventHub
-from server.intake import Intake
-from server.jobs.sweeper import Sweeper
-from server.redis.store import Store
-from server.waves import WavePlanner
-from engine import carriers, packing, payments
-from engine.fraud import RiskConfig
-from server.metrics import MetricsInterceptor
-from server.orderlife import OrderLife
-from server.redis.store import RedisLedger
-from server.reflection import enable_reflection
-from server.transport import batch_receive_limit, transport_interceptor
-from server.services.fulfillment import FulfillmentServicer
-from server.services.returns import ReturnsServicer
-from server.services.inventory import InventoryServicer
-from server.services.orders import OrderServicer
-from server.services.reporting import ReportingServicer
+from oms.server.backorders import BackorderFiller
+from oms.server.config import Config
+from oms.server.events_hub import EventHub
+from oms.server.intake import Intake
+from oms.server.jobs.sweeper import Sweeper
+from oms.server.redis.store import Store
+from oms.server.wave_planner import WavePlanner
+from oms.engine import carriers, packing, payments
+from oms.engine.fraud import RiskConfig
+from oms.server.metrics import MetricsInterceptor
+from oms.server.order_actions import OrderLife
+from oms.server.redis.store import RedisLedger
+from oms.server.reflection import enable_reflection
+from oms.server.transport import batch_receive_limit, transport_interceptor
+from oms.server.services.fulfillment import FulfillmentServicer
+from oms.server.services.returns import ReturnsServicer
+from oms.server.services.inventory import InventoryServicer
+from oms.server.services.orders import OrderServicer
+from oms.server.services.reporting import ReportingServicer
 
 SERVICE_NAMES = (
     inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,

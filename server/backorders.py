@@ -6,7 +6,7 @@ nearest warehouse that can ship everything, else the fewest warehouses: engine.a
 whole, unless it was placed with ``allow_partial``) on a snapshot of what is available now,
 then applied like re-allocation moves (``apply_allocations``, many orders per round trip), in
 steps that are each atomic and that a crash at any point leaves recoverable
-(server/reallocate.py): stage the reservations under "<order>~m", COMMIT_ALLOCATION (only if
+(server/reallocation_runner.py): stage the reservations under "<order>~m", COMMIT_ALLOCATION (only if
 the order is still BACKORDERED with no allocation: it becomes ALLOCATED, event
 ``order.backorder_filled``), then SWAP_RECORD. Stock taken meanwhile by intake makes a stage
 fail: the order stays BACKORDERED for the next round. Orders whose skus are unknown, or that
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine import allocation, geo
-from engine.lifecycle import OrderStatus
-from engine.models import Allocation
-from server.reallocate import Move, apply_allocations, ordered_units, stat_deltas
-from server.redis.store import Store, now_ms
+from oms.engine import allocation, geo
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import Allocation
+from oms.server.reallocation_runner import Move, apply_allocations, ordered_units, stat_deltas
+from oms.server.redis.store import Store, now_ms
 
 log = logging.getLogger(__name__)
 

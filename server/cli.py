@@ -10,17 +10,17 @@ import sys
 
 # Only what reading the flags needs is imported up front: grpc, numpy, numba and the rest take
 # seconds to import, and a bad flag is answered at once (one line, exit 2).
-from server.config import Config, ConfigError
+from oms.server.config import Config, ConfigError
 
 log = logging.getLogger("oms.server")
 
 
 async def serve(config: Config, *, reuse_port: bool = False, ready: object = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight RPCs get 5 s)."""
-    from engine import geo  # noqa: PLC0415 - see the imports at the top
-    from server.app import create_server, mark_serving  # noqa: PLC0415
-    from server.health import watch_store  # noqa: PLC0415
-    from server.redis.store import Store  # noqa: PLC0415
+    from oms.engine import geo  # noqa: PLC0415 - see the imports at the top
+    from oms.server.app import create_server, mark_serving  # noqa: PLC0415
+    from oms.server.health import watch_store  # noqa: PLC0415
+    from oms.server.redis.store import Store  # noqa: PLC0415
 
     store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
@@ -29,7 +29,7 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     if released:
         log.warning("recovery sweep released %d orphaned reservations", released)
     if config.metrics_port:
-        from server.metrics import serve_metrics  # noqa: PLC0415
+        from oms.server.metrics import serve_metrics  # noqa: PLC0415
 
         # With --workers N each process takes the next port: metrics are per process.
         serve_metrics(config.metrics_port + _worker_index())
@@ -67,7 +67,7 @@ def _worker_index() -> int:
 
 
 def _worker(config: Config, index: int = 0) -> None:
-    from server.redis import owner  # noqa: PLC0415
+    from oms.server.redis import owner  # noqa: PLC0415
 
     global _WORKER_INDEX
     _WORKER_INDEX = index
@@ -75,7 +75,7 @@ def _worker(config: Config, index: int = 0) -> None:
     # forever: the embedded Redis goes with the parent.
     owner.set_parent_death_signal()
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
-    from engine import allocation  # noqa: PLC0415 - compile kernels before taking traffic
+    from oms.engine import allocation  # noqa: PLC0415 - compile kernels before taking traffic
 
     allocation.warmup()
     asyncio.run(serve(config, reuse_port=True))
@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oms-server: error: {e}", file=sys.stderr)
         return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
-    from server.redis.embedded import EmbeddedRedis, EmbeddedRedisError  # noqa: PLC0415
-    from server.workers import fixed_listen, run_workers  # noqa: PLC0415
+    from oms.server.redis.embedded import EmbeddedRedis, EmbeddedRedisError  # noqa: PLC0415
+    from oms.server.workers import fixed_listen, run_workers  # noqa: PLC0415
 
     embedded = None
     if not config.redis_url:
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("embedded redis-server at %s (data in %s, AOF on, fsync %s)", embedded.url,
                  config.data_dir, config.fsync)
     try:
-        from engine import allocation  # noqa: PLC0415
+        from oms.engine import allocation  # noqa: PLC0415
 
         allocation.warmup()
         if config.workers <= 1:

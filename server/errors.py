@@ -15,8 +15,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from engine.payments import PaymentDeclined, PaymentTransientError
-from engine.errors import (
+from oms.engine.payments import PaymentDeclined, PaymentTransientError
+from oms.engine.errors import (
     ConflictError,
     ItemFailedError,
     NotFoundError,

@@ -27,11 +27,11 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator
 
-from engine.errors import ResourceExhaustedError, ValidationError, quote
-from engine.models import OrderEvent
-from server import validation as val
-from server.redis.events import EVENT_ID_FORMAT, parse_event_id, sid_key
-from server.redis.store import Store
+from oms.engine.errors import ResourceExhaustedError, ValidationError, quote
+from oms.engine.models import OrderEvent
+from oms.server import validation as val
+from oms.server.redis.events import EVENT_ID_FORMAT, parse_event_id, sid_key
+from oms.server.redis.store import Store
 
 log = logging.getLogger(__name__)
 

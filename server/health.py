@@ -8,7 +8,7 @@ import logging
 import grpc
 from grpc_health.v1 import health_pb2
 
-from server.redis.store import Store
+from oms.server.redis.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import orjson
 
-from engine import allocation, fraud, geo
-from engine.errors import (ConflictError, ItemFailedError, NotFoundError, OmsError, PreconditionError,
+from oms.engine import allocation, fraud, geo
+from oms.engine.errors import (ConflictError, ItemFailedError, NotFoundError, OmsError, PreconditionError,
                            ValidationError, quote)
-from engine.lifecycle import OrderStatus
-from engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
-from server.redis import keys
-from server.redis.store import (PENDING, TAKEOVER, PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc,
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
+from oms.server.redis import keys
+from oms.server.redis.store import (PENDING, TAKEOVER, PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc,
                                 encode_doc, now_ms)
 
 log = logging.getLogger(__name__)

@@ -26,11 +26,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from engine.errors import ConflictError, NotFoundError, PreconditionError, TransitionError
-from engine.lifecycle import OrderStatus
-from engine.models import Order, StockLevel
-from server.redis import keys
-from server.redis.store import STAGED, StaleError, Store
+from oms.engine.errors import ConflictError, NotFoundError, PreconditionError, TransitionError
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import Order, StockLevel
+from oms.server.redis import keys
+from oms.server.redis.store import STAGED, StaleError, Store
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The input limits of the API: every identifier pattern, string length and number range.
 
-One definition each, used by server/codec.py, the servicers and server/redis/keys.py.
+One definition each, used by server/pb_convert.py, the servicers and server/redis/keys.py.
 Identifier patterns are ASCII and used with ``fullmatch`` only (``$`` also matches before a
 final newline, and ``\\d`` matches any Unicode digit). Every check runs before any work, cache
 or write, and its message quotes at most a short prefix of the bad value (engine.errors.quote),
@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import re
 
-from engine import models
-from engine.errors import FieldViolation, ValidationError, quote
+from oms.engine import models
+from oms.engine.errors import FieldViolation, ValidationError, quote
 
 # ---- identifiers and codes (ASCII, full match) -------------------------------------------
 

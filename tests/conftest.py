@@ -10,11 +10,11 @@ import pytest
 import redis
 from hypothesis import settings
 
-from clients.client import OmsClient
-from server.app import create_server, mark_serving
-from server.config import Config
-from server.redis.embedded import EmbeddedRedis
-from server.redis.store import Store
+from oms.clients.client import OmsClient
+from oms.server.app import create_server, mark_serving
+from oms.server.config import Config
+from oms.server.redis.embedded import EmbeddedRedis
+from oms.server.redis.store import Store
 
 # Property tests run on fixed seeds: a CI failure must reproduce on the next run, and a shared,
 # noisy machine must not turn an example's run time into a failure.
@@ -88,7 +88,7 @@ class ServerThread:
 
 @pytest.fixture(scope="session")
 def _server(redis_url: str) -> Iterator[ServerThread]:
-    from engine import allocation
+    from oms.engine import allocation
 
     allocation.warmup()
     cfg = Config(listen="127.0.0.1:0", redis_url=redis_url, fraud_hold_seconds=3600)

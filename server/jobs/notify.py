@@ -43,12 +43,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 
-from engine.errors import NotFoundError
-from engine.lifecycle import OrderStatus
-from engine.models import Order, Product, Return
-from server.config import RULES, ArgParser, Config, ConfigError, between, positive_up_to, resolve
-from server.redis.notifications import Delivery, Notifications
-from server.redis.store import Store, now_ms
+from oms.engine.errors import NotFoundError
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import Order, Product, Return
+from oms.server.config import RULES, ArgParser, Config, ConfigError, between, positive_up_to, resolve
+from oms.server.redis.notifications import Delivery, Notifications
+from oms.server.redis.store import Store, now_ms
 
 log = logging.getLogger("oms.notify")
 

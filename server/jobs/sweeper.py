@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from server.redis.store import Store
+from oms.server.redis.store import Store
 
 log = logging.getLogger(__name__)
 

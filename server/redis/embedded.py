@@ -19,8 +19,8 @@ import threading
 import time
 from pathlib import Path
 
-from engine.errors import OmsError
-from server.redis import owner
+from oms.engine.errors import OmsError
+from oms.server.redis import owner
 
 
 class EmbeddedRedisError(OmsError):

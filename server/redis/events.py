@@ -15,8 +15,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from engine.models import OrderEvent, Warehouse
-from server.redis import keys
+from oms.engine.models import OrderEvent, Warehouse
+from oms.server.redis import keys
 
 U64_MAX = 2**64 - 1
 # ASCII digits only (``\d`` and ``int()`` also take "²", "١" or "1_0"); 20 digits hold 2^64 - 1,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from server.validation import SKU_RE, WAREHOUSE_ID_RE  # noqa: F401 (SKU_RE re-exported)
+from oms.server.validation import SKU_RE, WAREHOUSE_ID_RE  # noqa: F401 (SKU_RE re-exported)
 
 PREFIX = "oms:"
 NET = PREFIX + "{net}:"

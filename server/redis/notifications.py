@@ -39,7 +39,7 @@ from typing import NamedTuple
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from server.redis import keys
+from oms.server.redis import keys
 
 # Compare-and-delete: only the holder of a claim may release it.
 _RELEASE = """

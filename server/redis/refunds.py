@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import NotFoundError, PreconditionError
-from engine.models import Order
-from server.redis import keys
-from server.redis.store import Store, decode_order
+from oms.engine.errors import NotFoundError, PreconditionError
+from oms.engine.models import Order
+from oms.server.redis import keys
+from oms.server.redis.store import Store, decode_order
 
 PENDING, DONE, REFUSED = "P", "D", "X"
 _FIELD = b"rf:"

@@ -18,10 +18,10 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from engine.errors import (ConflictError, NotFoundError, OmsError, PreconditionError, TransitionError,
+from oms.engine.errors import (ConflictError, NotFoundError, OmsError, PreconditionError, TransitionError,
                            quote)
-from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus, allowed_sources
-from engine.models import (
+from oms.engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus, allowed_sources
+from oms.engine.models import (
     Address,
     Allocation,
     Customer,
@@ -39,11 +39,11 @@ from engine.models import (
     StockLevel,
     Warehouse,
 )
-from server.redis import events as event_streams
-from server.redis import keys, scripts
-from server.redis.rawpipe import Packed, RawClient, RawPipeline, bulk, bulk_int, bulk_str
-from server.redis.unavailable import Redis as UnavailableAwareRedis
-from server.redis.unavailable import SyncRedis
+from oms.server.redis import events as event_streams
+from oms.server.redis import keys, scripts
+from oms.server.redis.resp_pipeline import Packed, RawClient, RawPipeline, bulk, bulk_int, bulk_str
+from oms.server.redis.unavailable import Redis as UnavailableAwareRedis
+from oms.server.redis.unavailable import SyncRedis
 
 PENDING = "pending:"
 TAKEOVER = "takeover"  # claim_keys: claimed from an owner whose lease ended (an order may exist)

@@ -16,7 +16,7 @@ from redis.client import Pipeline as _SyncPipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from engine.errors import UnavailableError
+from oms.engine.errors import UnavailableError
 
 # ConnectionError covers refused/reset sockets, a full connection pool and LOADING (a Redis
 # replaying its AOF after a restart); TimeoutError a socket timeout. Other redis-py errors

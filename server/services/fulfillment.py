@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import grpc
 
-from engine.errors import ValidationError
+from oms.engine.errors import ValidationError
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as pb
 from oms.v1 import fulfillment_pb2_grpc as rpc
-from server import codec, validation as val
-from server.errors import handle_errors
-from server.backorders import BackorderFiller
-from server.redis.store import Store
-from server.orderlife import OrderLife
-from server.reallocate import Reallocator
-from server.waves import WavePlanner, wave_from_json
+from oms.server import pb_convert, validation as val
+from oms.server.errors import handle_errors
+from oms.server.backorders import BackorderFiller
+from oms.server.redis.store import Store
+from oms.server.order_actions import OrderLife
+from oms.server.reallocation_runner import Reallocator
+from oms.server.wave_planner import WavePlanner, wave_from_json
 
 
 class FulfillmentServicer(rpc.FulfillmentServiceServicer):
@@ -28,28 +28,28 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
     @handle_errors
     async def PlanWave(self, request: pb.PlanWaveRequest,
                        context: grpc.aio.ServicerContext) -> pb.Wave:
-        wid = codec.check_warehouse_id(request.warehouse_id)
+        wid = pb_convert.check_warehouse_id(request.warehouse_id)
         val.raise_if(
             val.int_violation(request.max_orders, 0, val.MAX_WAVE_ORDERS, "max_orders"),
             val.int_violation(request.batch_max_orders, 0, val.MAX_BATCH_ORDERS, "batch_max_orders"),
             val.int_violation(request.batch_max_items, 0, val.MAX_BATCH_ITEMS, "batch_max_items"))
         wave = await self.planner.plan(wid, request.max_orders or 500, request.batch_max_orders or 8,
                                        request.batch_max_items or 30)
-        return codec.encode_wave(wave)
+        return pb_convert.encode_wave(wave)
 
     @handle_errors
     async def GetWave(self, request: pb.GetWaveRequest,
                       context: grpc.aio.ServicerContext) -> pb.Wave:
-        codec.check_id(request.wave_id, val.WAVE_ID_RE, "wave_id", "wave")
-        return codec.encode_wave(wave_from_json(await self.store.get_wave(request.wave_id)))
+        pb_convert.check_id(request.wave_id, val.WAVE_ID_RE, "wave_id", "wave")
+        return pb_convert.encode_wave(wave_from_json(await self.store.get_wave(request.wave_id)))
 
     @handle_errors
     async def ConfirmPick(self, request: pb.ConfirmPickRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        codec.check_order_id(request.order_id)
+        pb_convert.check_order_id(request.order_id)
         if request.warehouse_id:
-            codec.check_warehouse_id(request.warehouse_id)
-        return codec.encode_order(await self.life.confirm_pick(request.order_id,
+            pb_convert.check_warehouse_id(request.warehouse_id)
+        return pb_convert.encode_order(await self.life.confirm_pick(request.order_id,
                                                                request.warehouse_id))
 
     @handle_errors
@@ -78,19 +78,19 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
     @handle_errors
     async def PackOrder(self, request: pb.PackOrderRequest,
                         context: grpc.aio.ServicerContext) -> c.Order:
-        codec.check_order_id(request.order_id)
-        return codec.encode_order(await self.life.pack(request.order_id))
+        pb_convert.check_order_id(request.order_id)
+        return pb_convert.encode_order(await self.life.pack(request.order_id))
 
     @handle_errors
     async def ShipOrder(self, request: pb.ShipOrderRequest,
                         context: grpc.aio.ServicerContext) -> c.Order:
-        codec.check_order_id(request.order_id)
+        pb_convert.check_order_id(request.order_id)
         val.raise_if(
             val.pattern_violation(request.carrier, val.CARRIER_RE, "carrier")
             if request.carrier else None,
             val.pattern_violation(request.service_level, val.SERVICE_LEVEL_RE, "service_level")
             if request.service_level else None)
-        return codec.encode_order(await self.life.ship(request.order_id, request.carrier,
+        return pb_convert.encode_order(await self.life.ship(request.order_id, request.carrier,
                                                        request.service_level))
 
     @handle_errors
@@ -103,17 +103,17 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
             if request.type else None,
             val.text_violation(request.location, "location", "tracking.location"))
         val.require_unix_s(request.occurred_at, "occurred_at")
-        codec.check_id(request.tracking_number, val.TRACKING_NUMBER_RE, "tracking_number",
+        pb_convert.check_id(request.tracking_number, val.TRACKING_NUMBER_RE, "tracking_number",
                        "tracking number")
         order = await self.life.track(request.tracking_number, request.event_id, request.type,
                                       request.occurred_at * 1000, request.location)
-        return codec.encode_order(order)
+        return pb_convert.encode_order(order)
 
     @handle_errors
     async def MarkDelivered(self, request: pb.MarkDeliveredRequest,
                             context: grpc.aio.ServicerContext) -> c.Order:
-        codec.check_order_id(request.order_id)
-        return codec.encode_order(await self.life.mark_delivered(request.order_id))
+        pb_convert.check_order_id(request.order_id)
+        return pb_convert.encode_order(await self.life.mark_delivered(request.order_id))
 
     @handle_errors
     async def ListShipmentExceptions(self, request: pb.ListShipmentExceptionsRequest,
@@ -121,4 +121,4 @@ class FulfillmentServicer(rpc.FulfillmentServiceServicer):
                                      ) -> pb.ListShipmentExceptionsResponse:
         val.require_int(request.limit, 0, val.MAX_EXCEPTIONS_LIMIT, "limit")
         orders = await self.life.exceptions(request.limit or 100)
-        return pb.ListShipmentExceptionsResponse(orders=[codec.encode_order(o) for o in orders])
+        return pb.ListShipmentExceptionsResponse(orders=[pb_convert.encode_order(o) for o in orders])

@@ -6,12 +6,12 @@ import grpc
 from oms.v1 import common_pb2 as c
 from oms.v1 import inventory_pb2 as pb
 from oms.v1 import inventory_pb2_grpc as rpc
-from server import codec, validation as val
-from server.errors import handle_errors
-from engine import replenishment
-from engine.errors import NotFoundError
-from server.redis.store import Store, now_ms
-from server.stockcount import StockCounter
+from oms.server import pb_convert, validation as val
+from oms.server.errors import handle_errors
+from oms.engine import replenishment
+from oms.engine.errors import NotFoundError
+from oms.server.redis.store import Store, now_ms
+from oms.server.stockcount import StockCounter
 
 
 class InventoryServicer(rpc.InventoryServiceServicer):
@@ -22,73 +22,73 @@ class InventoryServicer(rpc.InventoryServiceServicer):
     @handle_errors
     async def UpsertWarehouse(self, request: pb.UpsertWarehouseRequest,
                               context: grpc.aio.ServicerContext) -> c.Warehouse:
-        w = codec.decode_warehouse(request.warehouse)
-        return codec.encode_warehouse(await self.store.upsert_warehouse(w))
+        w = pb_convert.decode_warehouse(request.warehouse)
+        return pb_convert.encode_warehouse(await self.store.upsert_warehouse(w))
 
     @handle_errors
     async def ListWarehouses(self, request: pb.ListWarehousesRequest,
                              context: grpc.aio.ServicerContext) -> pb.ListWarehousesResponse:
         whs = await self.store.list_warehouses()
-        return pb.ListWarehousesResponse(warehouses=[codec.encode_warehouse(w) for w in whs])
+        return pb.ListWarehousesResponse(warehouses=[pb_convert.encode_warehouse(w) for w in whs])
 
     @handle_errors
     async def UpsertProduct(self, request: pb.UpsertProductRequest,
                             context: grpc.aio.ServicerContext) -> c.Product:
-        p = codec.decode_product(request.product)
-        return codec.encode_product(await self.store.upsert_product(p))
+        p = pb_convert.decode_product(request.product)
+        return pb_convert.encode_product(await self.store.upsert_product(p))
 
     @handle_errors
     async def SetStock(self, request: pb.SetStockRequest,
                        context: grpc.aio.ServicerContext) -> c.StockLevel:
-        wid = codec.check_warehouse_id(request.warehouse_id)
-        sku = codec.check_sku(request.sku)
-        codec.check_units(request.on_hand, "on_hand")
+        wid = pb_convert.check_warehouse_id(request.warehouse_id)
+        sku = pb_convert.check_sku(request.sku)
+        pb_convert.check_units(request.on_hand, "on_hand")
         w = await self.store.warehouse(wid)
-        loc = codec.check_location(request.location, w.layout)
-        return codec.encode_stock(await self.store.set_stock(wid, sku, request.on_hand, loc))
+        loc = pb_convert.check_location(request.location, w.layout)
+        return pb_convert.encode_stock(await self.store.set_stock(wid, sku, request.on_hand, loc))
 
     @handle_errors
     async def RecordStockCount(self, request: pb.RecordStockCountRequest,
                                context: grpc.aio.ServicerContext) -> pb.RecordStockCountResponse:
-        wid = codec.check_warehouse_id(request.warehouse_id)
-        sku = codec.check_sku(request.sku)
-        codec.check_units(request.counted, "counted")
+        wid = pb_convert.check_warehouse_id(request.warehouse_id)
+        sku = pb_convert.check_sku(request.sku)
+        pb_convert.check_units(request.counted, "counted")
         val.require_text(request.reason, "reason", "reason", multiline=True)
         await self.store.warehouse(wid)
         if sku not in await self.store.sku_ids([sku]):
             raise NotFoundError("sku", sku)
         res = await StockCounter(self.store).record(wid, sku, request.counted, request.reason)
-        return pb.RecordStockCountResponse(level=codec.encode_stock(res.level),
+        return pb.RecordStockCountResponse(level=pb_convert.encode_stock(res.level),
                                            backordered_order_ids=res.backordered)
 
     @handle_errors
     async def AdjustStock(self, request: pb.AdjustStockRequest,
                           context: grpc.aio.ServicerContext) -> c.StockLevel:
-        wid = codec.check_warehouse_id(request.warehouse_id)
-        sku = codec.check_sku(request.sku)
+        wid = pb_convert.check_warehouse_id(request.warehouse_id)
+        sku = pb_convert.check_sku(request.sku)
         if request.delta == 0:
-            raise codec.ValidationError.one("delta", "0 changes nothing")
-        if abs(request.delta) > codec.MAX_STOCK:
-            raise codec.ValidationError.one("delta", f"|{request.delta}| is more than {codec.MAX_STOCK}")
+            raise pb_convert.ValidationError.one("delta", "0 changes nothing")
+        if abs(request.delta) > pb_convert.MAX_STOCK:
+            raise pb_convert.ValidationError.one("delta", f"|{request.delta}| is more than {pb_convert.MAX_STOCK}")
         val.raise_if(val.key_violation(request.idempotency_key, "idempotency_key"),
                      val.text_violation(request.reason, "reason", "reason", multiline=True))
         level = await self.store.adjust_stock(wid, sku, request.delta, request.idempotency_key)
-        return codec.encode_stock(level)
+        return pb_convert.encode_stock(level)
 
     @handle_errors
     async def GetStock(self, request: pb.GetStockRequest,
                        context: grpc.aio.ServicerContext) -> pb.GetStockResponse:
-        sku = codec.check_sku(request.sku)
+        sku = pb_convert.check_sku(request.sku)
         levels = await self.store.get_stock(sku)
-        return pb.GetStockResponse(levels=[codec.encode_stock(s) for s in levels],
+        return pb.GetStockResponse(levels=[pb_convert.encode_stock(s) for s in levels],
                                    total_available=sum(max(s.available, 0) for s in levels))
 
     @handle_errors
     async def SetReplenishmentPolicy(self, request: pb.SetReplenishmentPolicyRequest,
                                      context: grpc.aio.ServicerContext) -> pb.ReplenishmentPolicy:
         pol = request.policy
-        wid = codec.check_warehouse_id(pol.warehouse_id, "policy.warehouse_id")
-        sku = codec.check_sku(pol.sku, "policy.sku")
+        wid = pb_convert.check_warehouse_id(pol.warehouse_id, "policy.warehouse_id")
+        sku = pb_convert.check_sku(pol.sku, "policy.sku")
         val.raise_if(
             val.int_violation(pol.reorder_point, 0, val.MAX_STOCK, "policy.reorder_point"),
             val.float_violation(pol.lead_time_days, 0, val.MAX_DAYS, "policy.lead_time_days",
@@ -102,7 +102,7 @@ class InventoryServicer(rpc.InventoryServiceServicer):
         window = val.require_float(request.window_days or 14.0, val.MIN_WINDOW_DAYS, val.MAX_DAYS,
                                    "window_days")
         if request.warehouse_id:
-            whs = [await self.store.warehouse(codec.check_warehouse_id(request.warehouse_id))]
+            whs = [await self.store.warehouse(pb_convert.check_warehouse_id(request.warehouse_id))]
         else:
             whs = await self.store.list_warehouses()
         inputs = []

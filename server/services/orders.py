@@ -8,20 +8,20 @@ from contextlib import aclosing
 
 import grpc
 
-from engine.errors import (ItemFailedError, OmsError, PreconditionError, ResourceExhaustedError,
+from oms.engine.errors import (ItemFailedError, OmsError, PreconditionError, ResourceExhaustedError,
                            ValidationError)
-from engine.lifecycle import OrderStatus
-from engine.models import Order
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import Order
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
 from oms.v1 import orders_pb2_grpc as rpc
-from server import codec, validation as val, wire
-from server.events_hub import EventHub
-from server.errors import code_for, handle_errors, handle_stream_errors
-from server.metrics import ORDER_ERRORS, ORDERS_PLACED
-from server.intake import Coalescer, Intake
-from server.orderlife import OrderLife
-from server.redis.store import Store
+from oms.server import pb_convert, validation as val, response_bytes
+from oms.server.events_hub import EventHub
+from oms.server.errors import code_for, handle_errors, handle_stream_errors
+from oms.server.metrics import ORDER_ERRORS, ORDERS_PLACED
+from oms.server.intake import Coalescer, Intake
+from oms.server.order_actions import OrderLife
+from oms.server.redis.store import Store
 
 STREAM_MICROBATCH = 256
 
@@ -49,7 +49,7 @@ def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
     out: list = []
     for i, r in enumerate(requests):
         try:
-            out.append(codec.decode_place_order(r))
+            out.append(pb_convert.decode_place_order(r))
         except ValidationError as e:
             out.append(e)
     return out
@@ -68,13 +68,13 @@ class OrderServicer(rpc.OrderServiceServicer):
     @handle_errors
     async def PlaceOrder(self, request: pb.PlaceOrderRequest,
                          context: grpc.aio.ServicerContext) -> c.Order:
-        req = codec.decode_place_order(request)
+        req = pb_convert.decode_place_order(request)
         (res,) = await self.coalescer.submit([req])
         _count([res])
         if isinstance(res, OmsError):
             raise res
         (src,) = _sources([request], [req], [res])
-        return wire.order_message(res, src)
+        return response_bytes.order_message(res, src)
 
     @handle_errors
     async def BatchPlaceOrders(self, request: pb.BatchPlaceOrdersRequest,
@@ -86,7 +86,7 @@ class OrderServicer(rpc.OrderServiceServicer):
         decoded = _decode_all(requests)
         results = await self.intake.place(decoded)
         _count(results)
-        return wire.batch_response(results, _sources(requests, decoded, results))
+        return response_bytes.batch_response(results, _sources(requests, decoded, results))
 
     async def PlaceOrders(self, request_iterator: AsyncIterator[pb.PlaceOrderRequest],
                           context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlaceOrderResult]:
@@ -127,20 +127,20 @@ class OrderServicer(rpc.OrderServiceServicer):
                     results = [d if isinstance(d, OmsError) else err for d in decoded]
                 _count(results)
                 for r, src in zip(results, _sources(batch, decoded, results)):
-                    yield wire.place_result(r, src)
+                    yield response_bytes.place_result(r, src)
         finally:
             task.cancel()
 
     @handle_errors
     async def GetOrder(self, request: pb.GetOrderRequest,
                        context: grpc.aio.ServicerContext) -> c.Order:
-        codec.check_order_id(request.order_id)
-        return codec.encode_order(await self.store.get_order(request.order_id))
+        pb_convert.check_order_id(request.order_id)
+        return pb_convert.encode_order(await self.store.get_order(request.order_id))
 
     @handle_errors
     async def ListOrders(self, request: pb.ListOrdersRequest,
                          context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
-        status = codec.decode_status(request.status)
+        status = pb_convert.decode_status(request.status)
         if request.channel:
             val.require_pattern(request.channel, val.CHANNEL_RE, "channel")
         size = request.page_size or 50
@@ -150,20 +150,20 @@ class OrderServicer(rpc.OrderServiceServicer):
         if token and val.PAGE_TOKEN_RE.fullmatch(token) is None:
             raise ValidationError.one("page_token", f"{val.quote(token)} is not a token from ListOrders")
         orders, nxt = await self.store.list_orders(status, request.channel, size, token)
-        return pb.ListOrdersResponse(orders=[codec.encode_order(o) for o in orders],
+        return pb.ListOrdersResponse(orders=[pb_convert.encode_order(o) for o in orders],
                                      next_page_token=nxt)
 
     @handle_errors
     async def CancelOrder(self, request: pb.CancelOrderRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        codec.check_order_id(request.order_id)
+        pb_convert.check_order_id(request.order_id)
         val.require_text(request.reason, "reason", "reason", multiline=True)
-        return codec.encode_order(await self.life.cancel(request.order_id, request.reason))
+        return pb_convert.encode_order(await self.life.cancel(request.order_id, request.reason))
 
     @handle_errors
     async def ReleaseHold(self, request: pb.ReleaseHoldRequest,
                           context: grpc.aio.ServicerContext) -> c.Order:
-        codec.check_order_id(request.order_id)
+        pb_convert.check_order_id(request.order_id)
         val.require_text(request.reason, "reason", "reason", multiline=True)
         o = await self.store.get_order(request.order_id)
         if o.status == OrderStatus.ON_HOLD:
@@ -177,7 +177,7 @@ class OrderServicer(rpc.OrderServiceServicer):
                                                event="order.hold_released")
         else:
             raise PreconditionError(f"order {o.id!r} is {OrderStatus(o.status).name} and not on hold")
-        return codec.encode_order(o)
+        return pb_convert.encode_order(o)
 
     @handle_stream_errors
     async def WatchOrderEvents(self, request: pb.WatchOrderEventsRequest,
@@ -186,4 +186,4 @@ class OrderServicer(rpc.OrderServiceServicer):
         # watcher holds a Redis connection of the request pool.
         async with aclosing(self.hub.watch(request.after_event_id, request.order_id)) as events:
             async for e in events:
-                yield codec.encode_event(e)
+                yield pb_convert.encode_event(e)

@@ -5,11 +5,11 @@ import time
 
 import grpc
 
-from engine.lifecycle import OrderStatus
+from oms.engine.lifecycle import OrderStatus
 from oms.v1 import reporting_pb2 as pb
 from oms.v1 import reporting_pb2_grpc as rpc
-from server.errors import handle_errors
-from server.redis.store import Store
+from oms.server.errors import handle_errors
+from oms.server.redis.store import Store
 
 
 class ReportingServicer(rpc.ReportingServiceServicer):

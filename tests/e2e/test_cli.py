@@ -1,4 +1,4 @@
-"""End-to-end through the CLI (`python -m clients.cli`) and the wave job, against the real
+"""End-to-end through the CLI (`python -m oms.clients.cli`) and the wave job, against the real
 server on real Redis."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 def oms(server, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     # a deadline inside the subprocess timeout: a loaded machine slows planning, not the outcome
-    p = subprocess.run([sys.executable, "-m", "clients.cli", "--target", f"127.0.0.1:{server.port}",
+    p = subprocess.run([sys.executable, "-m", "oms.clients.cli", "--target", f"127.0.0.1:{server.port}",
                         "--timeout", "100", *args],
                        capture_output=True, text=True, timeout=120)
     if ok:
@@ -98,7 +98,7 @@ def test_wave_job_once(server, redis_url: str) -> None:
     out = oms(server, "order", "fill-backorders").stdout
     assert out.strip() == "backorders: 1 considered, 0 filled, 1 waiting, 0 skipped"
     oms(server, "stock", "set", "DSM", "S3", "40")
-    p = subprocess.run([sys.executable, "-m", "server.jobs.wave_cli", "--redis-url", redis_url, "--once",
+    p = subprocess.run([sys.executable, "-m", "oms.server.jobs.wave_job", "--redis-url", redis_url, "--once",
                         "--time-budget", "1"], capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stderr
     log = p.stderr

@@ -11,7 +11,7 @@ from dataclasses import fields
 
 import pytest
 
-from server.config import Config, ConfigError
+from oms.server.config import Config, ConfigError
 
 
 def _run(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -41,7 +41,7 @@ def _assert_one_line_exit_2(p: subprocess.CompletedProcess[str], prog: str, *nee
 ])
 def test_bad_server_flag_is_one_line_and_exit_2(args: list[str], needles: list[str],
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from server.cli import main  # noqa: PLC0415
+    from oms.server.cli import main  # noqa: PLC0415
 
     code = main(args)  # returns before starting anything
     err = capsys.readouterr().err
@@ -49,12 +49,12 @@ def test_bad_server_flag_is_one_line_and_exit_2(args: list[str], needles: list[s
 
 
 def test_bad_server_flag_as_a_process() -> None:
-    _assert_one_line_exit_2(_run("server.cli", "--risk-hold-score", "1000"), "oms-server",
+    _assert_one_line_exit_2(_run("oms.server.cli", "--risk-hold-score", "1000"), "oms-server",
                             "--risk-hold-score: 1000 must be in 0..100")
 
 
 def test_bad_server_env_value_names_the_variable() -> None:
-    p = _run("server.cli", env={"OMS_PROMISE_DAYS": "-3"})
+    p = _run("oms.server.cli", env={"OMS_PROMISE_DAYS": "-3"})
     _assert_one_line_exit_2(p, "oms-server", "OMS_PROMISE_DAYS", "-3")
 
 
@@ -103,7 +103,7 @@ def test_defaults_and_good_values_pass() -> None:
 ])
 def test_bad_wave_job_flag_is_one_line_and_exit_2(args: list[str], needles: list[str],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from server.jobs.wave_cli import main  # noqa: PLC0415
+    from oms.server.jobs.wave_job import main  # noqa: PLC0415
 
     code = main(["--once", *args])
     err = capsys.readouterr().err
@@ -111,7 +111,7 @@ def test_bad_wave_job_flag_is_one_line_and_exit_2(args: list[str], needles: list
 
 
 def test_bad_wave_job_env_value_is_one_line_and_exit_2() -> None:
-    p = _run("server.jobs.wave_cli", "--once", env={"OMS_FRAUD_HOLD_SECONDS": "soon"})
+    p = _run("oms.server.jobs.wave_job", "--once", env={"OMS_FRAUD_HOLD_SECONDS": "soon"})
     _assert_one_line_exit_2(p, "oms-wave", "OMS_FRAUD_HOLD_SECONDS")
 
 
@@ -121,7 +121,7 @@ def test_global_options_on_either_side_of_the_subcommand(server) -> None:
                  ["audit", "--target", target, "--timeout", "60"],
                  ["warehouse", "--target", target, "list"],
                  ["warehouse", "list", "--target", target]):
-        p = _run("clients.cli", *argv, env={"OMS_TARGET": "127.0.0.1:1"})
+        p = _run("oms.clients.cli", *argv, env={"OMS_TARGET": "127.0.0.1:1"})
         assert p.returncode == 0, (argv, p.stderr)
         if "audit" in argv:
             assert p.stdout.startswith("audit: ok"), p.stdout

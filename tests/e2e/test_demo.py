@@ -1,4 +1,4 @@
-"""The README's main job, small: ``python -m clients.demo`` starts oms-server on its embedded
+"""The README's main job, small: ``python -m oms.clients.demo`` starts oms-server on its embedded
 Redis, loads a US network, places orders, restocks and fills backorders, cancels some, runs
 waves and carries orders to delivery and refund, and ends with a clean audit."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_the_whole_order_life_and_audits_clean() -> None:
-    p = subprocess.run([sys.executable, "-m", "clients.demo", "--orders", "2000", "--skus", "60",
+    p = subprocess.run([sys.executable, "-m", "oms.clients.demo", "--orders", "2000", "--skus", "60",
                         "--fulfil", "20", "--seed", "3"], cwd=ROOT, capture_output=True, text=True,
                        timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from clients.client import ClientError, OmsClient
+from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
@@ -27,7 +27,7 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 def _cmd(data: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0", "--data-dir", str(data),
+    return [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", str(data),
             "--label-dir", str(data / "labels"), "--log-level", "WARNING", *extra]
 
 

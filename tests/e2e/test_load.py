@@ -1,4 +1,4 @@
-"""oms-load end to end: the real CLI (``python -m clients.load``) against the real gRPC server,
+"""oms-load end to end: the real CLI (``python -m oms.clients.load``) against the real gRPC server,
 batch and stream mode, then the stock invariants. No wall-clock thresholds."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from clients.load import Histogram
+from oms.clients.load import Histogram
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _load(server, tmp_path: Path, name: str, *extra: str) -> dict:
     out = tmp_path / f"{name}.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "clients.load", "--target", f"127.0.0.1:{server.port}",
+        [sys.executable, "-m", "oms.clients.load", "--target", f"127.0.0.1:{server.port}",
          "--duration", "3", "--warmup", "0.5", "--pool", "300", "--skus", "30", "--hot-skus", "3",
          "--quiet", "--json", str(out), *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=180)

@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clients.client import OmsClient
+from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
 
 
@@ -23,7 +23,7 @@ def _free_port() -> int:
 
 
 def _start(data: Path, metrics: int) -> tuple[subprocess.Popen[str], str]:
-    p = subprocess.Popen([sys.executable, "-m", "server.cli", "--listen", "127.0.0.1:0",
+    p = subprocess.Popen([sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0",
                           "--data-dir", str(data), "--metrics-port", str(metrics),
                           "--label-dir", str(data / "labels"), "--log-level", "WARNING"],
                          stdout=subprocess.PIPE, text=True)

@@ -76,7 +76,7 @@ def message_class(desc: d.Descriptor) -> type:
 
 def _validation() -> Any:
     try:  # being written alongside this suite; its table sharpens the boundaries when present
-        from server import validation
+        from oms.server import validation
     except Exception:
         return None
     return validation

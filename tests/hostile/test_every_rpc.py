@@ -20,7 +20,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, note, settings
 
-from clients.client import OmsClient
+from oms.clients.client import OmsClient
 from tests.conftest import ServerThread
 from tests.hostile import strategies as S
 from tests.hostile.world import World, changed_keys, restore, seed, state_lines, take_snapshot

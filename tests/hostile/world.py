@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from clients.client import OmsClient
+from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r

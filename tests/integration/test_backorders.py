@@ -7,14 +7,14 @@ import random
 
 import redis
 
-from engine.carriers import RateTableCarrier
-from engine.payments import DeterministicGateway
+from oms.engine.carriers import RateTableCarrier
+from oms.engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
-from server.backorders import BackorderFiller
-from server.orderlife import OrderLife
-from server.redis.keys import Shard
-from server.redis.store import STAGED, RedisLedger, Store
+from oms.server.backorders import BackorderFiller
+from oms.server.order_actions import OrderLife
+from oms.server.redis.keys import Shard
+from oms.server.redis.store import STAGED, RedisLedger, Store
 
 
 def _levels(client, sku):

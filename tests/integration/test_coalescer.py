@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from engine.models import Customer, Address, Line, Order, OrderRequest, Warehouse
-from server.intake import Coalescer, Intake
-from server.redis.store import Store
+from oms.engine.models import Customer, Address, Line, Order, OrderRequest, Warehouse
+from oms.server.intake import Coalescer, Intake
+from oms.server.redis.store import Store
 
 
 def _req(i: int) -> OrderRequest:

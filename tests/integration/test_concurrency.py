@@ -17,13 +17,13 @@ import grpc
 import pytest
 import redis
 
-from clients.client import ClientError, OmsClient
-from engine.payments import DeterministicGateway
+from oms.clients.client import ClientError, OmsClient
+from oms.engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import orders_pb2 as o
-from server.redis import keys
-from server.redis.store import RedisLedger
+from oms.server.redis import keys
+from oms.server.redis.store import RedisLedger
 
 pytestmark = pytest.mark.timeout(150)
 

@@ -11,12 +11,12 @@ import time
 import grpc
 import pytest
 
-from clients.client import ClientError, OmsClient
-from engine.models import Address, Customer, Line, OrderRequest
+from oms.clients.client import ClientError, OmsClient
+from oms.engine.models import Address, Customer, Line, OrderRequest
 from oms.v1 import orders_pb2 as pb
-from server.config import Config
-from server.intake import Intake
-from server.redis.store import PENDING, PlaceEntry, now_ms
+from oms.server.config import Config
+from oms.server.intake import Intake
+from oms.server.redis.store import PENDING, PlaceEntry, now_ms
 from tests.conftest import ServerThread
 
 pytestmark = pytest.mark.timeout(240)

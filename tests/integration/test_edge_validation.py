@@ -9,15 +9,15 @@ import math
 import grpc
 import pytest
 
-from clients.client import ClientError, OmsClient
+from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import inventory_pb2 as inv
 from oms.v1 import orders_pb2 as o
 from oms.v1 import returns_pb2 as rt
-from server import codec
-from server import validation as val
-from server.redis.keys import Shard
+from oms.server import pb_convert
+from oms.server import validation as val
+from oms.server.redis.keys import Shard
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -255,7 +255,7 @@ def test_control_characters_in_free_text_are_rejected(net, server):
 def test_a_huge_postal_code_is_rejected_before_the_geocode_cache(net, server):
     client = net
     before = snapshot(client)
-    size = codec._geocode.cache_info().currsize
+    size = pb_convert._geocode.cache_info().currsize
     huge = "9" * (1 << 20)
     # A batch may carry 1 MiB in one order (the transport caps the whole batch): validation
     # itself must refuse it, before the geocoder and its cache.
@@ -269,7 +269,7 @@ def test_a_huge_postal_code_is_rejected_before_the_geocode_cache(net, server):
     assert isinstance(res[3], c.Order)
     assert isinstance(res[4], ClientError) and res[4].code == INVALID
     assert "customer.name" in fields(res[4])
-    assert codec._geocode.cache_info().currsize <= size + 1  # AMES at most
+    assert pb_convert._geocode.cache_info().currsize <= size + 1  # AMES at most
     # Unary: refused by the transport's size cap or by validation, never stored or cached.
     rejected(lambda: client.place_order(req([("SKU-1", 1)], postal_code=huge)),
              INVALID, grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -278,7 +278,7 @@ def test_a_huge_postal_code_is_rejected_before_the_geocode_cache(net, server):
         assert "ship_to.postal_code" in fields(err)
         err = rejected(lambda: client.upsert_warehouse("BIG", postal_code=pc))
         assert "warehouse.postal_code" in fields(err)
-    assert codec._geocode.cache_info().currsize <= size + 1
+    assert pb_convert._geocode.cache_info().currsize <= size + 1
     assert len(snapshot(client)[1]) == len(before[1]) + 1
 
 

@@ -8,7 +8,7 @@ import math
 import grpc
 import pytest
 
-from clients.client import ClientError, OmsClient
+from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
 
 pytestmark = pytest.mark.timeout(60)

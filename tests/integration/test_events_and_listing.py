@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from clients.client import OmsClient
+from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
 
 pytestmark = pytest.mark.timeout(90)

@@ -8,8 +8,8 @@ import time
 import grpc
 import pytest
 
-from clients.client import ClientError, OmsClient
-from engine import geo
+from oms.clients.client import ClientError, OmsClient
+from oms.engine import geo
 from oms.v1 import common_pb2 as c
 
 pytestmark = pytest.mark.timeout(90)
@@ -444,7 +444,7 @@ def test_a_placed_orders_key_mapping_outlives_its_pending_claim(network, server)
     # mapping must live at least as long as the claims hash that holds the claim
     import redis  # noqa: PLC0415
 
-    from server.redis import keys  # noqa: PLC0415
+    from oms.server.redis import keys  # noqa: PLC0415
 
     client = network
     stock(client, "SKU-A", DSM=10)

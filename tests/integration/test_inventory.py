@@ -6,8 +6,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from clients.client import ClientError
-from engine import geo
+from oms.clients.client import ClientError
+from oms.engine import geo
 from oms.v1 import common_pb2 as c
 
 pytestmark = pytest.mark.timeout(60)

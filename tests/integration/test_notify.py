@@ -1,4 +1,4 @@
-"""The notification worker (``python -m server.jobs.notify``) as a real subprocess, against the
+"""The notification worker (``python -m oms.server.jobs.notify``) as a real subprocess, against the
 real server on real Redis and a real local SMTP server (aiosmtpd) that keeps what it receives.
 
 Checks: which events e-mail whom with what; no duplicates across runs; a worker killed with
@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from clients.client import OmsClient
+from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as rt
-from server.redis import keys
-from server.redis.notifications import Notifications
+from oms.server.redis import keys
+from oms.server.redis.notifications import Notifications
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -111,7 +111,7 @@ def held_smtp():
 # ---- helpers -----------------------------------------------------------------------------
 
 def notify_cmd(redis_url: str, port: int, *extra: str, once: bool = True) -> list[str]:
-    cmd = [sys.executable, "-m", "server.jobs.notify", "--redis-url", redis_url,
+    cmd = [sys.executable, "-m", "oms.server.jobs.notify", "--redis-url", redis_url,
            "--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--smtp-timeout", "10",
            "--from-address", "Shop <orders@shop.test>", "--log-level", "INFO", *extra]
     return cmd + (["--once"] if once else [])

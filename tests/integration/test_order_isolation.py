@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from clients.client import ClientError, OmsClient
+from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
 
 pytestmark = pytest.mark.timeout(120)

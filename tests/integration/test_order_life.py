@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 import redis
 
-from clients.client import ClientError
-from engine.carriers import RateTableCarrier, validate_tracking_number
-from engine.lifecycle import OrderStatus
-from engine.payments import DeterministicGateway
+from oms.clients.client import ClientError
+from oms.engine.carriers import RateTableCarrier, validate_tracking_number
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r
-from server.orderlife import OrderLife
-from server.redis.keys import Shard
-from server.redis.store import RedisLedger
+from oms.server.order_actions import OrderLife
+from oms.server.redis.keys import Shard
+from oms.server.redis.store import RedisLedger
 
 
 def _setup(client) -> None:

@@ -70,8 +70,8 @@ def test_recovery_finishes_or_rolls_back_a_staged_move(client, server):
     """Crash simulation: a move staged but never committed is rolled back; one committed but
     not swapped is finished by the sweep."""
 
-    from engine.models import Allocation
-    from server.redis.store import PlaceEntry, now_ms, staged_id
+    from oms.engine.models import Allocation
+    from oms.server.redis.store import PlaceEntry, now_ms, staged_id
 
     client.upsert_warehouse("DSM", postal_code="50309")
     client.upsert_warehouse("LAX", postal_code="90012")

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from server.app import SERVICE_NAMES
+from oms.server.app import SERVICE_NAMES
 
 
 def _grpcurl() -> str:

@@ -8,14 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from clients.client import ClientError
-from engine.carriers import RateTableCarrier
-from engine.payments import DeterministicGateway, PaymentTransientError
+from oms.clients.client import ClientError
+from oms.engine.carriers import RateTableCarrier
+from oms.engine.payments import DeterministicGateway, PaymentTransientError
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r
-from server.orderlife import OrderLife
-from server.redis.store import RedisLedger
+from oms.server.order_actions import OrderLife
+from oms.server.redis.store import RedisLedger
 
 MUG, LAMP = 1500, 4500
 

@@ -6,8 +6,8 @@ import time
 
 import redis
 
-from server.redis.keys import Shard
-from server.redis.scripts import MINUTES_KEPT
+from oms.server.redis.keys import Shard
+from oms.server.redis.scripts import MINUTES_KEPT
 
 
 def test_stats_count_orders_and_drop_old_minutes(client, server):

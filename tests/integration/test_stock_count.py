@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clients.client import ClientError
+from oms.clients.client import ClientError
 from oms.v1 import common_pb2 as c
 
 
@@ -98,7 +98,7 @@ def test_a_count_racing_intake_never_oversells(shop, server):
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from clients.client import OmsClient
+    from oms.clients.client import OmsClient
 
     client = shop
     client.set_stock("DSM", "KETTLE", 40)

@@ -12,12 +12,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from clients.client import ClientError, OmsClient
-from engine.errors import OmsError, UnavailableError
-from server.config import Config
-from server.errors import code_for
-from server.health import watch_store
-from server.redis.embedded import EmbeddedRedis
+from oms.clients.client import ClientError, OmsClient
+from oms.engine.errors import OmsError, UnavailableError
+from oms.server.config import Config
+from oms.server.errors import code_for
+from oms.server.health import watch_store
+from oms.server.redis.embedded import EmbeddedRedis
 from tests.conftest import ServerThread
 
 
@@ -36,7 +36,7 @@ def test_unavailable_is_a_retryable_domain_error() -> None:
 
 
 def test_redis_down_is_unavailable_and_health_follows(tmp_path: Path) -> None:
-    from engine import allocation  # noqa: PLC0415
+    from oms.engine import allocation  # noqa: PLC0415
 
     allocation.warmup()
     redis = EmbeddedRedis(tmp_path, appendonly=True, fsync="always").start()

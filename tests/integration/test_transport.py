@@ -12,7 +12,7 @@ import pytest
 
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
-from server.transport import DEFAULT_REQUEST_LIMIT, batch_receive_limit
+from oms.server.transport import DEFAULT_REQUEST_LIMIT, batch_receive_limit
 
 ORDERS = "/oms.v1.OrderService/"
 

@@ -17,13 +17,13 @@ import time
 import grpc
 import pytest
 
-from clients.client import ClientError, OmsClient
-from engine.errors import ResourceExhaustedError
+from oms.clients.client import ClientError, OmsClient
+from oms.engine.errors import ResourceExhaustedError
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
 from oms.v1 import orders_pb2_grpc as orpc
-from server.config import Config
-from server.events_hub import EventHub
+from oms.server.config import Config
+from oms.server.events_hub import EventHub
 from tests.conftest import ServerThread
 
 pytestmark = pytest.mark.timeout(180)

@@ -7,9 +7,9 @@ import random
 import numpy as np
 import pytest
 
-from clients.client import ClientError, OmsClient
-from engine.models import Layout
-from engine.routing import exact_route_length, s_shape_route
+from oms.clients.client import ClientError, OmsClient
+from oms.engine.models import Layout
+from oms.engine.routing import exact_route_length, s_shape_route
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 

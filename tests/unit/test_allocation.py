@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.allocation import (
+from oms.engine.allocation import (
     BACKORDERED,
     FULL,
     PARTIAL,
@@ -19,7 +19,7 @@ from engine.allocation import (
     allocate_reference,
     warmup,
 )
-from engine.errors import OmsError, ValidationError
+from oms.engine.errors import OmsError, ValidationError
 
 Order = list[tuple[int, int]]  # (sku, qty) per line
 

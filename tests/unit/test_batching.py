@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from engine.batching import (
+from oms.engine.batching import (
     BatchPlan,
     PickOrder,
     batch_lengths,
@@ -18,9 +18,9 @@ from engine.batching import (
     seed_batches,
     wave_arrays,
 )
-from engine.errors import ValidationError
-from engine.models import Layout
-from engine.routing import exact_route, walk_length
+from oms.engine.errors import ValidationError
+from oms.engine.models import Layout
+from oms.engine.routing import exact_route, walk_length
 
 
 def random_wave(n: int, layout: Layout, seed: int, *, max_lines: int = 5,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.carriers import (
+from oms.engine.carriers import (
     CODE128_PATTERNS,
     DEFAULT_WEIGHT_TIERS_G,
     Carrier,
@@ -31,9 +31,9 @@ from engine.carriers import (
     validate_tracking_number,
     zone_for_distance,
 )
-from engine.errors import OmsError
-from engine.geo import haversine_km
-from engine.models import Package, Shipment
+from oms.engine.errors import OmsError
+from oms.engine.geo import haversine_km
+from oms.engine.models import Package, Shipment
 
 DSM = (41.5868, -93.6250)  # Des Moines
 CHI = (41.8781, -87.6298)  # Chicago, ~500 km

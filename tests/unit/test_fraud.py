@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ValidationError
-from engine.fraud import CustomerHistory, RiskAssessment, RiskConfig, RiskInput, assess
+from oms.engine.errors import ValidationError
+from oms.engine.fraud import CustomerHistory, RiskAssessment, RiskConfig, RiskInput, assess
 
 # usual ship-to: Chicago; Milwaukee is ~130 km away, Los Angeles ~2,800 km
 CHICAGO = (41.8781, -87.6298)

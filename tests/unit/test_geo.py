@@ -7,9 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from engine import geo
-from engine.errors import ValidationError
-from engine.geo import (
+from oms.engine import geo
+from oms.engine.errors import ValidationError
+from oms.engine.geo import (
     EARTH_RADIUS_KM,
     all_us_zips,
     distance_matrix,

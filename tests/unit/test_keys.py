@@ -1,7 +1,7 @@
 """server.redis.keys: every key of a shard in one hash slot; one shared Shard per warehouse."""
 from __future__ import annotations
 
-from server.redis import keys
+from oms.server.redis import keys
 
 
 def test_shard_keys_share_the_warehouse_hash_tag() -> None:

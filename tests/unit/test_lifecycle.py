@@ -1,7 +1,7 @@
 import pytest
 
-from engine.errors import TransitionError
-from engine.lifecycle import TERMINAL, TRANSITIONS, OrderStatus, allowed_sources, check_transition
+from oms.engine.errors import TransitionError
+from oms.engine.lifecycle import TERMINAL, TRANSITIONS, OrderStatus, allowed_sources, check_transition
 from oms.v1 import common_pb2
 
 

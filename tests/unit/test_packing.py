@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ValidationError
-from engine.packing import (
+from oms.engine.errors import ValidationError
+from oms.engine.packing import (
     DEFAULT_BOXES,
     Box,
     Item,

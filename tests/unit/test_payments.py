@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from engine.errors import NotFoundError, OmsError, ValidationError
-from engine.payments import (
+from oms.engine.errors import NotFoundError, OmsError, ValidationError
+from oms.engine.payments import (
     Authorization,
     Capture,
     DeterministicGateway,

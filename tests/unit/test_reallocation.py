@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import reallocation as R
-from engine.errors import ValidationError
-from engine.reallocation import (
+from oms.engine import reallocation as R
+from oms.engine.errors import ValidationError
+from oms.engine.reallocation import (
     ReallocationProblem,
     ReallocationStatus,
     allocation_cost,

@@ -4,8 +4,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.models import Line, ReturnLine
-from engine.refunds import fill_value_cents, return_value_cents
+from oms.engine.models import Line, ReturnLine
+from oms.engine.refunds import fill_value_cents, return_value_cents
 
 SKUS = ("A", "B", "C")
 lines_st = st.lists(st.builds(Line, st.sampled_from(SKUS), st.integers(1, 5),

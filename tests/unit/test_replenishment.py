@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ValidationError
-from engine.replenishment import ReplenishmentInput, Suggestion, suggest, suggest_many
+from oms.engine.errors import ValidationError
+from oms.engine.replenishment import ReplenishmentInput, Suggestion, suggest, suggest_many
 
 
 def inp(**kw: object) -> ReplenishmentInput:

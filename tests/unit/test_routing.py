@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.errors import ValidationError
-from engine.models import Layout
-from engine.routing import (
+from oms.engine.errors import ValidationError
+from oms.engine.models import Layout
+from oms.engine.routing import (
     exact_route,
     exact_route_length,
     largest_gap_route,

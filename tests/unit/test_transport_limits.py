@@ -8,12 +8,12 @@ from google.rpc import error_details_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.errors import FieldViolation, PreconditionError, ValidationError
+from oms.engine.errors import FieldViolation, PreconditionError, ValidationError
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
-from server import validation as v
-from server.errors import MAX_MESSAGE_BYTES, MAX_VIOLATIONS_BYTES, clip, to_status
-from server.transport import DEFAULT_REQUEST_LIMIT, MAX_ORDER_BYTES, batch_receive_limit
+from oms.server import validation as v
+from oms.server.errors import MAX_MESSAGE_BYTES, MAX_VIOLATIONS_BYTES, clip, to_status
+from oms.server.transport import DEFAULT_REQUEST_LIMIT, MAX_ORDER_BYTES, batch_receive_limit
 
 W = "\U0001F600"  # the widest character: 4 bytes of UTF-8
 

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
-from engine.errors import NotFoundError, ValidationError, quote
-from engine.models import parse_location
-from server import codec
-from server import validation as val
-from server.redis import keys
+from oms.engine.errors import NotFoundError, ValidationError, quote
+from oms.engine.models import parse_location
+from oms.server import pb_convert
+from oms.server import validation as val
+from oms.server.redis import keys
 
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 HOSTILE_TAILS = ["\n", "\r", "\x00", "\r\n", " ", "\t", "\u0661", "\u00b2"]
@@ -39,7 +39,7 @@ def test_patterns_full_match_ascii_only(pattern, good, tail):
 
 def test_one_definition_of_each_pattern():
     assert keys.ID_RE is val.WAREHOUSE_ID_RE and keys.SKU_RE is val.SKU_RE
-    assert codec.SKU_RE is val.SKU_RE and codec.CHANNEL_RE is val.CHANNEL_RE
+    assert pb_convert.SKU_RE is val.SKU_RE and pb_convert.CHANNEL_RE is val.CHANNEL_RE
     assert val.LOCATION_RE.pattern == r"A([0-9]{2})-S([0-9]{3})"
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine import geo, reallocation
-from engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus
-from engine.models import Allocation, Order
-from server.redis.store import PlaceEntry, Store, now_ms, staged_id
+from oms.engine import geo, reallocation
+from oms.engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus
+from oms.engine.models import Allocation, Order
+from oms.server.redis.store import PlaceEntry, Store, now_ms, staged_id
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""server.redis.rawpipe against a real redis-server: same replies as redis-py, errors mapped
+"""server.redis.resp_pipeline against a real redis-server: same replies as redis-py, errors mapped
 the same way, connections never reused in an unknown state."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from server.redis.rawpipe import Packed, RawClient, bulk, bulk_int, bulk_str, pack
-from server.redis.store import RiskRow, RiskSignals, Store
+from oms.server.redis.resp_pipeline import Packed, RawClient, bulk, bulk_int, bulk_str, pack
+from oms.server.redis.store import RiskRow, RiskSignals, Store
 
 ECHO = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}"
 
@@ -146,8 +146,8 @@ def test_store_reloads_scripts_after_a_flush(clean_redis: str) -> None:
 
 
 def test_snapshot_reads_few_skus_by_entry_and_many_by_array(clean_redis: str) -> None:
-    from engine.models import Warehouse  # noqa: PLC0415
-    from server.redis.store import SNAPSHOT_FEW_SKUS  # noqa: PLC0415
+    from oms.engine.models import Warehouse  # noqa: PLC0415
+    from oms.server.redis.store import SNAPSHOT_FEW_SKUS  # noqa: PLC0415
 
     async def go() -> tuple:
         store = Store.from_url(clean_redis)

@@ -12,12 +12,12 @@ import logging
 import numpy as np
 import orjson
 
-from engine import batching, routing
-from engine.errors import ConflictError, NotFoundError, TransitionError, ValidationError
-from engine.lifecycle import OrderStatus
-from engine.models import Allocation, Order, PickBatch, PickStop, Wave, location_code, parse_location
-from server.intake import new_order_id
-from server.redis.store import StaleError, Store, now_ms
+from oms.engine import batching, routing
+from oms.engine.errors import ConflictError, NotFoundError, TransitionError, ValidationError
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import Allocation, Order, PickBatch, PickStop, Wave, location_code, parse_location
+from oms.server.intake import new_order_id
+from oms.server.redis.store import StaleError, Store, now_ms
 
 log = logging.getLogger(__name__)
 

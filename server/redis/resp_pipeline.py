@@ -25,7 +25,7 @@ import hiredis
 from redis.asyncio.connection import parse_url
 from redis.exceptions import NoScriptError, ResponseError
 
-from server.redis.unavailable import StoreUnavailable
+from oms.server.redis.unavailable import StoreUnavailable
 
 _MAX_IDLE = 16
 

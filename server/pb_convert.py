@@ -9,10 +9,10 @@ import functools
 import math
 import re
 
-from engine import geo
-from engine.errors import FieldViolation, NotFoundError, ValidationError, quote
-from engine.lifecycle import OrderStatus
-from engine.models import (
+from oms.engine import geo
+from oms.engine.errors import FieldViolation, NotFoundError, ValidationError, quote
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import (
     Address,
     Customer,
     Layout,
@@ -33,8 +33,8 @@ from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as rt
 from oms.v1 import orders_pb2 as o
-from server import validation as val
-from server.validation import (
+from oms.server import validation as val
+from oms.server.validation import (
     CHANNEL_RE,
     MAX_KEY_LEN,
     MAX_LINES,

@@ -15,9 +15,9 @@ import os
 import signal
 import sys
 
-from server.config import RULES, ArgParser, Config, ConfigError, between, positive_up_to, resolve
-from server.redis.store import Store
-from server.waves import WavePlanner
+from oms.server.config import RULES, ArgParser, Config, ConfigError, between, positive_up_to, resolve
+from oms.server.redis.store import Store
+from oms.server.wave_planner import WavePlanner
 
 log = logging.getLogger("oms.wave")
 
@@ -56,7 +56,7 @@ async def run_once(store: Store, args: argparse.Namespace, stop: asyncio.Event) 
     """One round; returns the number of waves planned."""
     if not args.no_backorders:
         try:
-            from server.backorders import BackorderFiller  # noqa: PLC0415
+            from oms.server.backorders import BackorderFiller  # noqa: PLC0415
 
             await BackorderFiller(store, fraud_hold_seconds=args.fraud_hold_seconds,
                                   risk_hold_score=args.risk_hold_score
@@ -65,7 +65,7 @@ async def run_once(store: Store, args: argparse.Namespace, stop: asyncio.Event) 
             log.exception("filling backorders failed; going on with the round")
     if not args.no_reallocate:
         try:
-            from server.reallocate import Reallocator  # noqa: PLC0415
+            from oms.server.reallocation_runner import Reallocator  # noqa: PLC0415
 
             rep = await Reallocator(store).run(time_budget_s=args.time_budget)
             log.info("reallocation: %d orders considered, %d moved, cost %.0f -> %.0f "

@@ -1,13 +1,13 @@
-"""server.wire: a result the encoder cannot write fails alone (INTERNAL in its own result,
+"""server.response_bytes: a result the encoder cannot write fails alone (INTERNAL in its own result,
 saying whether the order was placed), never the batch response or its other results."""
 from __future__ import annotations
 
 import pytest
 
-from engine.errors import ItemFailedError, NotFoundError
-from engine.models import Address, Customer, Line, Order
+from oms.engine.errors import ItemFailedError, NotFoundError
+from oms.engine.models import Address, Customer, Line, Order
 from oms.v1 import common_pb2 as c
-from server import wire
+from oms.server import response_bytes
 
 
 def _order(oid: str, price: int) -> Order:
@@ -20,13 +20,13 @@ def _order(oid: str, price: int) -> Order:
 def test_one_unencodable_result_fails_alone() -> None:
     good, bad = _order("DSM.a", 100), _order("DSM.b", 2**70)  # no valid varint
     results = [good, bad, NotFoundError("sku", "X")]
-    resp = wire.batch_response(results, [None, None, None])
+    resp = response_bytes.batch_response(results, [None, None, None])
     assert [r.WhichOneof("result") for r in resp.results] == ["order", "error", "error"]
     assert resp.results[0].order.id == "DSM.a"
     assert resp.results[1].error.code == 13  # INTERNAL
     assert "DSM.b was placed" in resp.results[1].error.message
     assert resp.results[2].error.code == 5  # NOT_FOUND
-    assert wire.place_result(bad).error.code == 13
-    assert wire.place_result(good).order == c.Order.FromString(wire.order_bytes(good))
+    assert response_bytes.place_result(bad).error.code == 13
+    assert response_bytes.place_result(good).order == c.Order.FromString(response_bytes.order_bytes(good))
     with pytest.raises(ItemFailedError, match="DSM.b was placed"):
-        wire.order_message(bad)
+        response_bytes.order_message(bad)

@@ -17,14 +17,14 @@ from typing import TypeVar
 
 import orjson
 
-from engine import carriers, packing, payments
-from engine.errors import NotFoundError, PreconditionError, TransitionError, ValidationError
-from engine.lifecycle import OrderStatus
-from engine.models import Order, Package, PaymentState, Product, Return, ReturnLine, Shipment
-from engine.refunds import return_value_cents
-from server.redis import keys
-from server.redis import refunds as refund_store
-from server.redis.store import StaleError, Store, encode_return, now_ms
+from oms.engine import carriers, packing, payments
+from oms.engine.errors import NotFoundError, PreconditionError, TransitionError, ValidationError
+from oms.engine.lifecycle import OrderStatus
+from oms.engine.models import Order, Package, PaymentState, Product, Return, ReturnLine, Shipment
+from oms.engine.refunds import return_value_cents
+from oms.server.redis import keys
+from oms.server.redis import refunds as refund_store
+from oms.server.redis.store import StaleError, Store, encode_return, now_ms
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

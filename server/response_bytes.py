@@ -6,7 +6,7 @@ Why: building an ``Order`` message field by field through the Python protobuf AP
 Writing the wire format directly is a few µs; the result is parsed back into the message type
 once per call (C code), so servicers still return typed messages. Orders that carry packages or
 shipments (only ever met when an idempotent repeat returns an older order) go through
-``codec.encode_order``. tests/unit/test_wire.py checks every field against ``codec``.
+``pb_convert.encode_order``. tests/unit/test_wire.py checks every field against ``codec``.
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import struct
 from collections.abc import Sequence
 from functools import lru_cache
 
-from engine.errors import ItemFailedError, OmsError
-from engine.models import Order
+from oms.engine.errors import ItemFailedError, OmsError
+from oms.engine.models import Order
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
-from server import codec
-from server.errors import internal_status, to_status
+from oms.server import pb_convert
+from oms.server.errors import internal_status, to_status
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ _NO_PAYMENT = _sub(_LEN[14], _sfield(_LEN[1], "NONE"))
 
 
 def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> bytes:
-    """The serialized ``oms.v1.Order`` of ``order`` (same message as ``codec.encode_order``).
+    """The serialized ``oms.v1.Order`` of ``order`` (same message as ``pb_convert.encode_order``).
 
     ``source``: the request the order was just decoded from and placed by, when the caller has
     it. Customer, ship-to and lines are then its own sub-messages re-serialized in C (the codec
@@ -93,7 +93,7 @@ def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> byte
     scalar field wins when parsed). Fields are not all in field-number order (parsers take any
     order): the ones a batch shares are cached together."""
     if order.packages or order.shipments or order.picked_warehouses:
-        return codec.encode_order(order).SerializeToString()
+        return pb_convert.encode_order(order).SerializeToString()
     L, V, B = _LEN, _VAR, _B
     if source is not None:
         customer = source.customer.SerializeToString()

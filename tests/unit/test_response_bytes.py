@@ -1,4 +1,4 @@
-"""server.wire writes the same messages as codec.encode_order, for every field."""
+"""server.response_bytes writes the same messages as pb_convert.encode_order, for every field."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import NotFoundError, ValidationError
-from engine.models import (
+from oms.engine.errors import NotFoundError, ValidationError
+from oms.engine.models import (
     Address,
     Allocation,
     Customer,
@@ -20,8 +20,8 @@ from engine.models import (
 )
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as pb
-from server import codec, wire
-from server.errors import to_status
+from oms.server import pb_convert, response_bytes
+from oms.server.errors import to_status
 
 text = st.text(max_size=12)
 i64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -52,24 +52,24 @@ def _same(a: c.Order, b: c.Order) -> None:
 @settings(max_examples=300, deadline=None)
 @given(orders)
 def test_order_bytes_parse_to_codec_message(order: Order) -> None:
-    _same(c.Order.FromString(wire.order_bytes(order)), codec.encode_order(order))
+    _same(c.Order.FromString(response_bytes.order_bytes(order)), pb_convert.encode_order(order))
 
 
 @settings(max_examples=100, deadline=None)
 @given(orders)
 def test_results_and_batch(order: Order) -> None:
     err = NotFoundError("sku", "X-1")
-    got = pb.BatchPlaceOrdersResponse.FromString(wire.batch_response_bytes([order, err, order]))
+    got = pb.BatchPlaceOrdersResponse.FromString(response_bytes.batch_response_bytes([order, err, order]))
     want = pb.BatchPlaceOrdersResponse(results=[
-        pb.PlaceOrderResult(order=codec.encode_order(order)),
+        pb.PlaceOrderResult(order=pb_convert.encode_order(order)),
         pb.PlaceOrderResult(error=to_status(err)),
-        pb.PlaceOrderResult(order=codec.encode_order(order))])
+        pb.PlaceOrderResult(order=pb_convert.encode_order(order))])
     assert got == want
 
 
 def test_field_errors_keep_their_details() -> None:
     err = ValidationError.one("lines[0].quantity", "0 must be in 1..1000000")
-    got = pb.PlaceOrderResult.FromString(wire.result_bytes(err))
+    got = pb.PlaceOrderResult.FromString(response_bytes.result_bytes(err))
     assert got.error == to_status(err)
     assert got.error.details  # the BadRequest field violation travels
 
@@ -79,15 +79,15 @@ def test_orders_with_packages_or_shipments_fall_back_to_codec() -> None:
               [Line("A", 1, 100)], [Allocation("A", "W", 1, 3.0)],
               packages=[Package("S", 100, 10, 10, 10, ("A",), "W")],
               shipments=[Shipment("W.1/1", "W", "rt", "GROUND", "1Z", "", (), 0, 500, "IN_TRANSIT", ("A",))])
-    assert c.Order.FromString(wire.order_bytes(o)) == codec.encode_order(o)
+    assert c.Order.FromString(response_bytes.order_bytes(o)) == pb_convert.encode_order(o)
 
 
 def test_zero_and_negative_zero() -> None:
     o = Order("W.1", "", "web", 2, Customer(), Address(latitude=-0.0, longitude=0.0), [], [],
               risk_score=0.0)
-    m = c.Order.FromString(wire.order_bytes(o))
+    m = c.Order.FromString(response_bytes.order_bytes(o))
     assert math.copysign(1.0, m.ship_to.latitude) == -1.0
-    assert m == codec.encode_order(o)
+    assert m == pb_convert.encode_order(o)
 
 
 # Request text the edge accepts: no control or line-separator characters (server/validation.py).
@@ -121,13 +121,13 @@ def _request(cid: str, email: str, name: str, where: object, lines: list, extra:
 @given(requests, orders)
 def test_order_bytes_from_the_source_request(req: pb.PlaceOrderRequest, other: Order) -> None:
     # what intake does: the placed order shares the decoded request's parts
-    d = codec.decode_place_order(req)
+    d = pb_convert.decode_place_order(req)
     o = Order(other.id, d.idempotency_key, d.channel, other.status, d.customer, d.ship_to,
               list(d.lines), other.allocations, hold_until=other.hold_until,
               created_at=other.created_at, updated_at=other.updated_at, history=other.history,
               payment=other.payment, promised_by=other.promised_by, risk_score=other.risk_score,
               risk_reasons=other.risk_reasons)
-    want = codec.encode_order(o)
-    _same(c.Order.FromString(wire.order_bytes(o, req)), want)
-    got = pb.BatchPlaceOrdersResponse.FromString(wire.batch_response_bytes([o, o], [req, None]))
+    want = pb_convert.encode_order(o)
+    _same(c.Order.FromString(response_bytes.order_bytes(o, req)), want)
+    got = pb.BatchPlaceOrdersResponse.FromString(response_bytes.batch_response_bytes([o, o], [req, None]))
     assert list(got.results) == [pb.PlaceOrderResult(order=want)] * 2
