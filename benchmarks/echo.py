@@ -4,7 +4,7 @@ PlaceOrder returns a canned Order, BatchPlaceOrders one canned PlaceOrderResult 
 PlaceOrders (bidirectional) one canned PlaceOrderResult per request as it arrives. The canned
 order looks like a real placed one (3 lines, 3 allocations, history), so the response bytes
 match what oms-server sends. Requests are still deserialized by gRPC, as in the real server.
-The load client (clients/load.py) drives it exactly as it drives oms-server, so the ratio
+The load client (clients/load/) drives it exactly as it drives oms-server, so the ratio
 "oms / echo" is what the service costs on top of Python gRPC itself on this machine.
 
     python -m benchmarks.echo --listen 127.0.0.1:0     # prints "echo listening on HOST:PORT"

@@ -33,6 +33,7 @@ from oms.engine import geo
 from oms.v1 import orders_pb2 as pb
 from oms.server.cli import _tune_gc
 from oms.server.intake import Intake
+from oms.server.redis import scripts
 from oms.server.redis.embedded import EmbeddedRedis
 from oms.server.redis.store import Store
 from oms.server.services.orders import _decode_all, _sources
@@ -159,7 +160,7 @@ async def _run(args: argparse.Namespace, redis: EmbeddedRedis) -> dict[str, floa
         for name, st in top:
             print(f"    {name.removeprefix('cmdstat_'):<12} {st['calls']:>8,} calls {st['usec'] / n:7.1f} us/order "
                   f"{st['usec_per_call']:8.2f} us/call")
-        by_sha = {sha: name for name, sha in store._sha.items()}
+        by_sha = {s.sha: s.name for s in scripts.ALL}
         per: dict[str, list[int]] = {}
         for entry in await store.r.slowlog_get(100_000):
             cmd = entry["command"].split()

@@ -1,5 +1,5 @@
 """Draw a pick wave: the warehouse (aisles, cross aisles, depot) and each batch's route in its
-own colour. Geometry as in DESIGN.md: aisle i at x = i*spacing from y = 0 (front cross aisle)
+own colour. Geometry as in docs/ARCHITECTURE.md: aisle i at x = i*spacing from y = 0 (front cross aisle)
 to y = L (back); slot j at y = (j + 0.5)*slot_length; depot at (0, 0)."""
 from __future__ import annotations
 

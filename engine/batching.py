@@ -222,6 +222,21 @@ def _set_length(members: np.ndarray, cnt: int, skip: int, extra: int, optr: np.n
     return exact_length_of(ta, ty, idx, m, L, dx, has, lo, hi, gp)
 
 
+@njit(cache=True)
+def _route_workspace(optr: np.ndarray, n: int, max_orders: int, n_aisles: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                np.ndarray, np.ndarray]:
+    """Work buffers of _set_length for routes of up to max_orders + 1 of the first n orders:
+    ta/ty/idx sized for that many of the longest order's lines, has/lo/hi/gp per aisle."""
+    maxl = 0
+    for o in range(n):
+        maxl = max(maxl, optr[o + 1] - optr[o])
+    cap = (max_orders + 1) * maxl
+    return (np.empty(cap, dtype=np.int64), np.empty(cap), np.empty(cap, dtype=np.int64),
+            np.zeros(n_aisles, dtype=np.bool_), np.zeros(n_aisles), np.zeros(n_aisles),
+            np.zeros(n_aisles))
+
+
 # --------------------------------------------------------------------------------------------
 # seed construction
 # --------------------------------------------------------------------------------------------
@@ -239,17 +254,7 @@ def _seed_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.nda
         if not assigned[o]:
             pool[npool] = o
             npool += 1
-    maxl = 0
-    for o in range(n):
-        maxl = max(maxl, optr[o + 1] - optr[o])
-    cap = max_orders * maxl + maxl
-    ta = np.empty(cap, dtype=np.int64)
-    ty = np.empty(cap)
-    idx = np.empty(cap, dtype=np.int64)
-    has = np.zeros(n_aisles, dtype=np.bool_)
-    lo = np.zeros(n_aisles)
-    hi = np.zeros(n_aisles)
-    gp = np.zeros(n_aisles)
+    ta, ty, idx, has, lo, hi, gp = _route_workspace(optr, n, max_orders, n_aisles)
     members = np.empty(max_orders, dtype=np.int64)
     newc = np.empty(n, dtype=np.int64)
     hist = np.zeros(66, dtype=np.int64)
@@ -400,17 +405,8 @@ def _ls_kernel(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, items: np.ndarr
     an order of another batch) among the ``n_targets`` batches whose aisle masks are closest
     to the order's; applied at once. Returns (number applied, total change in metres)."""
     nbt = mcount.shape[0]
-    maxl = 0
-    for o in range(items.shape[0]):
-        maxl = max(maxl, optr[o + 1] - optr[o])
-    cap = (members.shape[1] + 1) * maxl
-    ta = np.empty(cap, dtype=np.int64)
-    ty = np.empty(cap)
-    idx = np.empty(cap, dtype=np.int64)
-    has = np.zeros(n_aisles, dtype=np.bool_)
-    lo = np.zeros(n_aisles)
-    hi = np.zeros(n_aisles)
-    gp = np.zeros(n_aisles)
+    ta, ty, idx, has, lo, hi, gp = _route_workspace(optr, items.shape[0], members.shape[1],
+                                                    n_aisles)
     tgt = np.empty(n_targets, dtype=np.int64)
     tsc = np.empty(n_targets, dtype=np.int64)
     applied = 0
@@ -519,17 +515,8 @@ def _removal_savings(optr: np.ndarray, la: np.ndarray, ly: np.ndarray, members: 
     """How much each order lengthens its batch's route (its batch without it is shorter by
     this much): orders that fit worst are tried first by the local search."""
     out = np.zeros(n_orders)
-    maxl = 0
-    for o in range(n_orders):
-        maxl = max(maxl, optr[o + 1] - optr[o])
-    cap = (members.shape[1] + 1) * maxl
-    ta = np.empty(cap, dtype=np.int64)
-    ty = np.empty(cap)
-    idx = np.empty(cap, dtype=np.int64)
-    has = np.zeros(n_aisles, dtype=np.bool_)
-    lo = np.zeros(n_aisles)
-    hi = np.zeros(n_aisles)
-    gp = np.zeros(n_aisles)
+    ta, ty, idx, has, lo, hi, gp = _route_workspace(optr, n_orders, members.shape[1],
+                                                    n_aisles)
     for b in range(mcount.shape[0]):
         for k in range(mcount[b]):
             o = members[b, k]

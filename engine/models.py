@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Layout:
-    """Single-block warehouse of DESIGN.md.
+    """Single-block warehouse of docs/ARCHITECTURE.md ("Warehouse geometry").
 
     Aisle i runs along x = i * aisle_spacing_m from the front cross aisle (y = 0) to the back
     cross aisle (y = L = slots_per_aisle * slot_length_m). Slot j sits at

@@ -65,8 +65,24 @@ Placement = tuple[int, int, int, int, int, int]
 EXACT_MAX_ITEMS = 12
 
 
+class _Cuboid:
+    """Length x width x height in mm, shared by boxes and the items packed into them."""
+
+    length_mm: int
+    width_mm: int
+    height_mm: int
+
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        return (self.length_mm, self.width_mm, self.height_mm)
+
+    @property
+    def volume_mm3(self) -> int:
+        return self.length_mm * self.width_mm * self.height_mm
+
+
 @dataclass(frozen=True)
-class Box:
+class Box(_Cuboid):
     """A shipping container. Dimensions are inner dimensions in mm."""
 
     name: str
@@ -76,17 +92,9 @@ class Box:
     max_weight_g: int
     cost_cents: int
 
-    @property
-    def dims(self) -> tuple[int, int, int]:
-        return (self.length_mm, self.width_mm, self.height_mm)
-
-    @property
-    def volume_mm3(self) -> int:
-        return self.length_mm * self.width_mm * self.height_mm
-
 
 @dataclass(frozen=True)
-class Item:
+class Item(_Cuboid):
     """One physical unit to pack (a line of quantity 3 is three Items)."""
 
     sku: str
@@ -94,14 +102,6 @@ class Item:
     width_mm: int
     height_mm: int
     weight_g: int
-
-    @property
-    def dims(self) -> tuple[int, int, int]:
-        return (self.length_mm, self.width_mm, self.height_mm)
-
-    @property
-    def volume_mm3(self) -> int:
-        return self.length_mm * self.width_mm * self.height_mm
 
 
 @dataclass

@@ -55,7 +55,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -541,6 +541,22 @@ def _check_retry_args(attempts: int, base_delay_s: float, max_delay_s: float) ->
                                   f"{base_delay_s!r}, max {max_delay_s!r}")
 
 
+def _retry_delays(attempts: int, base_delay_s: float, max_delay_s: float,
+                  jitter: random.Random) -> Iterator[float]:
+    """The waits between ``attempts`` calls, checked now and each drawn only when a call has
+    failed, so the jitter stream is consumed exactly as often as a retry happens."""
+    _check_retry_args(attempts, base_delay_s, max_delay_s)
+    return (_delay(retry, base_delay_s, max_delay_s, jitter) for retry in range(attempts - 1))
+
+
+def _next_delay(delays: Iterator[float], err: PaymentTransientError) -> float:
+    """The wait before the next attempt; re-raises ``err`` when no attempt is left."""
+    delay = next(delays, None)
+    if delay is None:
+        raise err
+    return delay
+
+
 def call_with_retry(fn: Callable[[], T], *, attempts: int = 5, base_delay_s: float = 0.05,
                     max_delay_s: float = 1.0, sleep: Callable[[float], object] = time.sleep,
                     jitter: random.Random = _JITTER) -> T:
@@ -553,15 +569,12 @@ def call_with_retry(fn: Callable[[], T], *, attempts: int = 5, base_delay_s: flo
     default ``jitter`` is seeded for reproducibility; servers should pass ``random.Random()``
     so that processes do not retry in lockstep.
     """
-    _check_retry_args(attempts, base_delay_s, max_delay_s)
-    for attempt in range(attempts):
+    delays = _retry_delays(attempts, base_delay_s, max_delay_s, jitter)
+    while True:
         try:
             return fn()
-        except PaymentTransientError:
-            if attempt == attempts - 1:
-                raise
-            sleep(_delay(attempt, base_delay_s, max_delay_s, jitter))
-    raise AssertionError("unreachable")  # pragma: no cover
+        except PaymentTransientError as e:
+            sleep(_next_delay(delays, e))
 
 
 async def acall_with_retry(fn: Callable[[], Awaitable[T]], *, attempts: int = 5,
@@ -570,12 +583,9 @@ async def acall_with_retry(fn: Callable[[], Awaitable[T]], *, attempts: int = 5,
                            jitter: random.Random = _JITTER) -> T:
     """``call_with_retry`` for coroutines: ``fn`` returns a fresh awaitable per attempt
     (e.g. ``lambda: asyncio.to_thread(gw.capture, auth_id, amount, key)``)."""
-    _check_retry_args(attempts, base_delay_s, max_delay_s)
-    for attempt in range(attempts):
+    delays = _retry_delays(attempts, base_delay_s, max_delay_s, jitter)
+    while True:
         try:
             return await fn()
-        except PaymentTransientError:
-            if attempt == attempts - 1:
-                raise
-            await sleep(_delay(attempt, base_delay_s, max_delay_s, jitter))
-    raise AssertionError("unreachable")  # pragma: no cover
+        except PaymentTransientError as e:
+            await sleep(_next_delay(delays, e))

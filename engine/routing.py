@@ -1,4 +1,4 @@
-"""Pick routes in the single-block warehouse of DESIGN.md ("Warehouse geometry").
+"""Pick routes in the single-block warehouse of docs/ARCHITECTURE.md ("Warehouse geometry").
 
 Aisle i runs along x = i * aisle_spacing_m from the front cross aisle (y = 0) to the back
 cross aisle (y = L). Slot j sits at y = (j + 0.5) * slot_length_m. The depot is (0, 0), the

@@ -24,7 +24,7 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
 
     store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
-    await store.r.ping()
+    await store.ping()
     released = await store.recover(config.grace_ms)
     if released:
         log.warning("recovery sweep released %d orphaned reservations", released)

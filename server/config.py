@@ -6,7 +6,22 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, TypeVar
+
+# ---- request defaults --------------------------------------------------------------------
+# What a request's unset (0 / empty) field means, in one place: the servicers' decoding
+# (server/request_decoding.py), the wave job and Config read these, none repeats the number.
+WAVE_MAX_ORDERS = 500  # PlanWave max_orders
+BATCH_MAX_ORDERS = 8  # pick-cart limits: orders per batch (PlanWave and the wave job)
+BATCH_MAX_ITEMS = 30  # ... and units per batch
+WAVE_TIME_BUDGET_S = 4.0  # optimisation budget of one PlanWave (Config, the wave job)
+REALLOCATE_TIME_BUDGET_S = 3.0  # Reallocate time_budget_s
+SCAN_MAX_ORDERS = 20_000  # Reallocate / FillBackorders max_orders
+PAGE_SIZE = 50  # ListOrders page_size
+EXCEPTIONS_LIMIT = 100  # ListShipmentExceptions limit
+REPLENISHMENT_WINDOW_DAYS = 14.0  # SuggestReplenishment window_days
+LEAD_TIME_DAYS = 7.0  # replenishment lead time of a sku without a policy
 
 
 @dataclass
@@ -39,7 +54,7 @@ class Config:
     orphan_grace_ms: int = 10_000
     # An idempotency claim's owner has this long to place its order before a retry takes over.
     claim_lease_s: float = 10.0
-    wave_time_budget_s: float = 4.0  # optimisation budget of one PlanWave
+    wave_time_budget_s: float = WAVE_TIME_BUDGET_S
     promise_days: int = 5  # delivery date promised at intake (calendar days)
     risk_hold_score: int = 60  # fraud rules: orders scoring this or more go ON_HOLD for review
     boxes_file: str = ""  # JSON box catalogue for packing; empty = built-in catalogue
@@ -53,14 +68,7 @@ class Config:
     def from_args(cls, argv: list[str] | None = None, prog: str = "oms-server") -> "Config":
         """Flags win over ``OMS_*`` variables, which win over the defaults. Every value given is
         checked (``RULES``); a bad one raises ConfigError naming the flag or the variable."""
-        base = cls()
-        parser = ArgParser(prog=prog, description="Order management gRPC server")
-        for f in fields(cls):
-            parser.add_argument(flag_of(f.name), default=None, metavar=f.name.upper(),
-                                help=f"(env {env_of(f.name)}, default {getattr(base, f.name)!r})")
-        ns = parser.parse_args(argv)
-        return cls(**{f.name: resolve(ns, f.name, getattr(base, f.name), RULES.get(f.name))
-                      for f in fields(cls)})
+        return parse_config(cls, argv, prog, "Order management gRPC server")
 
 
 # ---- checking ---------------------------------------------------------------------------
@@ -72,6 +80,7 @@ class ConfigError(ValueError):
 
 
 Rule = Callable[[object], "str | None"]  # the problem with a converted value, None when good
+_C = TypeVar("_C")
 
 
 class ArgParser(argparse.ArgumentParser):
@@ -217,3 +226,57 @@ def resolve(ns: argparse.Namespace, name: str, default: object, rule: Rule | Non
     if env and env in os.environ:
         return check_value(name, os.environ[env], env, default, rule)
     return default
+
+
+# ---- declaring a config -----------------------------------------------------------------
+# Every entry point (oms-server, oms-notify, oms-wave) declares one dataclass; parse_config
+# builds it from flags and variables the same way. A field without option() metadata gets
+# flag --name, variable OMS_NAME and the rule RULES[name] (Config's fields are all like that);
+# option() overrides the variable (or "" for none), the rule, the help, or makes a switch.
+
+_MISSING = object()
+
+
+def option(default: object = _MISSING, *, factory: Callable[[], object] | None = None,
+           rule: Rule | None = None, env: str | None = None, help: str = "",  # noqa: A002
+           switch: bool = False) -> Any:
+    """A config field. ``switch``: a flag without a value (``store_true``), its variable read as
+    a yes/no word (anything else is no, as before the common mechanism)."""
+    meta = {"rule": rule, "env": env, "help": help, "switch": switch}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=False if switch and default is _MISSING else default, metadata=meta)
+
+
+def _default(f: Field[Any]) -> object:
+    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+
+
+def parse_config(cls: type[_C], argv: list[str] | None, prog: str, description: str = "") -> _C:
+    """An instance of the dataclass ``cls``: flags win over variables, which win over the
+    defaults; every value given is checked, a bad one raises ConfigError (one line naming the
+    flag or the variable). A ``__post_init__`` may raise ConfigError for combinations."""
+    parser = ArgParser(prog=prog, description=description,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in fields(cls):  # type: ignore[arg-type]
+        m = f.metadata
+        env = env_of(f.name) if m.get("env") is None else m["env"]
+        where = ", ".join(x for x in ((f"env {env}" if env else ""),
+                                      ("" if m.get("switch") else f"default {_default(f)!r}")) if x)
+        text = " ".join(x for x in (m.get("help", ""), f"({where})" if where else "") if x)
+        if m.get("switch"):
+            parser.add_argument(flag_of(f.name), action="store_true", default=None, help=text)
+        else:
+            parser.add_argument(flag_of(f.name), default=None, metavar=f.name.upper(), help=text)
+    ns = parser.parse_args(argv)
+    values: dict[str, object] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        m = f.metadata
+        env = env_of(f.name) if m.get("env") is None else m["env"]
+        if m.get("switch"):
+            values[f.name] = bool(getattr(ns, f.name)) or (
+                bool(env) and os.environ.get(env, "").strip().lower() in _TRUE) or _default(f)
+        else:
+            rule = m.get("rule") or RULES.get(f.name)
+            values[f.name] = resolve(ns, f.name, _default(f), rule, env=env)
+    return cls(**values)

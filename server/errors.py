@@ -15,7 +15,9 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from oms.engine.payments import PaymentDeclined, PaymentTransientError
+from oms.engine.carriers import CarrierError
+from oms.engine.payments import (IdempotencyKeyReused, PaymentDeclined, PaymentError,
+                                 PaymentTransientError)
 from oms.engine.errors import (
     ConflictError,
     ItemFailedError,
@@ -30,27 +32,49 @@ from oms.engine.errors import (
 
 log = logging.getLogger(__name__)
 
-_CODES: list[tuple[type[OmsError], grpc.StatusCode]] = [
-    (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFoundError, grpc.StatusCode.NOT_FOUND),
-    (TransitionError, grpc.StatusCode.FAILED_PRECONDITION),
-    (PreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
-    (ConflictError, grpc.StatusCode.ABORTED),
-    (ResourceExhaustedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (PaymentTransientError, grpc.StatusCode.UNAVAILABLE),
-    (UnavailableError, grpc.StatusCode.UNAVAILABLE),  # the store is unreachable: retry later
-    (PaymentDeclined, grpc.StatusCode.FAILED_PRECONDITION),
-    (ItemFailedError, grpc.StatusCode.INTERNAL),  # a bug, confined to one order of a batch
-]
+# Every OmsError subclass has its own row: a class that nobody mapped is a bug (INTERNAL,
+# logged), never silently a caller error. tests/unit/test_error_mapping.py walks the subclasses.
+_ENGINE_CODES: dict[type[OmsError], grpc.StatusCode] = {
+    OmsError: grpc.StatusCode.FAILED_PRECONDITION,  # raised bare for "not allowed now"
+    ValidationError: grpc.StatusCode.INVALID_ARGUMENT,
+    IdempotencyKeyReused: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFoundError: grpc.StatusCode.NOT_FOUND,
+    TransitionError: grpc.StatusCode.FAILED_PRECONDITION,
+    PreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    ConflictError: grpc.StatusCode.ABORTED,
+    ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    UnavailableError: grpc.StatusCode.UNAVAILABLE,  # the store is unreachable: retry later
+    PaymentError: grpc.StatusCode.FAILED_PRECONDITION,
+    PaymentTransientError: grpc.StatusCode.UNAVAILABLE,
+    PaymentDeclined: grpc.StatusCode.FAILED_PRECONDITION,
+    CarrierError: grpc.StatusCode.FAILED_PRECONDITION,  # the shipment cannot be rated/labelled
+    ItemFailedError: grpc.StatusCode.INTERNAL,  # a bug, confined to one order of a batch
+}
+
+
+@functools.cache
+def explicit_codes() -> dict[type[OmsError], grpc.StatusCode]:
+    """The whole table. The server's own error classes are imported here, on first use: their
+    modules import this one (response_bytes) or would pull the store into every import of it."""
+    from oms.server.redis.embedded import EmbeddedRedisError  # noqa: PLC0415
+    from oms.server.redis.store import StaleError  # noqa: PLC0415
+    from oms.server.redis.unavailable import StoreUnavailable  # noqa: PLC0415
+    from oms.server.response_bytes import UnencodableOrder  # noqa: PLC0415
+
+    return {**_ENGINE_CODES,
+            StaleError: grpc.StatusCode.ABORTED,  # lost a race: the caller may retry
+            StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+            EmbeddedRedisError: grpc.StatusCode.UNAVAILABLE,  # the store could not be started
+            UnencodableOrder: grpc.StatusCode.INTERNAL}
 
 
 def code_for(exc: OmsError) -> grpc.StatusCode:
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
-            return code
-    if exc.retryable:
-        return grpc.StatusCode.UNAVAILABLE
-    return grpc.StatusCode.FAILED_PRECONDITION
+    code = explicit_codes().get(type(exc))
+    if code is None:
+        log.error("no gRPC code for %s.%s: answering INTERNAL (add it to server/errors.py)",
+                  type(exc).__module__, type(exc).__qualname__)
+        return grpc.StatusCode.INTERNAL
+    return code
 
 
 # A status travels in the trailers (grpc-message, percent-encoded, and grpc-status-details-bin,

@@ -24,7 +24,7 @@ async def set_health(server: grpc.aio.Server, status: int) -> None:
 
 async def store_reachable(store: Store, timeout_s: float) -> bool:
     try:
-        await asyncio.wait_for(store.r.ping(), timeout_s)
+        await asyncio.wait_for(store.ping(), timeout_s)
         return True
     except asyncio.CancelledError:
         raise

@@ -31,9 +31,8 @@ from oms.engine.errors import (ConflictError, ItemFailedError, NotFoundError, Om
                            ValidationError, quote)
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
-from oms.server.redis import keys
 from oms.server.redis.store import (PENDING, TAKEOVER, PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc,
-                                encode_doc, now_ms)
+                                encode_doc, idempotency_digest, now_ms)
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +385,7 @@ class Intake:
             dist_m = int(p.distance_km * 1000)
         return PlaceEntry(
             "O", o.id, p.home_lines, status=o.status, channel=o.channel,
-            idem_digest=keys.digest(o.idempotency_key) if o.idempotency_key else "",
+            idem_digest=idempotency_digest(o.idempotency_key) if o.idempotency_key else "",
             hold_until=o.hold_until, doc=encode_doc(o), alloc=encode_alloc(o.allocations),
             history=orjson.dumps([[h.status, h.at_ms, h.reason] for h in o.history]),
             stat_fields=flags, promised_by=o.promised_by,

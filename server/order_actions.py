@@ -15,16 +15,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
-import orjson
-
 from oms.engine import carriers, packing, payments
 from oms.engine.errors import NotFoundError, PreconditionError, TransitionError, ValidationError
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Order, Package, PaymentState, Product, Return, ReturnLine, Shipment
 from oms.engine.refunds import return_value_cents
-from oms.server.redis import keys
+from oms.server import labels
 from oms.server.redis import refunds as refund_store
-from oms.server.redis.store import StaleError, Store, encode_return, now_ms
+from oms.server.redis.order_update import OrderUpdate
+from oms.server.redis.store import StaleError, Store, home_warehouse, now_ms
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,10 +32,6 @@ DAY_MS = 86_400_000
 TRACKING_TYPES = ("IN_TRANSIT", "OUT_FOR_DELIVERY", "EXCEPTION", "DELIVERED")
 # Dimensions for a product registered without them (SetStock registers bare skus).
 DEFAULT_ITEM = (200, 150, 100, 500)  # mm, mm, mm, g
-
-
-def _dump(items: object) -> str:
-    return orjson.dumps(items).decode()
 
 
 def shipped_value_cents(o: Order) -> int:
@@ -88,18 +83,18 @@ class OrderLife:
             pay = PaymentState(status="DECLINED")
             _, after = await self.store.transition(
                 order.id, OrderStatus.CANCELLED, action="release", reason=f"payment declined: {e}",
-                event="order.cancelled", extra={"pay": _dump(pay)})
-            home = keys.home_of(order.id)
+                event="order.cancelled", update=OrderUpdate().payment(pay))
+            home = home_warehouse(order.id)
             await self.store.release_many([(w, order.id) for w in order.warehouses if w != home])
             return after
         pay = PaymentState(status="AUTHORIZED", authorization_id=auth.id, authorized_cents=amount)
-        extra = {"pay": _dump(pay)}
+        update = OrderUpdate().payment(pay)
         try:
             # Only onto the order as placed: a transition to its placed status from whatever it
             # is now could undo a change made meanwhile (a hold released, or set again).
             _, after = await self.store.transition(
                 order.id, OrderStatus(order.status), reason="payment authorised",
-                event="order.payment_authorized", expect_updated_at=order.updated_at, extra=extra)
+                event="order.payment_authorized", expect_updated_at=order.updated_at, update=update)
             return after
         except (StaleError, TransitionError):
             pass
@@ -109,12 +104,30 @@ class OrderLife:
             o = await self.store.get_order(order.id)
             _, after = await self.store.transition(
                 o.id, OrderStatus(o.status), reason="payment authorised",
-                event="order.payment_authorized", expect_updated_at=o.updated_at, extra=extra)
+                event="order.payment_authorized", expect_updated_at=o.updated_at, update=update)
             return after
 
         after = await _retry_stale(step)
         if after.status == OrderStatus.CANCELLED:
             after = await self._void(after)
+        return after
+
+    # ---- holds --------------------------------------------------------------------------------
+
+    async def release_hold(self, order_id: str, reason: str) -> Order:
+        """End an order's hold: ON_HOLD becomes ALLOCATED (or BACKORDERED without an
+        allocation); an ALLOCATED order's fraud-hold delay ends early, so it may join the next
+        wave. PreconditionError for an order not on hold."""
+        o = await self.store.get_order(order_id)
+        if o.status == OrderStatus.ON_HOLD:
+            target = OrderStatus.ALLOCATED if o.allocations else OrderStatus.BACKORDERED
+        elif o.status == OrderStatus.ALLOCATED and o.hold_until:
+            target = OrderStatus.ALLOCATED
+        else:
+            raise PreconditionError(f"order {o.id!r} is {OrderStatus(o.status).name} and not on hold")
+        _, after = await self.store.transition(o.id, target, reason=reason or "hold released",
+                                               event="order.hold_released",
+                                               update=OrderUpdate().hold_released())
         return after
 
     # ---- cancellation -------------------------------------------------------------------------
@@ -131,7 +144,7 @@ class OrderLife:
             reason=reason or "cancelled by request", event="order.cancelled")
         # The allocation as cancelled, read after the change: a re-allocation or backorder fill
         # committed just before the cancel has already switched it.
-        home = keys.home_of(order_id)
+        home = home_warehouse(order_id)
         await self.store.release_many([(w, order_id) for w in after.warehouses if w != home])
         return await self._void(after)
 
@@ -150,7 +163,7 @@ class OrderLife:
         _, after = await self.store.transition(
             o.id, OrderStatus.CANCELLED, reason=f"payment authorization voided: "
             f"{v.released_cents} cents released", event="order.payment_voided",
-            extra={"pay": _dump(voided)})
+            update=OrderUpdate().payment(voided))
         return after
 
     # ---- picking ------------------------------------------------------------------------------
@@ -175,15 +188,15 @@ class OrderLife:
             if o.status != OrderStatus.RELEASED:
                 raise TransitionError(o.id, OrderStatus(o.status).name, "PICKED")
             picked = sorted({*o.picked_warehouses, warehouse_id})
-            extra = {"pkw": ",".join(picked)}
+            update = OrderUpdate().picked_warehouses(picked)
             if set(picked) >= set(o.warehouses):
                 _, after = await self.store.transition(
                     o.id, OrderStatus.PICKED, reason=f"pick confirmed ({', '.join(picked)})",
-                    event="order.picked", expect_updated_at=o.updated_at, extra=extra)
+                    event="order.picked", expect_updated_at=o.updated_at, update=update)
             else:
                 _, after = await self.store.transition(
                     o.id, OrderStatus.RELEASED, reason=f"part picked in {warehouse_id}",
-                    event="order.part_picked", expect_updated_at=o.updated_at, extra=extra)
+                    event="order.part_picked", expect_updated_at=o.updated_at, update=update)
             return after
 
         return await _retry_stale(step)
@@ -212,7 +225,7 @@ class OrderLife:
             _, after = await self.store.transition(
                 o.id, OrderStatus.PACKED, reason=f"packed in {len(pkgs)} package(s)",
                 event="order.packed", expect_updated_at=o.updated_at,
-                extra={"pkg": _dump(pkgs), "+packages": str(len(pkgs)), "+box_cents": str(cost)})
+                update=OrderUpdate().packages(pkgs).count("packages", len(pkgs)).count("box_cents", cost))
             return after
 
         return await _retry_stale(step)
@@ -249,15 +262,15 @@ class OrderLife:
         if pay and pay.status == "AUTHORIZED":
             pay = await self._capture_shipped(o, pay)
         await self.store.map_tracking([(s.tracking_number, o.id) for s in shipments])
-        extra = {"shp": _dump(shipments), "+shipped": "1",
-                 "+ship_cost_cents": str(sum(s.cost_cents for s in shipments))}
+        update = (OrderUpdate().shipments(shipments).count("shipped")
+                  .count("ship_cost_cents", sum(s.cost_cents for s in shipments)))
         if pay:
-            extra["pay"] = _dump(pay)
+            update.payment(pay)
         changed, after = await self.store.transition(
             o.id, OrderStatus.SHIPPED, action="consume",
             reason=f"{len(shipments)} shipment(s) with {self.carrier.name}", event="order.shipped",
-            expect_updated_at=o.updated_at, extra=extra)
-        home = keys.home_of(o.id)
+            expect_updated_at=o.updated_at, update=update)
+        home = home_warehouse(o.id)
         await self.store.consume_many([(w, o.id) for w in o.warehouses if w != home])
         return after
 
@@ -280,7 +293,7 @@ class OrderLife:
 
     def _write_label(self, sh: Shipment, w: object, o: Order) -> str:
         os.makedirs(self.label_dir, exist_ok=True)
-        pdf = carriers.render_label_pdf(
+        pdf = labels.render_label_pdf(
             sh, {"name": getattr(w, "name", ""), "postal_code": getattr(w, "postal_code", ""),
                  "id": getattr(w, "id", "")},
             {"name": o.ship_to.name or o.customer.name, "line1": o.ship_to.line1,
@@ -318,12 +331,12 @@ class OrderLife:
                         eta = min(eta, (at // DAY_MS + 1) * DAY_MS - 1)  # today
                     s = replace(s, status=kind, eta_ms=eta)
                 ships.append(s)
-            extra = {"shp": _dump(ships), f"tev:{event_id}": f"{kind}|{at}|{location}"}
+            update = OrderUpdate().shipments(ships).tracking_event(event_id, kind, at, location)
             if all(s.status == "DELIVERED" for s in ships) and o.status == OrderStatus.SHIPPED:
-                return await self._delivered(o, at, extra, f"delivered ({location})".strip())
+                return await self._delivered(o, at, update, f"delivered ({location})".strip())
             _, after = await self.store.transition(
                 o.id, OrderStatus(o.status), reason=f"{kind.lower()} {location}".strip(),
-                event=f"order.tracking.{kind.lower()}", expect_updated_at=o.updated_at, extra=extra)
+                event=f"order.tracking.{kind.lower()}", expect_updated_at=o.updated_at, update=update)
             return after
 
         return await _retry_stale(step)
@@ -334,18 +347,17 @@ class OrderLife:
             if o.status == OrderStatus.DELIVERED:
                 return o
             ships = [replace(s, status="DELIVERED") for s in o.shipments]
-            return await self._delivered(o, now_ms(), {"shp": _dump(ships)}, "marked delivered")
+            return await self._delivered(o, now_ms(), OrderUpdate().shipments(ships), "marked delivered")
 
         return await _retry_stale(step)
 
-    async def _delivered(self, o: Order, at: int, extra: dict[str, str], reason: str) -> Order:
-        extra = dict(extra, dlv=str(at))
-        extra["+delivered"] = "1"
+    async def _delivered(self, o: Order, at: int, update: OrderUpdate, reason: str) -> Order:
+        update.delivered_at(at).count("delivered")
         if o.promised_by and at <= o.promised_by:
-            extra["+on_time"] = "1"
+            update.count("on_time")
         _, after = await self.store.transition(
             o.id, OrderStatus.DELIVERED, reason=reason, event="order.delivered",
-            expect_updated_at=o.updated_at, followup_at=at + self.followup_delay_ms, extra=extra)
+            expect_updated_at=o.updated_at, followup_at=at + self.followup_delay_ms, update=update)
         return after
 
     async def exceptions(self, limit: int) -> list[Order]:
@@ -399,7 +411,7 @@ class OrderLife:
             await self.store.transition(
                 o.id, OrderStatus.RETURN_REQUESTED, reason=reason or "return requested",
                 event="order.return_requested", expect_updated_at=o.updated_at,
-                extra={f"ret:{ret.id}": encode_return(ret).decode(), "+returns": "1"})
+                update=OrderUpdate().put_return(ret).count("returns"))
             return ret
 
         return await _retry_stale(step)
@@ -437,7 +449,7 @@ class OrderLife:
             await self.store.transition(
                 o2.id, target, reason="return received" + (" and restocked" if restock else ", written off"),
                 event="order.return_received", expect_updated_at=o2.updated_at,
-                extra={f"ret:{r2.id}": encode_return(done).decode()})
+                update=OrderUpdate().put_return(done))
             return done
 
         return await _retry_stale(step)
@@ -498,11 +510,11 @@ class OrderLife:
             o2, recs = await refund_store.order_with_refunds(self.store, order_id)
             if recs[rec.id].state != refund_store.PENDING:
                 return  # closed by a concurrent finisher
-            extra = {refund_store.refund_field(rec.id): refund_store.refund_value(amount, state)}
+            update = OrderUpdate().refund(rec.id, amount, state)
             if state == refund_store.REFUSED:
                 await self.store.transition(
                     o2.id, OrderStatus(o2.status), reason=f"refund of {amount} cents refused: {why}",
-                    event="order.refund_refused", expect_updated_at=o2.updated_at, extra=extra)
+                    event="order.refund_refused", expect_updated_at=o2.updated_at, update=update)
                 return
             r2 = next(x for x in o2.returns if x.id == rec.return_id)
             p2 = o2.payment or PaymentState()
@@ -511,11 +523,10 @@ class OrderLife:
                          status="REFUNDED" if total >= p2.captured_cents else "PARTIALLY_REFUNDED")
             done = replace(r2, status="REFUNDED", refunded_cents=r2.refunded_cents + amount)
             target = OrderStatus.REFUNDED if o2.status == OrderStatus.RETURNED else OrderStatus(o2.status)
-            extra.update({f"ret:{r2.id}": encode_return(done).decode(), "pay": _dump(p3),
-                          "+refunded_cents": str(amount)})
+            update.put_return(done).payment(p3).count("refunded_cents", amount)
             await self.store.transition(
                 o2.id, target, reason=f"refunded {amount} cents", event="order.refunded",
-                expect_updated_at=o2.updated_at, extra=extra)
+                expect_updated_at=o2.updated_at, update=update)
 
         # Concurrent refunds of one order all close on its hash: more attempts than a step
         # whose losers are rare.

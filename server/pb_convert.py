@@ -29,10 +29,10 @@ from oms.engine.models import (
     Warehouse,
     Wave,
 )
-from oms.v1 import common_pb2 as c
-from oms.v1 import fulfillment_pb2 as f
-from oms.v1 import returns_pb2 as rt
-from oms.v1 import orders_pb2 as o
+from oms.v1 import common_pb2
+from oms.v1 import fulfillment_pb2
+from oms.v1 import returns_pb2
+from oms.v1 import orders_pb2
 from oms.server import validation as val
 from oms.server.validation import (
     CHANNEL_RE,
@@ -53,7 +53,7 @@ __all__ = ["CHANNEL_RE", "ID_RE", "MAX_KEY_LEN", "MAX_LINES", "MAX_QTY", "MAX_ST
 
 # ---- decoding -------------------------------------------------------------------------------
 
-def decode_warehouse(w: c.Warehouse) -> Warehouse:
+def decode_warehouse(w: common_pb2.Warehouse) -> Warehouse:
     v: list[FieldViolation | None] = [
         val.pattern_violation(w.id, WAREHOUSE_ID_RE, "warehouse.id", "warehouse id"),
         val.text_violation(w.name, "warehouse.name", "warehouse.name"),
@@ -91,7 +91,7 @@ def decode_warehouse(w: c.Warehouse) -> Warehouse:
     return Warehouse(w.id, w.name or w.id, lat, lon, w.postal_code, layout, w.disabled)
 
 
-def decode_product(p: c.Product) -> Product:
+def decode_product(p: common_pb2.Product) -> Product:
     v = [val.pattern_violation(p.sku, SKU_RE, "product.sku", "sku"),
          val.text_violation(p.name, "product.name", "product.name"),
          val.int_violation(p.unit_price_cents, 0, MAX_MONEY_CENTS, "product.unit_price_cents"),
@@ -174,7 +174,7 @@ _TL = val.TEXT_LIMITS
 _CONTROL_RE = val.CONTROL_RE
 
 
-def _texts_ok(cu: c.Customer, st: c.Address) -> bool:
+def _texts_ok(cu: common_pb2.Customer, st: common_pb2.Address) -> bool:
     """Every free-text field of an order within its limits (one regex over all of them)."""
     return (len(cu.id) <= _TL["customer.id"] and len(cu.email) <= _TL["customer.email"]
             and len(cu.name) <= _TL["customer.name"] and len(st.name) <= _TL["address.name"]
@@ -185,7 +185,7 @@ def _texts_ok(cu: c.Customer, st: c.Address) -> bool:
                                             st.region, st.country))) is None)
 
 
-def decode_place_order(r: o.PlaceOrderRequest, prefix: str = "") -> OrderRequest:
+def decode_place_order(r: orders_pb2.PlaceOrderRequest, prefix: str = "") -> OrderRequest:
     """A validated OrderRequest, or ValidationError with every bad field."""
     # Fast path for the common, valid request; anything unusual takes the full check below,
     # which names every violation. Every check here is one the checked path makes too.
@@ -227,7 +227,7 @@ def decode_place_order(r: o.PlaceOrderRequest, prefix: str = "") -> OrderRequest
     return _decode_place_order_checked(r, prefix)
 
 
-def _decode_place_order_checked(r: o.PlaceOrderRequest, prefix: str) -> OrderRequest:
+def _decode_place_order_checked(r: orders_pb2.PlaceOrderRequest, prefix: str) -> OrderRequest:
     v: list[FieldViolation | None] = [
         val.key_violation(r.payment_token, prefix + "payment_token"),
         val.key_violation(r.idempotency_key, prefix + "idempotency_key"),
@@ -298,84 +298,84 @@ def decode_status(value: int, field: str = "status") -> int:
 
 # ---- encoding -------------------------------------------------------------------------------
 
-def encode_warehouse(w: Warehouse) -> c.Warehouse:
+def encode_warehouse(w: Warehouse) -> common_pb2.Warehouse:
     lo = w.layout
-    return c.Warehouse(id=w.id, name=w.name, latitude=w.latitude, longitude=w.longitude,
+    return common_pb2.Warehouse(id=w.id, name=w.name, latitude=w.latitude, longitude=w.longitude,
                        postal_code=w.postal_code, disabled=w.disabled,
-                       layout=c.WarehouseLayout(aisles=lo.aisles, slots_per_aisle=lo.slots_per_aisle,
+                       layout=common_pb2.WarehouseLayout(aisles=lo.aisles, slots_per_aisle=lo.slots_per_aisle,
                                                 slot_length_m=lo.slot_length_m,
                                                 aisle_spacing_m=lo.aisle_spacing_m))
 
 
-def encode_product(p: Product) -> c.Product:
-    return c.Product(sku=p.sku, name=p.name, unit_price_cents=p.unit_price_cents, weight_g=p.weight_g,
+def encode_product(p: Product) -> common_pb2.Product:
+    return common_pb2.Product(sku=p.sku, name=p.name, unit_price_cents=p.unit_price_cents, weight_g=p.weight_g,
                      length_mm=p.length_mm, width_mm=p.width_mm, height_mm=p.height_mm)
 
 
-def encode_stock(s: StockLevel) -> c.StockLevel:
-    return c.StockLevel(warehouse_id=s.warehouse_id, sku=s.sku, on_hand=s.on_hand,
+def encode_stock(s: StockLevel) -> common_pb2.StockLevel:
+    return common_pb2.StockLevel(warehouse_id=s.warehouse_id, sku=s.sku, on_hand=s.on_hand,
                         reserved=s.reserved, available=s.available, location=s.location)
 
 
-def encode_order(x: Order) -> c.Order:
+def encode_order(x: Order) -> common_pb2.Order:
     cu, st = x.customer, x.ship_to
-    return c.Order(
+    return common_pb2.Order(
         id=x.id, idempotency_key=x.idempotency_key, channel=x.channel, status=x.status,
-        customer=c.Customer(id=cu.id, email=cu.email, name=cu.name),
-        ship_to=c.Address(name=st.name, line1=st.line1, city=st.city, region=st.region,
+        customer=common_pb2.Customer(id=cu.id, email=cu.email, name=cu.name),
+        ship_to=common_pb2.Address(name=st.name, line1=st.line1, city=st.city, region=st.region,
                           postal_code=st.postal_code, country=st.country,
                           latitude=st.latitude, longitude=st.longitude),
-        lines=[c.OrderLine(sku=ln.sku, quantity=ln.quantity, unit_price_cents=ln.unit_price_cents)
+        lines=[common_pb2.OrderLine(sku=ln.sku, quantity=ln.quantity, unit_price_cents=ln.unit_price_cents)
                for ln in x.lines],
-        allocations=[c.AllocationLine(sku=a.sku, warehouse_id=a.warehouse_id, quantity=a.quantity,
+        allocations=[common_pb2.AllocationLine(sku=a.sku, warehouse_id=a.warehouse_id, quantity=a.quantity,
                                       distance_km=a.distance_km) for a in x.allocations],
         hold_until=x.hold_until, created_at=x.created_at, updated_at=x.updated_at,
-        history=[c.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason) for h in x.history],
+        history=[common_pb2.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason) for h in x.history],
         payment=encode_payment(x.payment), packages=[encode_package(p) for p in x.packages],
         shipments=[encode_shipment(sh) for sh in x.shipments], promised_by=x.promised_by,
         delivered_at=x.delivered_at, risk_score=x.risk_score, risk_reasons=x.risk_reasons,
         picked_warehouses=x.picked_warehouses)
 
 
-def encode_payment(p: PaymentState | None) -> c.Payment:
+def encode_payment(p: PaymentState | None) -> common_pb2.Payment:
     if p is None:
-        return c.Payment(status="NONE")
-    return c.Payment(status=p.status, authorized_cents=p.authorized_cents,
+        return common_pb2.Payment(status="NONE")
+    return common_pb2.Payment(status=p.status, authorized_cents=p.authorized_cents,
                      captured_cents=p.captured_cents, refunded_cents=p.refunded_cents,
                      authorization_id=p.authorization_id)
 
 
-def encode_package(p: Package) -> c.Package:
-    return c.Package(box=p.box, weight_g=p.weight_g, length_mm=p.length_mm, width_mm=p.width_mm,
+def encode_package(p: Package) -> common_pb2.Package:
+    return common_pb2.Package(box=p.box, weight_g=p.weight_g, length_mm=p.length_mm, width_mm=p.width_mm,
                      height_mm=p.height_mm, skus=list(p.skus), warehouse_id=p.warehouse_id)
 
 
-def encode_shipment(s: Shipment) -> c.Shipment:
-    return c.Shipment(id=s.id, warehouse_id=s.warehouse_id, carrier=s.carrier,
+def encode_shipment(s: Shipment) -> common_pb2.Shipment:
+    return common_pb2.Shipment(id=s.id, warehouse_id=s.warehouse_id, carrier=s.carrier,
                       service_level=s.service_level, tracking_number=s.tracking_number,
                       label_url=s.label_url, packages=[encode_package(p) for p in s.packages],
                       eta=s.eta_ms // 1000, status=s.status, cost_cents=s.cost_cents,
                       skus=list(s.skus))
 
 
-def encode_return(r: Return) -> rt.Return:
-    return rt.Return(id=r.id, order_id=r.order_id, status=r.status, reason=r.reason,
-                     lines=[rt.ReturnLine(sku=ln.sku, quantity=ln.quantity) for ln in r.lines],
+def encode_return(r: Return) -> returns_pb2.Return:
+    return returns_pb2.Return(id=r.id, order_id=r.order_id, status=r.status, reason=r.reason,
+                     lines=[returns_pb2.ReturnLine(sku=ln.sku, quantity=ln.quantity) for ln in r.lines],
                      refunded_cents=r.refunded_cents, restocked=r.restock, created_at=r.created_at)
 
 
-def encode_event(e: OrderEvent) -> c.OrderEvent:
-    return c.OrderEvent(event_id=e.event_id, order_id=e.order_id, type=e.type, status=e.status,
+def encode_event(e: OrderEvent) -> common_pb2.OrderEvent:
+    return common_pb2.OrderEvent(event_id=e.event_id, order_id=e.order_id, type=e.type, status=e.status,
                         at_ms=e.at_ms, detail=e.detail, channel=e.channel)
 
 
-def encode_wave(w: Wave) -> f.Wave:
-    return f.Wave(
+def encode_wave(w: Wave) -> fulfillment_pb2.Wave:
+    return fulfillment_pb2.Wave(
         id=w.id, warehouse_id=w.warehouse_id, total_distance_m=w.total_distance_m,
         baseline_distance_m=w.baseline_distance_m, created_at=w.created_at,
-        batches=[f.PickBatch(
+        batches=[fulfillment_pb2.PickBatch(
             id=b.id, order_ids=list(b.order_ids), distance_m=b.distance_m,
             baseline_distance_m=b.baseline_distance_m,
-            stops=[f.PickStop(location=s.location, aisle=s.aisle, slot=s.slot, sku=s.sku,
+            stops=[fulfillment_pb2.PickStop(location=s.location, aisle=s.aisle, slot=s.slot, sku=s.sku,
                               quantity=s.quantity, order_ids=list(s.order_ids)) for s in b.stops])
             for b in w.batches])

@@ -21,6 +21,7 @@ from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
 from oms.server import pb_convert
 from oms.server.errors import internal_status, to_status
+from oms.server.varint import encode_varint as _varint
 
 log = logging.getLogger(__name__)
 
@@ -28,18 +29,6 @@ _double = struct.Struct("<d").pack
 # Lengths below 128 are one byte: a table lookup instead of a call (the function-call count is
 # what this module's speed is about).
 _B = [bytes((i,)) for i in range(128)]
-
-
-@lru_cache(maxsize=8192)
-def _varint(n: int) -> bytes:
-    if n < 0:
-        n += 1 << 64  # int64: two's complement, ten bytes
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _vlen(n: int) -> bytes:

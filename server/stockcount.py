@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from oms.engine.errors import ConflictError, NotFoundError, PreconditionError, TransitionError
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Order, StockLevel
-from oms.server.redis import keys
-from oms.server.redis.store import STAGED, StaleError, Store
+from oms.server.redis.order_update import OrderUpdate
+from oms.server.redis.store import STAGED, StaleError, Store, home_warehouse
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +95,13 @@ class StockCounter:
     async def _backorder(self, o: Order, warehouse_id: str, sku: str, reason: str) -> bool:
         """Back to BACKORDERED with nothing reserved, ``sku`` written off in the counted
         warehouse; False if the order changed meanwhile (nothing done)."""
-        home = keys.home_of(o.id)
+        home = home_warehouse(o.id)
         try:
             await self.store.transition(
                 o.id, OrderStatus.BACKORDERED,
                 action=f"writeoff:{sku}" if home == warehouse_id else "release", reason=reason,
                 event="order.backordered", expect_updated_at=o.updated_at,
-                extra={"al": "[]", "hu": "0"})
+                update=OrderUpdate().allocation_cleared())
         except (StaleError, TransitionError, NotFoundError):
             return False
         if home != warehouse_id:

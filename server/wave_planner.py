@@ -16,6 +16,7 @@ from oms.engine import batching, routing
 from oms.engine.errors import ConflictError, NotFoundError, TransitionError, ValidationError
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Allocation, Order, PickBatch, PickStop, Wave, location_code, parse_location
+from oms.server.config import WAVE_TIME_BUDGET_S
 from oms.server.intake import new_order_id
 from oms.server.redis.store import StaleError, Store, now_ms
 
@@ -40,7 +41,7 @@ def wave_from_json(raw: bytes) -> Wave:
 
 
 class WavePlanner:
-    def __init__(self, store: Store, *, time_budget_s: float = 4.0, attempts: int = 5) -> None:
+    def __init__(self, store: Store, *, time_budget_s: float = WAVE_TIME_BUDGET_S, attempts: int = 5) -> None:
         self.store = store
         self.time_budget_s = time_budget_s
         self.attempts = attempts

@@ -99,8 +99,7 @@ def _server(redis_url: str) -> Iterator[ServerThread]:
 
 @pytest.fixture()
 def server(_server: ServerThread, clean_redis: str) -> ServerThread:
-    _server.store._wh_cache = None
-    _server.store._skus.clear()
+    _server.store.reset_caches()
     return _server
 
 

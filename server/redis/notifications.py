@@ -39,21 +39,7 @@ from typing import NamedTuple
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from oms.server.redis import keys
-
-# Compare-and-delete: only the holder of a claim may release it.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-# Mark a claim sent, only if it is still ours (an expired and re-taken claim is left alone).
-_MARK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
-  return 1
-end
-return 0
-"""
+from oms.server.redis import keys, scripts
 
 
 class Delivery(NamedTuple):
@@ -89,8 +75,6 @@ class Notifications:
     def __init__(self, client: aioredis.Redis, consumer: str) -> None:
         self.r = client
         self.consumer = consumer
-        self._release = client.register_script(_RELEASE)
-        self._mark = client.register_script(_MARK)
         self._claims: dict[str, str] = {}  # dedupe key -> the value we SET (our claim token)
 
     # ---- consumer groups ------------------------------------------------------------------
@@ -211,8 +195,8 @@ class Notifications:
         if token is None:
             return False
         value = f"{note} {self.consumer} {time.time_ns() // 1_000_000}"
-        return bool(await self._mark(keys=[keys.notify_sent(dedupe_key)],
-                                     args=[token, value, max(1, int(ttl_s))]))
+        return bool(await scripts.NOTIFY_MARK(self.r, keys=[keys.notify_sent(dedupe_key)],
+                                              args=[token, value, max(1, int(ttl_s))]))
 
     async def release_send(self, dedupe_key: str) -> bool:
         """Give a claim back after a failed send, so a later retry can send (compare-and-
@@ -220,7 +204,8 @@ class Notifications:
         token = self._claims.pop(dedupe_key, None)
         if token is None:
             return False
-        return bool(await self._release(keys=[keys.notify_sent(dedupe_key)], args=[token]))
+        return bool(await scripts.NOTIFY_RELEASE(self.r, keys=[keys.notify_sent(dedupe_key)],
+                                                 args=[token]))
 
     async def send_state(self, dedupe_key: str) -> str:
         """The claim's value ("claimed|sent|failed <consumer> <ms>") or "" (for tests/ops)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from oms.engine.errors import NotFoundError, PreconditionError
 from oms.engine.models import Order
-from oms.server.redis import keys
+from oms.server.redis import keys, scripts
 from oms.server.redis.store import Store, decode_order
 
 PENDING, DONE, REFUSED = "P", "D", "X"
@@ -27,15 +27,6 @@ class RefundRecord:
     @property
     def return_id(self) -> str:
         return self.id.rpartition("/f")[0]
-
-
-def refund_field(refund_id: str) -> str:
-    """The order hash field of a refund (for TRANSITION extras)."""
-    return f"rf:{refund_id}"
-
-
-def refund_value(amount_cents: int, state: str) -> str:
-    return f"{amount_cents} {state}"
 
 
 def _order_key(order_id: str) -> str:
@@ -66,8 +57,8 @@ async def reserve_refund(store: Store, order_id: str, return_id: str, amount_cen
     pending refund, in one script call. Returns (refund id, reserved now); a refund of the same
     amount already pending on the return is answered with its id and False (a retry joins it).
     Raises NotFoundError (no such return) or PreconditionError naming the limit."""
-    res = await store._s["RESERVE_REFUND"](keys=[_order_key(order_id)],
-                                            args=[return_id, amount_cents, value_cents])
+    res = await scripts.RESERVE_REFUND(store.r, keys=[_order_key(order_id)],
+                                       args=[return_id, amount_cents, value_cents])
     code = int(res[0])
     if code in (0, 1):
         rid = res[1].decode() if isinstance(res[1], bytes) else str(res[1])

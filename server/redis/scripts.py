@@ -19,6 +19,61 @@ on re-run (HEXISTS), and reconcilable by the recovery sweep.
 """
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from oms.server.redis.resp_pipeline import RawPipeline
+
+
+class LuaScript:
+    """One script as it runs: ``text`` is the final source (helpers prepended, constants
+    substituted), ``sha`` its SHA1, both fixed at import, so what is read here is what Redis
+    runs, and a misspelt script is an AttributeError at import rather than a KeyError later.
+
+    Calls go by EVALSHA with the precomputed sha (no SCRIPT EXISTS round trip, unlike
+    redis-py's ``Script`` inside a pipeline); a NOSCRIPT answer (a restarted or flushed Redis)
+    loads the script and runs it again."""
+
+    __slots__ = ("name", "text", "numkeys", "sha")
+
+    def __init__(self, name: str, text: str, numkeys: int) -> None:
+        self.name = name
+        self.text = text
+        self.numkeys = numkeys
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"LuaScript({self.name!r}, numkeys={self.numkeys}, sha={self.sha[:12]})"
+
+    def _check(self, keys: Sequence[str]) -> None:
+        if len(keys) != self.numkeys:
+            raise ValueError(f"{self.name} takes {self.numkeys} keys, got {len(keys)}")
+
+    async def __call__(self, client: Any, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """EVALSHA on a redis-py asyncio client (``client``), loading the script on NOSCRIPT."""
+        self._check(keys)
+        try:
+            return await client.evalsha(self.sha, self.numkeys, *keys, *args)
+        except NoScriptError:
+            await client.script_load(self.text)
+            return await client.evalsha(self.sha, self.numkeys, *keys, *args)
+
+    def add_to(self, p: RawPipeline, keys: Sequence[str], args: Sequence[object]) -> None:
+        """Queue the call on a lean pipeline; its ``execute`` raises NoScriptError if Redis
+        lacks the script (see ``load_all``)."""
+        self._check(keys)
+        p.evalsha(self.sha, self.numkeys, *keys, *args)
+
+
+async def load_all(client: Any) -> None:
+    """SCRIPT LOAD every script (after a NOSCRIPT answer to a pipeline)."""
+    for script in ALL:
+        await client.script_load(script.text)
+
+
 # How long a shard keeps its per-minute placement counters ("m:<minute>" in the stats hash):
 # GetStats reports the last hour.
 MINUTES_KEPT = 120
@@ -105,7 +160,7 @@ local function drop_mode(action)
 end
 """
 
-PLACE_ORDERS = r"""
+_PLACE_ORDERS = r"""
 -- PLACE_ORDERS: reserve stock for a group of orders in ONE warehouse and write the orders
 -- whose home is this warehouse. Each entry is all-or-nothing on its own, in argument order.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] events  KEYS[5] stats  KEYS[6] avail
@@ -257,7 +312,7 @@ hincr_many(stats, counters)
 return out
 """
 
-TRANSITION = r"""
+_TRANSITION = r"""
 -- TRANSITION: move one order to a new status, with its event, index and counter updates and
 -- (optionally) the release or consumption of its reservation in this shard, in one step.
 -- KEYS[1] order hash  KEYS[2] onhand  KEYS[3] reserved  KEYS[4] resv  KEYS[5] events
@@ -325,7 +380,7 @@ redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', ARGV[9], '
 return {1, tonumber(cur)}
 """
 
-RELEASE_RESERVATION = r"""
+_RELEASE_RESERVATION = r"""
 -- RELEASE_RESERVATION: give back what one order holds in one warehouse (compensation after a
 -- failed multi-warehouse placement, the non-home part of a cancel, the recovery sweep), or
 -- consume it (the non-home part of a shipment). Idempotent: the record is deleted in the
@@ -349,7 +404,7 @@ redis.call('SREM', KEYS[5], ARGV[1])
 return 1
 """
 
-SET_STOCK = r"""
+_SET_STOCK = r"""
 -- SET_STOCK: set on_hand (and optionally the bin location) of one sku in one warehouse.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] loc  KEYS[4] avail
 -- ARGV[1] sku  ARGV[2] sku id  ARGV[3] on_hand  ARGV[4] location ("" keeps the current one)
@@ -368,7 +423,7 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
 return {oh, rs, redis.call('HGET', KEYS[3], ARGV[1]) or ''}
 """
 
-ADJUST_STOCK = r"""
+_ADJUST_STOCK = r"""
 -- ADJUST_STOCK: add delta to on_hand, idempotent on the caller's key.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] loc  KEYS[4] idempotency record (string)
 -- KEYS[5] avail
@@ -391,7 +446,7 @@ if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4]) end
 return {new, rs, redis.call('HGET', KEYS[3], ARGV[1]) or '', 0}
 """
 
-REGISTER_SKUS = r"""
+_REGISTER_SKUS = r"""
 -- REGISTER_SKUS: give skus their numeric ids (index into every warehouse's avail array) and
 -- store their product records. Ids are never reused or changed.
 -- KEYS[1] products hash  KEYS[2] sku id hash  KEYS[3] id counter
@@ -413,7 +468,7 @@ end
 return out
 """
 
-RELEASE_WAVE = r"""
+_RELEASE_WAVE = r"""
 -- RELEASE_WAVE: record a planned pick wave and move all its orders ALLOCATED -> RELEASED in
 -- one step. If any order is no longer releasable (another planner released it, it was
 -- cancelled, its hold is back) nothing changes and those ids are returned, so the caller
@@ -460,7 +515,7 @@ redis.call('ZADD', KEYS[2], now, wid)
 return {1}
 """
 
-COMMIT_ALLOCATION = r"""
+_COMMIT_ALLOCATION = r"""
 -- COMMIT_ALLOCATION: give an order a new allocation, only if its status and allocation are still
 -- the ones the plan started from: an ALLOCATED order moved by the global re-allocation, or a
 -- BACKORDERED order whose stock arrived (it becomes ALLOCATED, or ON_HOLD when its fraud score
@@ -495,7 +550,7 @@ end
 return 1
 """
 
-SWAP_RECORD = r"""
+_SWAP_RECORD = r"""
 -- SWAP_RECORD: after COMMIT_ALLOCATION, make a warehouse's staged reservation the order's own:
 -- release the old record (if any) and rename "<order id>~m" to "<order id>". Idempotent.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail
@@ -509,7 +564,7 @@ redis.call('HDEL', KEYS[3], ARGV[2])
 return 1
 """
 
-SHIPMENT_SEQ = r"""
+_SHIPMENT_SEQ = r"""
 -- SHIPMENT_SEQ: the sequence number behind a shipment's tracking number, stable per shipment
 -- slot ("<order id>/<n>"), so a retried ShipOrder issues the same tracking number.
 -- KEYS[1] slot -> seq hash  KEYS[2] counter
@@ -522,7 +577,7 @@ redis.call('HSET', KEYS[1], ARGV[1], n)
 return n
 """
 
-RISK_SIGNALS = r"""
+_RISK_SIGNALS = r"""
 -- RISK_SIGNALS: for a batch of incoming orders, count each order into the velocity windows of
 -- its customer, email and address and into the customer's history, returning what was there
 -- before it (the fraud rules' inputs). All risk keys share the {risk} slot so a batch is one
@@ -625,7 +680,7 @@ end
 return out
 """
 
-POP_FOLLOWUPS = r"""
+_POP_FOLLOWUPS = r"""
 -- POP_FOLLOWUPS: take the orders whose follow-up (review request) is due off the shard's delay
 -- queue and append one "order.followup" event each, in one step: each is sent exactly once.
 -- KEYS[1] follow-up zset  KEYS[2] events  KEYS[3] stats
@@ -645,7 +700,7 @@ end
 return due
 """
 
-CLAIM_KEYS = r"""
+_CLAIM_KEYS = r"""
 -- CLAIM_KEYS: claim idempotency keys of one bucket (field = sha1 of the client's key).
 -- KEYS[1] this period's claims hash  KEYS[2] the previous period's
 -- ARGV[1] "claim" | "finish"  ARGV[2] expiry of KEYS[1] in seconds
@@ -702,7 +757,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return out
 """
 
-RESERVE_REFUND = r"""
+_RESERVE_REFUND = r"""
 -- RESERVE_REFUND: check a refund against the bounds and record it as pending on the order, in
 -- one step, before the gateway is called: a concurrent refund sees this one's reservation, so
 -- together they never pass the bounds, and the gateway can never pay more than the order holds.
@@ -755,20 +810,47 @@ redis.call('HSET', okey, 'rf:' .. id, ARGV[2] .. ' P')
 return {1, id}
 """
 
-ALL: dict[str, str] = {
-    "PLACE_ORDERS": (_LUA_CHUNKED + _LUA_RECORD
-                     + PLACE_ORDERS.replace("MINUTES_KEPT)", f"{MINUTES_KEPT})")),
-    "TRANSITION": _LUA_RECORD + TRANSITION,
-    "RELEASE_RESERVATION": _LUA_RECORD + RELEASE_RESERVATION,
-    "SET_STOCK": SET_STOCK,
-    "ADJUST_STOCK": ADJUST_STOCK,
-    "REGISTER_SKUS": REGISTER_SKUS,
-    "RELEASE_WAVE": RELEASE_WAVE,
-    "COMMIT_ALLOCATION": COMMIT_ALLOCATION,
-    "SWAP_RECORD": _LUA_RECORD + SWAP_RECORD,
-    "SHIPMENT_SEQ": SHIPMENT_SEQ,
-    "RISK_SIGNALS": _LUA_CHUNKED + RISK_SIGNALS,
-    "POP_FOLLOWUPS": POP_FOLLOWUPS,
-    "CLAIM_KEYS": _LUA_CHUNKED + CLAIM_KEYS,
-    "RESERVE_REFUND": RESERVE_REFUND,
-}
+_NOTIFY_RELEASE = r"""
+-- NOTIFY_RELEASE: compare-and-delete a send claim: only the holder of a claim may release it.
+-- KEYS[1] claim key  ARGV[1] the holder's token; returns 1 deleted, 0 not ours
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_NOTIFY_MARK = r"""
+-- NOTIFY_MARK: mark a send claim sent, only if it is still ours (an expired and re-taken claim
+-- is left alone).
+-- KEYS[1] claim key  ARGV[1] the holder's token  ARGV[2] new value  ARGV[3] ttl (s)
+-- returns 1 marked, 0 not ours
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+# The scripts as they run. Each one's KEYS count is checked on every call.
+PLACE_ORDERS = LuaScript("PLACE_ORDERS", _LUA_CHUNKED + _LUA_RECORD
+                         + _PLACE_ORDERS.replace("MINUTES_KEPT)", f"{MINUTES_KEPT})"), 6)
+TRANSITION = LuaScript("TRANSITION", _LUA_RECORD + _TRANSITION, 8)
+RELEASE_RESERVATION = LuaScript("RELEASE_RESERVATION", _LUA_RECORD + _RELEASE_RESERVATION, 5)
+SET_STOCK = LuaScript("SET_STOCK", _SET_STOCK, 4)
+ADJUST_STOCK = LuaScript("ADJUST_STOCK", _ADJUST_STOCK, 5)
+REGISTER_SKUS = LuaScript("REGISTER_SKUS", _REGISTER_SKUS, 3)
+RELEASE_WAVE = LuaScript("RELEASE_WAVE", _RELEASE_WAVE, 5)
+COMMIT_ALLOCATION = LuaScript("COMMIT_ALLOCATION", _COMMIT_ALLOCATION, 3)
+SWAP_RECORD = LuaScript("SWAP_RECORD", _LUA_RECORD + _SWAP_RECORD, 4)
+SHIPMENT_SEQ = LuaScript("SHIPMENT_SEQ", _SHIPMENT_SEQ, 2)
+RISK_SIGNALS = LuaScript("RISK_SIGNALS", _LUA_CHUNKED + _RISK_SIGNALS, 1)
+POP_FOLLOWUPS = LuaScript("POP_FOLLOWUPS", _POP_FOLLOWUPS, 3)
+CLAIM_KEYS = LuaScript("CLAIM_KEYS", _LUA_CHUNKED + _CLAIM_KEYS, 2)
+RESERVE_REFUND = LuaScript("RESERVE_REFUND", _RESERVE_REFUND, 1)
+# The notifier's send claims (server/redis/notifications.py).
+NOTIFY_RELEASE = LuaScript("NOTIFY_RELEASE", _NOTIFY_RELEASE, 1)
+NOTIFY_MARK = LuaScript("NOTIFY_MARK", _NOTIFY_MARK, 1)
+
+ALL: tuple[LuaScript, ...] = (
+    PLACE_ORDERS, TRANSITION, RELEASE_RESERVATION, SET_STOCK, ADJUST_STOCK, REGISTER_SKUS,
+    RELEASE_WAVE, COMMIT_ALLOCATION, SWAP_RECORD, SHIPMENT_SEQ, RISK_SIGNALS, POP_FOLLOWUPS,
+    CLAIM_KEYS, RESERVE_REFUND, NOTIFY_RELEASE, NOTIFY_MARK,
+)

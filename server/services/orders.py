@@ -8,14 +8,14 @@ from contextlib import aclosing
 
 import grpc
 
-from oms.engine.errors import (ItemFailedError, OmsError, PreconditionError, ResourceExhaustedError,
-                           ValidationError)
+from oms.engine.errors import ItemFailedError, OmsError, ResourceExhaustedError, ValidationError
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Order
-from oms.v1 import common_pb2 as c
-from oms.v1 import orders_pb2 as pb
-from oms.v1 import orders_pb2_grpc as rpc
+from oms.v1 import common_pb2
+from oms.v1 import orders_pb2
+from oms.v1 import orders_pb2_grpc
 from oms.server import pb_convert, validation as val, response_bytes
+from oms.server import request_decoding as decode
 from oms.server.events_hub import EventHub
 from oms.server.errors import code_for, handle_errors, handle_stream_errors
 from oms.server.metrics import ORDER_ERRORS, ORDERS_PLACED
@@ -37,7 +37,7 @@ def _count(results: list) -> None:
         ORDERS_PLACED.labels(OrderStatus(status).name, channel).inc(n)
 
 
-def _sources(requests: list[pb.PlaceOrderRequest], decoded: list, results: list) -> list:
+def _sources(requests: list[orders_pb2.PlaceOrderRequest], decoded: list, results: list) -> list:
     """For each result, the request message it was placed from (so that the response re-uses
     its sub-messages), or None: an error, or an order that came from elsewhere (an idempotent
     repeat returns the stored order). Placed orders share the decoded request's Customer."""
@@ -45,7 +45,7 @@ def _sources(requests: list[pb.PlaceOrderRequest], decoded: list, results: list)
             else None for q, d, r in zip(requests, decoded, results)]
 
 
-def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
+def _decode_all(requests: list[orders_pb2.PlaceOrderRequest]) -> list:
     out: list = []
     for i, r in enumerate(requests):
         try:
@@ -55,7 +55,7 @@ def _decode_all(requests: list[pb.PlaceOrderRequest]) -> list:
     return out
 
 
-class OrderServicer(rpc.OrderServiceServicer):
+class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def __init__(self, store: Store, intake: Intake, life: OrderLife, max_batch: int = 1000,
                  hub: EventHub | None = None) -> None:
         self.store = store
@@ -66,8 +66,8 @@ class OrderServicer(rpc.OrderServiceServicer):
         self.coalescer = Coalescer(intake, max_batch=max_batch)
 
     @handle_errors
-    async def PlaceOrder(self, request: pb.PlaceOrderRequest,
-                         context: grpc.aio.ServicerContext) -> c.Order:
+    async def PlaceOrder(self, request: orders_pb2.PlaceOrderRequest,
+                         context: grpc.aio.ServicerContext) -> common_pb2.Order:
         req = pb_convert.decode_place_order(request)
         (res,) = await self.coalescer.submit([req])
         _count([res])
@@ -77,8 +77,8 @@ class OrderServicer(rpc.OrderServiceServicer):
         return response_bytes.order_message(res, src)
 
     @handle_errors
-    async def BatchPlaceOrders(self, request: pb.BatchPlaceOrdersRequest,
-                               context: grpc.aio.ServicerContext) -> pb.BatchPlaceOrdersResponse:
+    async def BatchPlaceOrders(self, request: orders_pb2.BatchPlaceOrdersRequest,
+                               context: grpc.aio.ServicerContext) -> orders_pb2.BatchPlaceOrdersResponse:
         n = len(request.requests)
         if n > self.max_batch:
             raise ResourceExhaustedError(f"batch of {n} orders, at most {self.max_batch} a call")
@@ -88,12 +88,12 @@ class OrderServicer(rpc.OrderServiceServicer):
         _count(results)
         return response_bytes.batch_response(results, _sources(requests, decoded, results))
 
-    async def PlaceOrders(self, request_iterator: AsyncIterator[pb.PlaceOrderRequest],
-                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.PlaceOrderResult]:
+    async def PlaceOrders(self, request_iterator: AsyncIterator[orders_pb2.PlaceOrderRequest],
+                          context: grpc.aio.ServicerContext) -> AsyncIterator[orders_pb2.PlaceOrderResult]:
         """Micro-batching: a reader task queues requests; each round takes whatever has
         arrived (up to STREAM_MICROBATCH) and places it with one intake call, so results stay
         in request order and one bad order never ends the stream."""
-        queue: asyncio.Queue[pb.PlaceOrderRequest | None] = asyncio.Queue()
+        queue: asyncio.Queue[orders_pb2.PlaceOrderRequest | None] = asyncio.Queue()
 
         async def reader() -> None:
             try:
@@ -132,56 +132,35 @@ class OrderServicer(rpc.OrderServiceServicer):
             task.cancel()
 
     @handle_errors
-    async def GetOrder(self, request: pb.GetOrderRequest,
-                       context: grpc.aio.ServicerContext) -> c.Order:
+    async def GetOrder(self, request: orders_pb2.GetOrderRequest,
+                       context: grpc.aio.ServicerContext) -> common_pb2.Order:
         pb_convert.check_order_id(request.order_id)
         return pb_convert.encode_order(await self.store.get_order(request.order_id))
 
     @handle_errors
-    async def ListOrders(self, request: pb.ListOrdersRequest,
-                         context: grpc.aio.ServicerContext) -> pb.ListOrdersResponse:
-        status = pb_convert.decode_status(request.status)
-        if request.channel:
-            val.require_pattern(request.channel, val.CHANNEL_RE, "channel")
-        size = request.page_size or 50
-        if not 0 < size <= val.MAX_PAGE_SIZE:
-            raise ValidationError.one("page_size", f"{request.page_size} must be in 1..{val.MAX_PAGE_SIZE}")
-        token = request.page_token
-        if token and val.PAGE_TOKEN_RE.fullmatch(token) is None:
-            raise ValidationError.one("page_token", f"{val.quote(token)} is not a token from ListOrders")
-        orders, nxt = await self.store.list_orders(status, request.channel, size, token)
-        return pb.ListOrdersResponse(orders=[pb_convert.encode_order(o) for o in orders],
+    async def ListOrders(self, request: orders_pb2.ListOrdersRequest,
+                         context: grpc.aio.ServicerContext) -> orders_pb2.ListOrdersResponse:
+        q = decode.decode_list_orders(request)
+        orders, nxt = await self.store.list_orders(q.status, q.channel, q.page_size, q.page_token)
+        return orders_pb2.ListOrdersResponse(orders=[pb_convert.encode_order(o) for o in orders],
                                      next_page_token=nxt)
 
     @handle_errors
-    async def CancelOrder(self, request: pb.CancelOrderRequest,
-                          context: grpc.aio.ServicerContext) -> c.Order:
-        pb_convert.check_order_id(request.order_id)
-        val.require_text(request.reason, "reason", "reason", multiline=True)
-        return pb_convert.encode_order(await self.life.cancel(request.order_id, request.reason))
+    async def CancelOrder(self, request: orders_pb2.CancelOrderRequest,
+                          context: grpc.aio.ServicerContext) -> common_pb2.Order:
+        order_id, reason = decode.decode_reason_for_order(request)
+        return pb_convert.encode_order(await self.life.cancel(order_id, reason))
 
     @handle_errors
-    async def ReleaseHold(self, request: pb.ReleaseHoldRequest,
-                          context: grpc.aio.ServicerContext) -> c.Order:
+    async def ReleaseHold(self, request: orders_pb2.ReleaseHoldRequest,
+                          context: grpc.aio.ServicerContext) -> common_pb2.Order:
         pb_convert.check_order_id(request.order_id)
         val.require_text(request.reason, "reason", "reason", multiline=True)
-        o = await self.store.get_order(request.order_id)
-        if o.status == OrderStatus.ON_HOLD:
-            target = OrderStatus.ALLOCATED if o.allocations else OrderStatus.BACKORDERED
-            _, o = await self.store.transition(o.id, target, reason=request.reason or "hold released",
-                                               event="order.hold_released", extra={"hu": "0"})
-        elif o.status == OrderStatus.ALLOCATED and o.hold_until:
-            # The fraud-hold delay ends early: the order may join the next wave.
-            _, o = await self.store.transition(o.id, OrderStatus.ALLOCATED, extra={"hu": "0"},
-                                               reason=request.reason or "hold released",
-                                               event="order.hold_released")
-        else:
-            raise PreconditionError(f"order {o.id!r} is {OrderStatus(o.status).name} and not on hold")
-        return pb_convert.encode_order(o)
+        return pb_convert.encode_order(await self.life.release_hold(request.order_id, request.reason))
 
     @handle_stream_errors
-    async def WatchOrderEvents(self, request: pb.WatchOrderEventsRequest,
-                               context: grpc.aio.ServicerContext) -> AsyncIterator[c.OrderEvent]:
+    async def WatchOrderEvents(self, request: orders_pb2.WatchOrderEventsRequest,
+                               context: grpc.aio.ServicerContext) -> AsyncIterator[common_pb2.OrderEvent]:
         # Every watcher is fed by the process's one event tailer (server/events_hub.py): no
         # watcher holds a Redis connection of the request pool.
         async with aclosing(self.hub.watch(request.after_event_id, request.order_id)) as events:

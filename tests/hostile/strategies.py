@@ -16,6 +16,7 @@ from google.protobuf import descriptor as d
 from google.protobuf import message_factory
 from hypothesis import strategies as st
 
+from oms.server.varint import encode_varint as _varint
 from oms.v1 import fulfillment_pb2, inventory_pb2, orders_pb2, reporting_pb2, returns_pb2
 from tests.hostile.world import SKUS, WAREHOUSES, World
 
@@ -306,19 +307,6 @@ def request(world: World, rpc: Rpc) -> st.SearchStrategy:
 
 
 # ---- undecodable bytes ----------------------------------------------------------------------
-
-def _varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
 
 def _tag(number: int, wire: int) -> bytes:
     return _varint(number << 3 | wire)

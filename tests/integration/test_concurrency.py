@@ -24,6 +24,7 @@ from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import orders_pb2 as o
 from oms.server.redis import keys
 from oms.server.redis.store import RedisLedger
+from tests.helpers import add_warehouses, audit_clean, levels
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -34,20 +35,9 @@ ZIPS = ["50010", "60614", "80301", "30301", "75001", "52240"]
 PROC_TIMEOUT = 90  # seconds, bound on any wait for a child process
 
 
-def levels(client, sku: str) -> dict[str, tuple[int, int, int]]:
-    return {s.warehouse_id: (s.on_hand, s.reserved, s.available)
-            for s in client.get_stock(sku).levels}
-
-
-def audit_clean(server) -> None:
-    assert server.run(server.store.audit()) == []
-
-
 @pytest.fixture()
 def network(client):
-    for wid, z in {"DSM": "50309", "CHI": "60601", "DEN": "80202"}.items():
-        client.upsert_warehouse(wid, wid, postal_code=z)
-    return client
+    return add_warehouses(client, {"DSM": "50309", "CHI": "60601", "DEN": "80202"})
 
 
 # ---- client process worker --------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from oms.clients.client import ClientError, OmsClient
 from oms.engine import geo
 from oms.v1 import common_pb2 as c
+from tests.helpers import add_warehouses, audit_clean, levels
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -42,11 +43,6 @@ def dist_km(zip5: str, wid: str) -> float:
     return geo.haversine_km(*coords(zip5), *coords(WAREHOUSES[wid]))
 
 
-def levels(client, sku: str) -> dict[str, tuple[int, int, int]]:
-    return {s.warehouse_id: (s.on_hand, s.reserved, s.available)
-            for s in client.get_stock(sku).levels}
-
-
 def reserved(client, sku: str) -> dict[str, int]:
     return {w: v[1] for w, v in levels(client, sku).items()}
 
@@ -58,15 +54,9 @@ def alloc_map(order: c.Order) -> dict[tuple[str, str], int]:
     return out
 
 
-def audit_clean(server) -> None:
-    assert server.run(server.store.audit()) == []
-
-
 @pytest.fixture()
 def network(client):
-    for wid, z in WAREHOUSES.items():
-        client.upsert_warehouse(wid, wid, postal_code=z)
-    return client
+    return add_warehouses(client, WAREHOUSES)
 
 
 def stock(client, sku: str, **per_wh: int) -> None:

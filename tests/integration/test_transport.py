@@ -65,7 +65,7 @@ def test_unary_undecodable_is_invalid_argument(channel, client, caplog, what: st
         assert code == grpc.StatusCode.INVALID_ARGUMENT, (what, method, code, details)
         assert "protobuf" in details
     _no_tracebacks(caplog)
-    lines = [r for r in caplog.records if r.name == "server.transport"]
+    lines = [r for r in caplog.records if r.name == "oms.server.transport"]
     assert len(lines) == len(methods) and all("\n" not in r.getMessage() for r in lines)
     _still_serving(client)
 

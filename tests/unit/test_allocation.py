@@ -142,8 +142,12 @@ def check_invariants(plan, ptr, sku, qty, dist, before, after, enabled, allow_pa
 # --------------------------------------------------------------------------- hand-written
 
 
-def test_warmup_runs() -> None:
+def test_warmup_compiles_the_kernel() -> None:
+    from oms.engine import allocation
+
     warmup()
+    # The numba dispatcher holds a compiled signature: the first request pays no compile.
+    assert allocation._allocate_kernel.signatures
 
 
 def test_single_nearest() -> None:

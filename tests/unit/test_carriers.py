@@ -1,4 +1,5 @@
-"""Carrier rating, service choice, tracking numbers, Code 128 and labels (engine/carriers.py)."""
+"""Carrier rating, service choice, tracking numbers (engine/carriers.py); Code 128 and labels
+(server/labels.py)."""
 from __future__ import annotations
 
 import random
@@ -10,30 +11,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oms.engine.carriers import (
-    CODE128_PATTERNS,
     DEFAULT_WEIGHT_TIERS_G,
     Carrier,
     CarrierError,
     Rate,
     RateTableCarrier,
     billable_weight_g,
-    build_label_figure,
     carrier_holidays,
     choose_rate,
-    code128_checksum,
-    code128b_values,
-    code128b_widths,
     damm_check_digit,
     dimensional_weight_g,
     eta_ms,
     is_business_day,
-    render_label_pdf,
     validate_tracking_number,
     zone_for_distance,
 )
 from oms.engine.errors import OmsError
 from oms.engine.geo import haversine_km
 from oms.engine.models import Package, Shipment
+from oms.server.labels import (
+    CODE128_PATTERNS,
+    build_label_figure,
+    code128_checksum,
+    code128b_values,
+    code128b_widths,
+    render_label_pdf,
+)
 
 DSM = (41.5868, -93.6250)  # Des Moines
 CHI = (41.8781, -87.6298)  # Chicago, ~500 km

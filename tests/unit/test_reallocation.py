@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from oms.engine import reallocation as R
 from oms.engine.errors import ValidationError
+from oms.engine.reallocation import dp_kernels
 from oms.engine.reallocation import (
     ReallocationProblem,
     ReallocationStatus,
@@ -402,8 +403,8 @@ def _dp(q, ub, cost, lam_i, penalty=200.0):
     item_sku = np.arange(n_it, dtype=np.int64)
     lam = np.ascontiguousarray(lam_i.T)  # [W, S]
     r = np.full((n_wh, n_it), 99, np.int64)
-    ws = R._workspace(n_wh, n_it)
-    v, exact = R._order_dp(0, item_ptr, item_sku, np.asarray(q, np.int64),
+    ws = dp_kernels._workspace(n_wh, n_it)
+    v, exact = dp_kernels._order_dp(0, item_ptr, item_sku, np.asarray(q, np.int64),
                            np.ascontiguousarray(ub, dtype=np.int64), cost[None, :], lam, r,
                            penalty, *ws)
     return v, exact, ws[6][:n_it].copy()
