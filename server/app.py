@@ -2,6 +2,8 @@
 checking and reflection. The caller owns the Redis connection (see server/cli.py)."""
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -29,7 +31,7 @@ from oms.engine import carriers, packing, payments
 from oms.engine.fraud import RiskConfig
 from oms.server.metrics import MetricsInterceptor
 from oms.server.order_actions import OrderLife
-from oms.server.redis.store import RedisLedger
+from oms.server.redis.store import StoreLedger
 from oms.server.reflection import enable_reflection
 from oms.server.transport import batch_receive_limit, transport_interceptor
 from oms.server.services.fulfillment import FulfillmentServicer
@@ -50,11 +52,14 @@ MAX_MESSAGE = 64 * 1024 * 1024  # replies: a ListOrders page or batch result of 
 
 
 def build_order_life(config: Config, store: Store) -> OrderLife:
+    """Order actions with the built-in gateway. Called on the loop that serves: the gateway's
+    ledger runs on the store's client, on that loop (one Redis client per process)."""
+    ledger = StoreLedger(store, asyncio.get_running_loop())
     boxes = None
     if config.boxes_file:
         with open(config.boxes_file, encoding="utf-8") as f:
             boxes = packing.load_boxes(f.read())
-    return OrderLife(store, payments.DeterministicGateway(RedisLedger(config.redis_url)),
+    return OrderLife(store, payments.DeterministicGateway(ledger),
                      carriers.RateTableCarrier(), boxes=boxes, label_dir=config.label_dir,
                      followup_delay_s=config.followup_delay_s,
                      return_window_days=config.return_window_days)

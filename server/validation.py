@@ -64,7 +64,7 @@ _CONTROL_MULTILINE_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 MAX_LINES = 100
 MAX_QTY = 1_000_000
-# Stock levels live in a packed int32 array per warehouse (see server/redis/scripts.py).
+# Stock levels live in a packed int32 array per warehouse (see server/redis/scripts/).
 MAX_STOCK = 2**31 - 1
 MAX_MONEY_CENTS = 10**11  # one unit price or one amount: 1 billion in currency units
 MAX_ORDER_TOTAL_CENTS = 10**13  # sum of quantity x unit price of an order

@@ -1,16 +1,40 @@
 """Helpers shared by the integration tests (they take the conftest fixtures as arguments)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import grpc
+
 from oms.clients.client import OmsClient
+from oms.engine.payments import DeterministicGateway
+from oms.server.redis.store import StoreLedger
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+LEVEL = ("on_hand", "reserved", "available")
+HELD = ("on_hand", "reserved")
+LOCATED = (*LEVEL, "location")
 
 
-def levels(client: OmsClient, sku: str) -> dict[str, tuple[int, int, int]]:
-    """warehouse id -> (on_hand, reserved, available) of ``sku``."""
-    return {s.warehouse_id: (s.on_hand, s.reserved, s.available)
+def levels(client: OmsClient, sku: str, fields: Sequence[str] = LEVEL) -> dict[str, tuple[Any, ...]]:
+    """warehouse id -> the ``fields`` of ``sku``'s stock level there (default: on_hand,
+    reserved, available; ``HELD``: on_hand, reserved; ``LOCATED``: and the location)."""
+    return {s.warehouse_id: tuple(getattr(s, f) for f in fields)
             for s in client.get_stock(sku).levels}
+
+
+def on_hand_reserved(client: OmsClient, sku: str) -> dict[str, tuple[int, int]]:
+    """warehouse id -> (on_hand, reserved) of ``sku``."""
+    return levels(client, sku, HELD)  # type: ignore[return-value]
 
 
 def audit_clean(server: Any) -> None:
@@ -18,8 +42,45 @@ def audit_clean(server: Any) -> None:
     assert server.run(server.store.audit()) == []
 
 
-def add_warehouses(client: OmsClient, postal_codes: Mapping[str, str]) -> OmsClient:
-    """One warehouse per id (named after it) at each postal code; the client, for fixtures."""
+def add_warehouses(client: OmsClient, postal_codes: Mapping[str, str],
+                   stock: Mapping[str, int] | None = None) -> OmsClient:
+    """One warehouse per id (named after it) at each postal code, each with ``stock`` (sku ->
+    on hand) if given; the client, for fixtures."""
+    stock = stock or {}
     for wid, z in postal_codes.items():
         client.upsert_warehouse(wid, wid, postal_code=z)
+        for sku, n in stock.items():
+            client.set_stock(wid, sku, n)
     return client
+
+
+def gateway(server: Any, **kw: Any) -> DeterministicGateway:
+    """The payment gateway the server uses (same Redis ledger), to inspect or to fail on cue."""
+    return DeterministicGateway(StoreLedger(server.store, server.loop), **kw)
+
+
+def poll(cond: Callable[[], bool], timeout_s: float = 15.0) -> bool:
+    """Wait for a condition that a separate process reaches; ``timeout_s`` only bounds a hang."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def server_cmd(data: Path, *extra: str) -> list[str]:
+    """The command line of an oms-server child process on data dir ``data`` (any port)."""
+    return [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", str(data),
+            "--label-dir", str(data / "labels"), "--log-level", "WARNING", *extra]
+
+
+def start_server(data: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """Start an oms-server child process; it and the address it says it listens on."""
+    p = subprocess.Popen(server_cmd(data, *extra), stdout=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    for line in p.stdout:
+        m = re.search(r"listening on (\S+)", line)
+        if m:
+            return p, m.group(1)
+    raise AssertionError(f"server exited with {p.wait()}")

@@ -1,5 +1,5 @@
 """The store's side of refunds: reserving one on the order (RESERVE_REFUND) and reading the
-refund records back. Record format and bounds are described with the script in scripts.py.
+refund records back. Record format and bounds are described with the script in scripts/refunds.py.
 
 A refund lives on its order's hash as ``rf:<refund id>`` = ``"<amount> <state>"`` with the
 refund id ``<return id>/f<n>``; the gateway's idempotency key is derived from that id, so the

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline as _AsyncPipeline
-from redis.client import Pipeline as _SyncPipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -67,27 +65,3 @@ class Pipeline(_AsyncPipeline):
         except _DOWN as e:
             raise unavailable(e) from e
 
-
-class SyncRedis(redis.Redis):
-    """The same for the synchronous client (the payment ledger, called from threads)."""
-
-    def execute_command(self, *args: Any, **options: Any) -> Any:
-        try:
-            return super().execute_command(*args, **options)
-        except StoreUnavailable:
-            raise
-        except _DOWN as e:
-            raise unavailable(e) from e
-
-    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> "SyncPipeline":
-        return SyncPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
-
-
-class SyncPipeline(_SyncPipeline):
-    def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            return super().execute(raise_on_error)
-        except StoreUnavailable:
-            raise
-        except _DOWN as e:
-            raise unavailable(e) from e

@@ -4,13 +4,11 @@ its AOF, and no acknowledged order is lost when either process is killed mid-int
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,26 +17,12 @@ import pytest
 
 from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
+from tests.helpers import poll, server_cmd, start_server
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 
 # What a caller may see while a dependency is down or coming back: retryable codes only.
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-
-
-def _cmd(data: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", str(data),
-            "--label-dir", str(data / "labels"), "--log-level", "WARNING", *extra]
-
-
-def _start(data: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    p = subprocess.Popen(_cmd(data, *extra), stdout=subprocess.PIPE, text=True)
-    assert p.stdout is not None
-    for line in p.stdout:
-        m = re.search(r"listening on (\S+)", line)
-        if m:
-            return p, m.group(1)
-    raise AssertionError(f"server exited with {p.wait()}")
 
 
 def _stop(p: subprocess.Popen[str]) -> None:
@@ -70,15 +54,6 @@ def _redis_pids(data: Path) -> list[int]:
         if comm == "redis-server" and str(data).encode() in cmdline:
             out.append(int(d.name))
     return out
-
-
-def _poll(cond: Callable[[], bool], timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def _setup(target: str) -> None:
@@ -134,7 +109,7 @@ def _all_there(target: str, ids: list[str]) -> None:
 
 
 def test_kill_9_of_the_server_takes_its_redis_down_and_restart_serves_the_data(tmp_path: Path) -> None:
-    proc, target = _start(tmp_path, "--fsync", "always")
+    proc, target = start_server(tmp_path, "--fsync", "always")
     try:
         _setup(target)
         with OmsClient(target) as cl:
@@ -143,21 +118,21 @@ def test_kill_9_of_the_server_takes_its_redis_down_and_restart_serves_the_data(t
     finally:
         proc.kill()
         proc.wait()
-    assert _poll(lambda: not _redis_pids(tmp_path)), "redis-server outlived its oms-server"
-    proc, target = _start(tmp_path, "--fsync", "always")
+    assert poll(lambda: not _redis_pids(tmp_path)), "redis-server outlived its oms-server"
+    proc, target = start_server(tmp_path, "--fsync", "always")
     try:
         _all_there(target, [o.id])
         assert len(_redis_pids(tmp_path)) == 1
     finally:
         _stop(proc)
-    assert _poll(lambda: not _redis_pids(tmp_path))
+    assert poll(lambda: not _redis_pids(tmp_path))
 
 
 def test_one_server_per_data_dir(tmp_path: Path) -> None:
-    proc, target = _start(tmp_path)
+    proc, target = start_server(tmp_path)
     try:
         _setup(target)
-        second = subprocess.run(_cmd(tmp_path), capture_output=True, text=True, timeout=60,
+        second = subprocess.run(server_cmd(tmp_path), capture_output=True, text=True, timeout=60,
                                 stdin=subprocess.DEVNULL)
         assert second.returncode != 0
         assert "Traceback" not in second.stderr
@@ -170,11 +145,11 @@ def test_one_server_per_data_dir(tmp_path: Path) -> None:
 
 
 def test_kill_9_of_the_server_mid_intake_loses_no_acknowledged_order(tmp_path: Path) -> None:
-    proc, target = _start(tmp_path, "--fsync", "always")
+    proc, target = start_server(tmp_path, "--fsync", "always")
     try:
         _setup(target)
         with _intake(target, "k9s", batch=20) as (acked, _codes):
-            assert _poll(lambda: len(acked) >= 40, 30)
+            assert poll(lambda: len(acked) >= 40, 30)
             proc.kill()
             proc.wait()
         assert acked
@@ -182,8 +157,8 @@ def test_kill_9_of_the_server_mid_intake_loses_no_acknowledged_order(tmp_path: P
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert _poll(lambda: not _redis_pids(tmp_path))
-    proc, target = _start(tmp_path, "--fsync", "always")
+    assert poll(lambda: not _redis_pids(tmp_path))
+    proc, target = start_server(tmp_path, "--fsync", "always")
     try:
         _all_there(target, acked)
     finally:
@@ -191,23 +166,23 @@ def test_kill_9_of_the_server_mid_intake_loses_no_acknowledged_order(tmp_path: P
 
 
 def test_kill_9_of_redis_mid_intake_is_retryable_and_recovers(tmp_path: Path) -> None:
-    proc, target = _start(tmp_path, "--fsync", "always")
+    proc, target = start_server(tmp_path, "--fsync", "always")
     try:
         _setup(target)
         (first,) = _redis_pids(tmp_path)
         with _intake(target, "k9r", batch=1) as (acked, codes):
-            assert _poll(lambda: len(acked) >= 10, 30)
+            assert poll(lambda: len(acked) >= 10, 30)
             os.kill(first, signal.SIGKILL)
             # The supervisor starts a new redis-server on the same AOF.
-            assert _poll(lambda: _redis_pids(tmp_path) not in ([], [first]))
+            assert poll(lambda: _redis_pids(tmp_path) not in ([], [first]))
             n = len(acked)
-            assert _poll(lambda: len(acked) >= n + 10, 30), codes
+            assert poll(lambda: len(acked) >= n + 10, 30), codes
         assert set(codes) <= RETRYABLE, codes
         ch = grpc.insecure_channel(target)
         from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
 
         stub = health_pb2_grpc.HealthStub(ch)
-        assert _poll(lambda: stub.Check(health_pb2.HealthCheckRequest()).status ==
+        assert poll(lambda: stub.Check(health_pb2.HealthCheckRequest()).status ==
                      health_pb2.HealthCheckResponse.SERVING)
         _all_there(target, acked)
         assert len(_redis_pids(tmp_path)) == 1

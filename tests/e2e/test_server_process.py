@@ -1,11 +1,8 @@
 """oms-server as a process: embedded Redis with AOF, health, metrics, clean SIGTERM stop."""
 from __future__ import annotations
 
-import re
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
+from tests.helpers import start_server
 
 
 def _free_port() -> int:
@@ -22,22 +20,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(data: Path, metrics: int) -> tuple[subprocess.Popen[str], str]:
-    p = subprocess.Popen([sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0",
-                          "--data-dir", str(data), "--metrics-port", str(metrics),
-                          "--label-dir", str(data / "labels"), "--log-level", "WARNING"],
-                         stdout=subprocess.PIPE, text=True)
-    assert p.stdout is not None
-    for line in p.stdout:
-        m = re.search(r"listening on (\S+)", line)
-        if m:
-            return p, m.group(1)
-    raise AssertionError(f"server exited with {p.wait()}")
-
-
 def test_embedded_redis_metrics_and_restart(tmp_path: Path) -> None:
     metrics = _free_port()
-    proc, target = _start(tmp_path, metrics)
+    proc, target = start_server(tmp_path, "--metrics-port", str(metrics))
     try:
         ch = grpc.insecure_channel(target)
         assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest()).status == \
@@ -55,7 +40,7 @@ def test_embedded_redis_metrics_and_restart(tmp_path: Path) -> None:
         assert proc.wait(30) == 0
     assert (tmp_path / "appendonly.aof").exists() or any(tmp_path.glob("appendonlydir/*"))
     # Restart on the same data directory: the order survived (AOF).
-    proc, target = _start(tmp_path, _free_port())
+    proc, target = start_server(tmp_path, "--metrics-port", str(_free_port()))
     try:
         with OmsClient(target) as cl:
             assert cl.get_order(o.id).status == c.ORDER_STATUS_ALLOCATED

@@ -14,11 +14,8 @@ from oms.v1 import fulfillment_pb2 as f
 from oms.server.backorders import BackorderFiller
 from oms.server.order_actions import OrderLife
 from oms.server.redis.keys import Shard
-from oms.server.redis.store import STAGED, RedisLedger, Store
-
-
-def _levels(client, sku):
-    return {s.warehouse_id: (s.on_hand, s.reserved) for s in client.get_stock(sku).levels}
+from oms.server.redis.store import STAGED, Store, StoreLedger
+from tests.helpers import audit_clean, on_hand_reserved
 
 
 def _network(client):
@@ -47,7 +44,7 @@ def test_arrived_stock_fills_the_oldest_backorder_first(client, server):
     # the fraud hold (an hour here) counts from when the order was placed
     assert o1.hold_until == first.created_at + 3_600_000
     assert client.get_order(second.id).status == c.ORDER_STATUS_BACKORDERED
-    assert _levels(client, "KETTLE") == {"DSM": (0, 0), "LAX": (3, 2)}
+    assert on_hand_reserved(client, "KETTLE") == {"DSM": (0, 0), "LAX": (3, 2)}
     events = list(client.watch_events(after_event_id="0", order_id=first.id, timeout=1.5))
     assert events[-1].type == "order.backorder_filled"
     by_status = {x.key: x.count for x in client.get_stats().orders_by_status}
@@ -58,7 +55,7 @@ def test_arrived_stock_fills_the_oldest_backorder_first(client, server):
     o2 = client.get_order(second.id)
     assert [(a.warehouse_id, a.quantity) for a in o2.allocations] == [("DSM", 2)]
     assert client.fill_backorders().considered == 0
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_a_filled_order_picked_elsewhere_than_its_home_ships(client, server):
@@ -83,8 +80,8 @@ def test_a_filled_order_picked_elsewhere_than_its_home_ships(client, server):
     client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o.id))
     shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o.id))
     assert [s.warehouse_id for s in shipped.shipments] == ["LAX"]
-    assert _levels(client, "KETTLE")["LAX"] == (3, 0)
-    assert server.run(server.store.audit()) == []
+    assert on_hand_reserved(client, "KETTLE")["LAX"] == (3, 0)
+    audit_clean(server)
 
 
 def test_a_filled_backorder_that_scored_for_review_goes_on_hold(client, server):
@@ -100,11 +97,11 @@ def test_a_filled_backorder_that_scored_for_review_goes_on_hold(client, server):
     assert held.status == c.ORDER_STATUS_ON_HOLD
     assert held.history[-1].reason == ("backorder filled from DSM; on hold for review: "
                                        "first order from this customer")
-    assert _levels(client, "KETTLE")["DSM"] == (4, 1)  # it keeps its stock while reviewed
+    assert on_hand_reserved(client, "KETTLE")["DSM"] == (4, 1)  # it keeps its stock while reviewed
     assert client.release_hold(o.id).status == c.ORDER_STATUS_ALLOCATED
     by_status = {x.key: x.count for x in client.get_stats().orders_by_status}
     assert by_status == {"ALLOCATED": 1}
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_concurrent_fillers_and_intake_never_oversell(client, server):
@@ -139,17 +136,17 @@ def test_concurrent_fillers_and_intake_never_oversell(client, server):
     assert sum(r.filled for r in reports) == len(allocated) > 0  # each filled once, by one filler
     assert all(sum(a.quantity for a in o.allocations) == sum(ln.quantity for ln in o.lines)
                for o in allocated)
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
     r = redis.Redis.from_url(server.config.redis_url)
     for wid in ("DSM", "CHI", "DEN"):
         assert not [k for k in r.hkeys(Shard(wid).resv) if k.decode().endswith(STAGED)]
         for k in range(4):
-            on_hand, reserved = _levels(client, f"S{k}")[wid]
+            on_hand, reserved = on_hand_reserved(client, f"S{k}")[wid]
             assert 0 <= reserved <= on_hand
     # what is left is still BACKORDERED and is looked at again next round
     rest = client.fill_backorders()
     assert rest.considered == len(orders) - len(allocated)
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_a_cancel_between_commit_and_swap_leaves_no_stock_reserved(client, server):
@@ -163,7 +160,8 @@ def test_a_cancel_between_commit_and_swap_leaves_no_stock_reserved(client, serve
 
     async def fill_with_a_cancel_before_the_swap():
         store = Store.from_url(url)
-        life = OrderLife(store, DeterministicGateway(RedisLedger(url)), RateTableCarrier())
+        life = OrderLife(store, DeterministicGateway(StoreLedger(store, asyncio.get_running_loop())),
+                         RateTableCarrier())
         swap = store.swap_records_many
 
         async def cancel_then_swap(pairs):
@@ -179,8 +177,8 @@ def test_a_cancel_between_commit_and_swap_leaves_no_stock_reserved(client, serve
 
     assert server.run(fill_with_a_cancel_before_the_swap()).filled == 1
     assert client.get_order(o.id).status == c.ORDER_STATUS_CANCELLED
-    assert _levels(client, "KETTLE")["LAX"] == (5, 0)
-    assert server.run(server.store.audit()) == []
+    assert on_hand_reserved(client, "KETTLE")["LAX"] == (5, 0)
+    audit_clean(server)
 
 
 def test_an_allow_partial_backorder_takes_what_has_arrived(client, server):
@@ -197,4 +195,4 @@ def test_an_allow_partial_backorder_takes_what_has_arrived(client, server):
     assert got.status == c.ORDER_STATUS_ALLOCATED
     assert [(a.warehouse_id, a.quantity) for a in got.allocations] == [("DSM", 3)]
     assert got.history[-1].reason == "part of the backorder filled from DSM"
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)

@@ -23,7 +23,7 @@ from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import orders_pb2 as o
 from oms.server.redis import keys
-from oms.server.redis.store import RedisLedger
+from oms.server.redis.store import StoreLedger
 from tests.helpers import add_warehouses, audit_clean, levels
 
 pytestmark = pytest.mark.timeout(150)
@@ -371,7 +371,7 @@ def test_concurrent_cancels_of_a_paid_order_void_once(network, server):
         [str(x) for x in res]
     got = client.get_order(a.id)
     assert got.status == c.ORDER_STATUS_CANCELLED and got.payment.status == "VOIDED"
-    gw = DeterministicGateway(RedisLedger(server.config.redis_url))
+    gw = DeterministicGateway(StoreLedger(server.store, server.loop))
     auth = a.payment.authorization_id
     r = redis.Redis.from_url(server.config.redis_url)
     log = [r.get(keys.ledger(f"pay:auth:{auth}:cap:{i}")) for i in range(3)]

@@ -18,12 +18,11 @@ from oms.v1 import returns_pb2 as rt
 from oms.server import pb_convert
 from oms.server import validation as val
 from oms.server.redis.keys import Shard
+from tests.helpers import INVALID, NOT_FOUND, audit_clean
 
 pytestmark = pytest.mark.timeout(120)
 
 req = OmsClient.order_request
-INVALID = grpc.StatusCode.INVALID_ARGUMENT
-NOT_FOUND = grpc.StatusCode.NOT_FOUND
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.RESOURCE_EXHAUSTED}
 AMES = "50010"
 # Room for the fixed text of a message plus a few quoted prefixes; far below any bad value here.
@@ -106,7 +105,7 @@ def test_identifiers_with_a_trailing_control_character_are_rejected(net, server,
             assert err.code == INVALID and field in fields(err), (name, str(err))
     assert snapshot(client) == before
     assert client.get_order(existing.id).status == c.ORDER_STATUS_ALLOCATED
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 @pytest.mark.parametrize("loc", ["A3-S17", "A03-S17", "A003-S017", "A03-S0017", " A03-S017",
@@ -157,11 +156,11 @@ def test_a_sku_with_a_newline_cannot_drive_reserved_negative(net, server):
     rejected(lambda: client.set_stock("DSM", "NL\r", 0))
     levels = {s.warehouse_id: s for s in client.get_stock("NL").levels}
     assert (levels["DSM"].on_hand, levels["DSM"].reserved) == (5, 5)
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_audit_reports_negative_and_mismatched_reservations(net, server):
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
     sh = Shard("DSM")
     r = server.store.r
     server.run(r.hset(sh.reserved, "SKU-1", -2))
@@ -169,7 +168,7 @@ def test_audit_reports_negative_and_mismatched_reservations(net, server):
     assert any("negative" in p and "SKU-1" in p for p in problems), problems
     assert any("sum of reservations" in p for p in problems), problems
     server.run(r.hset(sh.reserved, "SKU-1", 2))
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
     # A record naming one sku twice: both entries count.
     (oid,) = [x.decode() for x in server.run(r.hkeys(sh.resv))]
     rec = server.run(r.hget(sh.resv, oid)).decode()
@@ -177,7 +176,7 @@ def test_audit_reports_negative_and_mismatched_reservations(net, server):
     problems = server.run(server.store.audit())
     assert any("reserved 2 != sum of reservations 4" in p for p in problems), problems
     server.run(r.hset(sh.resv, oid, rec))
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 # ---- string lengths -----------------------------------------------------------------------
@@ -318,7 +317,7 @@ def test_tracking_time_out_of_range_is_rejected_and_reads_keep_working(net, serv
         tracking_number=tn, event_id="e2", type="IN_TRANSIT", occurred_at=1_750_000_000))
     assert ok.shipments[0].status == "IN_TRANSIT"
     assert client.get_order(shipped.id).id == shipped.id
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_replenishment_numbers_out_of_range_are_rejected(net, server):
@@ -441,7 +440,7 @@ def test_money_overflow_fails_alone(net, server, lines):
     assert isinstance(streamed[1], c.Order)
     placed = 9 + 9 + 1  # the repeat places new orders (no idempotency keys), + the stream's
     assert client.get_stock("SKU-1").total_available == stock_before - placed
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_product_money_and_sizes_are_bounded(net, server):
@@ -476,4 +475,4 @@ def test_error_messages_quote_a_short_prefix(net, server):
         (lambda: client.orders.GetOrder(o.GetOrderRequest(order_id="\x00" * 1000)), (INVALID,)),
     ]:
         rejected(call, *codes)
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)

@@ -9,6 +9,7 @@ import pytest
 
 from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
+from tests.helpers import add_warehouses
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -22,10 +23,7 @@ WATCH_TIMEOUT = 10.0  # seconds: upper bound of every stream read
 
 @pytest.fixture()
 def network(client):
-    for wid, z in WAREHOUSES.items():
-        client.upsert_warehouse(wid, wid, postal_code=z)
-        client.set_stock(wid, "SKU-A", 1000)
-    return client
+    return add_warehouses(client, WAREHOUSES, stock={"SKU-A": 1000})
 
 
 def place(client, wid: str = "DSM", sku: str = "SKU-A", qty: int = 1, **kw) -> c.Order:

@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import time
 
-import grpc
 import pytest
 
 from oms.clients.client import ClientError, OmsClient
 from oms.engine import geo
 from oms.v1 import common_pb2 as c
-from tests.helpers import add_warehouses, audit_clean, levels
+from tests.helpers import EXHAUSTED, INVALID, NOT_FOUND, PRECONDITION, add_warehouses, audit_clean, levels
 
 pytestmark = pytest.mark.timeout(90)
 
 req = OmsClient.order_request
-
-INVALID = grpc.StatusCode.INVALID_ARGUMENT
-NOT_FOUND = grpc.StatusCode.NOT_FOUND
-PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
-EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 # Real metro ZIPs of the warehouses and an Iowa ship-to (Ames).
 WAREHOUSES = {"DSM": "50309", "CHI": "60601", "DEN": "80202", "ATL": "30303", "DAL": "75201"}

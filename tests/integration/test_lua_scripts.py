@@ -1,4 +1,4 @@
-"""Lua scripts are objects (server/redis/scripts.py): the exported text is what runs, its sha is
+"""Lua scripts are objects (server/redis/scripts/): the exported text is what runs, its sha is
 what EVALSHA sends, and a script missing from Redis is loaded on first use, direct or piped."""
 from __future__ import annotations
 

@@ -8,13 +8,12 @@ import redis
 from oms.clients.client import ClientError
 from oms.engine.carriers import RateTableCarrier, validate_tracking_number
 from oms.engine.lifecycle import OrderStatus
-from oms.engine.payments import DeterministicGateway
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r
 from oms.server.order_actions import OrderLife
 from oms.server.redis.keys import Shard
-from oms.server.redis.store import RedisLedger
+from tests.helpers import audit_clean, gateway, on_hand_reserved
 
 
 def _setup(client) -> None:
@@ -27,10 +26,6 @@ def _setup(client) -> None:
     client.set_stock("DSM", "MUG", 10, "A01-S003")
     client.set_stock("DSM", "LAMP", 3, "A04-S007")
     client.set_stock("CHI", "MUG", 10, "A02-S001")
-
-
-def _stock(client, sku):
-    return {s.warehouse_id: (s.on_hand, s.reserved) for s in client.get_stock(sku).levels}
 
 
 def _to_packed(client, oid):
@@ -54,7 +49,7 @@ def test_walk_an_order_through_every_state_to_refunded(client, server, tmp_path)
     assert o.status == c.ORDER_STATUS_ALLOCATED
     assert o.payment.status == "AUTHORIZED" and o.payment.authorized_cents == 7500
     assert o.hold_until > 0 and o.promised_by > o.created_at
-    assert _stock(client, "MUG")["DSM"] == (10, 4)
+    assert on_hand_reserved(client, "MUG")["DSM"] == (10, 4)
 
     packed = _to_packed(client, o.id)
     assert packed.packages and all(p.box for p in packed.packages)
@@ -68,7 +63,7 @@ def test_walk_an_order_through_every_state_to_refunded(client, server, tmp_path)
     assert sh.eta * 1000 <= shipped.promised_by  # cheapest service that meets the promise
     assert shipped.payment.status == "CAPTURED" and shipped.payment.captured_cents == 7500
     # stock left the building: on_hand and reserved both drop
-    assert _stock(client, "MUG")["DSM"] == (8, 2) and _stock(client, "LAMP")["DSM"] == (2, 1)
+    assert on_hand_reserved(client, "MUG")["DSM"] == (8, 2) and on_hand_reserved(client, "LAMP")["DSM"] == (2, 1)
 
     tn = sh.tracking_number
     t1 = client.fulfillment.RecordTrackingEvent(f.RecordTrackingEventRequest(
@@ -99,7 +94,7 @@ def test_walk_an_order_through_every_state_to_refunded(client, server, tmp_path)
     received = client.returns.ReceiveReturn(r.ReceiveReturnRequest(return_id=ret.id, restock=True))
     assert received.status == "RECEIVED" and received.restocked
     assert client.returns.ReceiveReturn(r.ReceiveReturnRequest(return_id=ret.id, restock=True)).status == "RECEIVED"
-    assert _stock(client, "MUG")["DSM"] == (9, 2)  # restocked once
+    assert on_hand_reserved(client, "MUG")["DSM"] == (9, 2)  # restocked once
     assert client.get_order(o.id).status == c.ORDER_STATUS_RETURNED
     with pytest.raises(ClientError) as e:
         client.returns.IssueRefund(r.IssueRefundRequest(return_id=ret.id, amount_cents=8000))
@@ -116,7 +111,7 @@ def test_walk_an_order_through_every_state_to_refunded(client, server, tmp_path)
         c.ORDER_STATUS_REFUNDED]
     stats = client.get_stats()
     assert stats.return_rate > 0 and stats.on_time_delivery_rate == 1.0
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def _with_token(client, token):
@@ -130,26 +125,22 @@ def test_declined_payment_cancels_and_releases(client, server):
     _setup(client)
     o = client.orders.PlaceOrder(_with_token(client, "tok_decline"))
     assert o.status == c.ORDER_STATUS_CANCELLED and o.payment.status == "DECLINED"
-    assert _stock(client, "MUG")["DSM"] == (10, 0)
+    assert on_hand_reserved(client, "MUG")["DSM"] == (10, 0)
     t = client.orders.PlaceOrder(_with_token(client, "tok_transient_2"))
     assert t.status == c.ORDER_STATUS_ALLOCATED and t.payment.status == "AUTHORIZED"
-    assert server.run(server.store.audit()) == []
-
-
-def _gateway(server) -> DeterministicGateway:
-    return DeterministicGateway(RedisLedger(server.config.redis_url))
+    audit_clean(server)
 
 
 def test_cancel_voids_the_authorization(client, server):
     _setup(client)
     o = client.orders.PlaceOrder(_with_token(client, "tok_visa"))
     auth = o.payment.authorization_id
-    assert o.payment.status == "AUTHORIZED" and _stock(client, "MUG")["DSM"] == (10, 2)
+    assert o.payment.status == "AUTHORIZED" and on_hand_reserved(client, "MUG")["DSM"] == (10, 2)
     x = client.cancel_order(o.id, "customer changed their mind")
     assert x.status == c.ORDER_STATUS_CANCELLED and x.payment.status == "VOIDED"
     assert x.payment.authorization_id == auth and x.payment.authorized_cents == 7500
-    assert _stock(client, "MUG")["DSM"] == (10, 0)
-    gw = _gateway(server)
+    assert on_hand_reserved(client, "MUG")["DSM"] == (10, 0)
+    gw = gateway(server)
     assert gw.voided(auth) and gw.captures(auth) == []
     again = client.cancel_order(o.id)  # a repeat changes nothing
     assert again.payment.status == "VOIDED" and again.updated_at == x.updated_at
@@ -157,7 +148,7 @@ def test_cancel_voids_the_authorization(client, server):
     assert [(e.type, e.detail) for e in events[-2:]] == [
         ("order.cancelled", "customer changed their mind"),
         ("order.payment_voided", "payment authorization voided: 7500 cents released")]
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_repeating_a_cancel_cut_short_voids_the_authorization(client, server):
@@ -170,7 +161,7 @@ def test_repeating_a_cancel_cut_short_voids_the_authorization(client, server):
     assert client.get_order(o.id).payment.status == "AUTHORIZED"
     x = client.cancel_order(o.id)
     assert x.status == c.ORDER_STATUS_CANCELLED and x.payment.status == "VOIDED"
-    assert _gateway(server).voided(o.payment.authorization_id)
+    assert gateway(server).voided(o.payment.authorization_id)
 
 
 def test_an_authorization_landing_after_a_cancel_is_voided(client, server):
@@ -184,7 +175,7 @@ def test_an_authorization_landing_after_a_cancel_is_voided(client, server):
     client.cancel_order(placed.id)
     stale = server.run(server.store.get_order(placed.id))
     stale.status = int(OrderStatus.ALLOCATED)  # what intake still holds
-    gw = _gateway(server)
+    gw = gateway(server)
     life = OrderLife(server.store, gw, RateTableCarrier())
     after = server.run(life.authorize(stale, "tok_visa"))
     assert after.status == OrderStatus.CANCELLED and after.payment.status == "VOIDED"
@@ -204,10 +195,10 @@ def test_a_partial_order_is_charged_only_for_what_ships(client, server):
     _to_packed(client, o.id)
     shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o.id))
     assert shipped.payment.status == "CAPTURED" and shipped.payment.captured_cents == 16_500
-    gw = _gateway(server)
+    gw = gateway(server)
     auth = o.payment.authorization_id
     assert gw.captured_cents(auth) == 16_500 and gw.voided(auth)  # the other 9,000 released
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_split_order_ships_each_warehouse_part(client, server):
@@ -257,7 +248,7 @@ def test_split_order_ships_each_warehouse_part(client, server):
     assert len({s.tracking_number for s in shipped.shipments}) == 2
     assert not r.exists(waved)  # the part left the building: its waved mark goes with it
     assert all(s.service_level == "EXPRESS" for s in shipped.shipments)
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
     delivered = client.fulfillment.MarkDelivered(f.MarkDeliveredRequest(order_id=o2.id))
     assert delivered.status == c.ORDER_STATUS_DELIVERED
 
@@ -326,13 +317,13 @@ def test_illegal_transitions_change_nothing(client, server, state, call, code):
     _setup(client)
     o = _bring(client, state)
     before = client.get_order(o.id)
-    stock = (_stock(client, "MUG"), _stock(client, "LAMP"))
+    stock = (on_hand_reserved(client, "MUG"), on_hand_reserved(client, "LAMP"))
     with pytest.raises(ClientError) as e:
         _call(client, call, o.id)
     assert e.value.code.name == code, str(e.value)
     assert client.get_order(o.id) == before
-    assert (_stock(client, "MUG"), _stock(client, "LAMP")) == stock
-    assert server.run(server.store.audit()) == []
+    assert (on_hand_reserved(client, "MUG"), on_hand_reserved(client, "LAMP")) == stock
+    audit_clean(server)
 
 
 def test_an_authorization_landing_after_a_hold_release_keeps_the_release(client, server):
@@ -343,7 +334,7 @@ def test_an_authorization_landing_after_a_hold_release_keeps_the_release(client,
     server.run(server.store.transition(placed.id, OrderStatus.ON_HOLD, reason="risky"))
     stale = server.run(server.store.get_order(placed.id))  # what intake holds: ON_HOLD
     client.release_hold(placed.id)  # ON_HOLD -> ALLOCATED, meanwhile
-    life = OrderLife(server.store, _gateway(server), RateTableCarrier())
+    life = OrderLife(server.store, gateway(server), RateTableCarrier())
     after = server.run(life.authorize(stale, "tok_visa"))
     assert after.status == OrderStatus.ALLOCATED and after.payment.status == "AUTHORIZED"
     assert client.get_order(placed.id).status == c.ORDER_STATUS_ALLOCATED

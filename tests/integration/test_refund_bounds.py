@@ -10,18 +10,14 @@ import pytest
 
 from oms.clients.client import ClientError
 from oms.engine.carriers import RateTableCarrier
-from oms.engine.payments import DeterministicGateway, PaymentTransientError
+from oms.engine.payments import PaymentTransientError
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r
 from oms.server.order_actions import OrderLife
-from oms.server.redis.store import RedisLedger
+from tests.helpers import audit_clean, gateway
 
 MUG, LAMP = 1500, 4500
-
-
-def _gateway(server, **kw) -> DeterministicGateway:
-    return DeterministicGateway(RedisLedger(server.config.redis_url), **kw)
 
 
 def _shipped(client) -> c.Order:
@@ -64,7 +60,7 @@ def _paid(server, o: c.Order) -> int:
     """What the gateway refunded on the order's capture (read from its ledger)."""
     capture_id = server.run(server.store.get_order(o.id)).payment.capture_id
     assert capture_id
-    return _gateway(server).refunded_cents(capture_id)
+    return gateway(server).refunded_cents(capture_id)
 
 
 def test_a_refund_is_bounded_by_its_returns_value_not_by_the_capture(client, server):
@@ -80,7 +76,7 @@ def test_a_refund_is_bounded_by_its_returns_value_not_by_the_capture(client, ser
     done = _refund(client, rid, MUG)
     assert done.status == "REFUNDED" and done.refunded_cents == MUG
     assert _paid(server, o) == MUG == client.get_order(o.id).payment.refunded_cents
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_a_refund_before_the_return_is_received_is_refused(client, server):
@@ -113,7 +109,7 @@ def test_partial_refunds_up_to_the_value_then_not_one_cent_more(client, server):
     assert final.status == c.ORDER_STATUS_REFUNDED
     assert final.payment.refunded_cents == 2 * MUG and final.payment.status == "PARTIALLY_REFUNDED"
     assert _paid(server, o) == 2 * MUG
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 @pytest.mark.parametrize("amounts", [
@@ -144,7 +140,7 @@ def test_concurrent_refunds_on_one_return_never_pay_more_than_its_value(client, 
     assert paid == after.payment.refunded_cents == ret.refunded_cents <= value
     if len(set(amounts)) == len(amounts):  # every accepted request is exactly one refund
         assert paid == sum(a for a, code in zip(amounts, codes) if code == "OK")
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_a_refund_cut_short_by_the_gateway_is_finished_by_its_retry(client, server):
@@ -152,7 +148,7 @@ def test_a_refund_cut_short_by_the_gateway_is_finished_by_its_retry(client, serv
     # order, where it counts against the bound; the retry pays it once, with the same key.
     o = _shipped(client)
     rid = _return(client, o.id, [("MUG", 1)])
-    flaky = OrderLife(server.store, _gateway(server, transient_failures={"refund": 50}),
+    flaky = OrderLife(server.store, gateway(server, transient_failures={"refund": 50}),
                       RateTableCarrier())
     with pytest.raises(PaymentTransientError):
         server.run(flaky.refund(rid, 1000))
@@ -170,7 +166,7 @@ def test_a_refund_cut_short_by_the_gateway_is_finished_by_its_retry(client, serv
 def test_a_pending_refund_is_finished_by_any_later_refund_of_its_return(client, server):
     o = _shipped(client)
     rid = _return(client, o.id, [("MUG", 2)])
-    flaky = OrderLife(server.store, _gateway(server, transient_failures={"refund": 50}),
+    flaky = OrderLife(server.store, gateway(server, transient_failures={"refund": 50}),
                       RateTableCarrier())
     with pytest.raises(PaymentTransientError):
         server.run(flaky.refund(rid, 1000))

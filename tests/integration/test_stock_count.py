@@ -7,10 +7,7 @@ import pytest
 
 from oms.clients.client import ClientError
 from oms.v1 import common_pb2 as c
-
-
-def _levels(client, sku):
-    return {s.warehouse_id: (s.on_hand, s.reserved) for s in client.get_stock(sku).levels}
+from tests.helpers import audit_clean, on_hand_reserved
 
 
 @pytest.fixture()
@@ -26,7 +23,7 @@ def test_a_short_count_backorders_the_newest_orders_and_they_are_filled_again(sh
     client = shop
     first, second, third = (client.place_order(client.order_request([("KETTLE", 3)], postal_code="50010"))
                             for _ in range(3))
-    assert _levels(client, "KETTLE")["DSM"] == (10, 9)
+    assert on_hand_reserved(client, "KETTLE")["DSM"] == (10, 9)
     res = client.record_stock_count("DSM", "KETTLE", 5, "cycle count")
     # 9 reserved, 5 counted: the newest two give theirs up, the oldest keeps its 3
     assert list(res.backordered_order_ids) == [third.id, second.id]
@@ -37,7 +34,7 @@ def test_a_short_count_backorders_the_newest_orders_and_they_are_filled_again(sh
         assert got.status == c.ORDER_STATUS_BACKORDERED and not got.allocations
         assert got.history[-1].reason == ("stock count: 5 KETTLE in DSM (cycle count); "
                                           "reservation given up")
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
     # stock in Chicago: both are sourced again, oldest first
     client.set_stock("CHI", "KETTLE", 4)
     rep = client.fill_backorders()
@@ -46,8 +43,8 @@ def test_a_short_count_backorders_the_newest_orders_and_they_are_filled_again(sh
     assert [(a.warehouse_id, a.quantity) for a in client.get_order(second.id).allocations] == [("CHI", 3)]
     assert sorted((a.warehouse_id, a.quantity) for a in client.get_order(third.id).allocations) == \
         [("CHI", 1), ("DSM", 2)]
-    assert _levels(client, "KETTLE") == {"DSM": (5, 5), "CHI": (4, 4)}
-    assert server.run(server.store.audit()) == []
+    assert on_hand_reserved(client, "KETTLE") == {"DSM": (5, 5), "CHI": (4, 4)}
+    audit_clean(server)
 
 
 def test_a_count_at_or_above_the_reservations_bumps_nobody(shop, server):
@@ -66,7 +63,7 @@ def test_orders_on_a_pick_list_keep_their_stock(shop, server):
     with pytest.raises(ClientError) as e:
         client.record_stock_count("DSM", "KETTLE", 2)
     assert e.value.code.name == "FAILED_PRECONDITION" and "pick lists" in str(e.value)
-    assert _levels(client, "KETTLE")["DSM"] == (10, 6)  # nothing changed
+    assert on_hand_reserved(client, "KETTLE")["DSM"] == (10, 6)  # nothing changed
     assert client.get_order(o.id).status == c.ORDER_STATUS_RELEASED
 
 
@@ -78,8 +75,8 @@ def test_a_split_order_bumped_by_a_count_releases_every_warehouse(shop, server):
     assert {a.warehouse_id for a in split.allocations} == {"DSM", "CHI"}
     res = client.record_stock_count("CHI", "KETTLE", 1)
     assert list(res.backordered_order_ids) == [split.id]
-    assert _levels(client, "KETTLE") == {"DSM": (4, 0), "CHI": (1, 0)}
-    assert server.run(server.store.audit()) == []
+    assert on_hand_reserved(client, "KETTLE") == {"DSM": (4, 0), "CHI": (1, 0)}
+    audit_clean(server)
 
 
 def test_unknown_sku_or_warehouse(shop):
@@ -120,20 +117,20 @@ def test_a_count_racing_intake_never_oversells(shop, server):
     with ThreadPoolExecutor(2) as ex:
         placed, res = ex.submit(intake), ex.submit(count)
         placed, res = placed.result(), res.result()
-    on_hand, reserved = _levels(client, "KETTLE")["DSM"]
+    on_hand, reserved = on_hand_reserved(client, "KETTLE")["DSM"]
     # the count held: intake could not take the units being freed, later orders backordered
     assert res.level.on_hand == on_hand == 6 and reserved <= 6
     assert all(o.status in (c.ORDER_STATUS_ALLOCATED, c.ORDER_STATUS_BACKORDERED) for o in placed)
-    assert server.run(server.store.audit()) == []
+    audit_clean(server)
 
 
 def test_only_the_counted_sku_is_written_off(shop, server):
     client = shop
     client.set_stock("DSM", "MUG", 10, "A03-S001")
     o = client.place_order(client.order_request([("KETTLE", 4), ("MUG", 2)], postal_code="50010"))
-    assert _levels(client, "MUG")["DSM"] == (10, 2)
+    assert on_hand_reserved(client, "MUG")["DSM"] == (10, 2)
     res = client.record_stock_count("DSM", "KETTLE", 1)
     assert list(res.backordered_order_ids) == [o.id]
-    assert _levels(client, "KETTLE")["DSM"] == (1, 0)
-    assert _levels(client, "MUG")["DSM"] == (10, 0)  # given back, not written off
-    assert server.run(server.store.audit()) == []
+    assert on_hand_reserved(client, "KETTLE")["DSM"] == (1, 0)
+    assert on_hand_reserved(client, "MUG")["DSM"] == (10, 0)  # given back, not written off
+    audit_clean(server)

@@ -4,8 +4,6 @@ recovers by itself: pooled and raw-pipeline connections reconnect."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -19,15 +17,7 @@ from oms.server.errors import code_for
 from oms.server.health import watch_store
 from oms.server.redis.embedded import EmbeddedRedis
 from tests.conftest import ServerThread
-
-
-def _poll(cond: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
+from tests.helpers import poll
 
 
 def test_unavailable_is_a_retryable_domain_error() -> None:
@@ -60,7 +50,7 @@ def test_redis_down_is_unavailable_and_health_follows(tmp_path: Path) -> None:
             assert status() == health_pb2.HealthCheckResponse.SERVING
 
             redis.stop()
-            assert _poll(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING)
+            assert poll(lambda: status() == health_pb2.HealthCheckResponse.NOT_SERVING, 20.0)
             for call in (lambda: cl.get_order(before.id),  # redis-py pool
                          lambda: cl.place_order(cl.order_request([("SKU-1", 1)], postal_code="50010")),
                          lambda: cl.get_stock("SKU-1")):
@@ -69,7 +59,7 @@ def test_redis_down_is_unavailable_and_health_follows(tmp_path: Path) -> None:
                 assert e.value.code == grpc.StatusCode.UNAVAILABLE, e.value
 
             redis = EmbeddedRedis(tmp_path, appendonly=True, fsync="always").start()  # AOF replayed
-            assert _poll(lambda: status() == health_pb2.HealthCheckResponse.SERVING)
+            assert poll(lambda: status() == health_pb2.HealthCheckResponse.SERVING, 20.0)
             assert cl.get_order(before.id).id == before.id
             after = cl.place_order(cl.order_request([("SKU-1", 1)], postal_code="50010"))
             assert after.id != before.id

@@ -25,6 +25,7 @@ from oms.v1 import orders_pb2_grpc as orpc
 from oms.server.config import Config
 from oms.server.events_hub import EventHub
 from tests.conftest import ServerThread
+from tests.helpers import add_warehouses
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,10 +40,7 @@ DEADLINE = 60.0  # seconds: bound of every stream and of every call made while t
 
 @pytest.fixture()
 def network(client):
-    for wid, z in WAREHOUSES.items():
-        client.upsert_warehouse(wid, wid, postal_code=z)
-        client.set_stock(wid, "SKU-A", 1000)
-    return client
+    return add_warehouses(client, WAREHOUSES, stock={"SKU-A": 1000})
 
 
 def place(client: OmsClient, wid: str) -> c.Order:

@@ -34,7 +34,9 @@ def test_the_wheel_holds_only_the_oms_package(tmp_path: Path) -> None:
         for pkg in ("engine", "server", "server/redis", "server/services", "server/jobs",
                     "clients", "v1"):
             assert f"oms/{pkg}/__init__.py" in names, pkg
-        assert "oms/server/redis/scripts.py" in names
+        for mod in ("__init__", "lua", "placement", "orders", "stock", "risk", "claims",
+                    "refunds", "notify"):
+            assert f"oms/server/redis/scripts/{mod}.py" in names, mod
         eps = configparser.ConfigParser()
         eps.read_string(z.read(f"{info}/entry_points.txt").decode())
     scripts = dict(eps["console_scripts"])
