@@ -121,27 +121,6 @@ class ClaimOps(StoreBase):
         """The id of the order placed with ``idem_key`` (the shards' mappings), or ""."""
         return await self._idem_in_shards(idem_key)
 
-    async def wait_for_key(self, idem_key: str, timeout_s: float = 5.0) -> str:
-        """Wait until a concurrent request that holds ``idem_key`` has its order id. The order
-        script writes a per-shard mapping, so a claim left pending (intake leaves a placed
-        order's claim pending; or its process died) is resolved from that mapping."""
-        deadline = time.monotonic() + timeout_s
-        delay = 0.002
-        while True:
-            v = await self._claim_value(idem_key)
-            if v is not None and not v.startswith(PENDING):
-                return v
-            if v is None:
-                raise ConflictError(f"the request with idempotency_key {idem_key!r} failed; retry it")
-            found = await self._idem_in_shards(idem_key)
-            if found:
-                await self.finish_keys([(idem_key, found)], [])
-                return found
-            if time.monotonic() > deadline:
-                raise ConflictError(f"a request with idempotency_key {idem_key!r} is still in progress")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
     async def _idem_in_shards(self, idem_key: str) -> str:
         digest = keys.digest(idem_key)
         async with self.r.pipeline(transaction=False) as p:
