@@ -13,6 +13,9 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from oms.clients import credentials
+from oms.v1 import admin_pb2 as adm
+from oms.v1 import admin_pb2_grpc as adm_rpc
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import fulfillment_pb2_grpc as f_rpc
@@ -76,15 +79,21 @@ class _Wrapped:
 
 class OmsClient:
     def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float | None = 30.0,
-                 channel: grpc.Channel | None = None) -> None:
-        self.channel = channel or grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024)])
+                 channel: grpc.Channel | None = None, api_key: str | None = None,
+                 tls_ca: str = "", tls_cert: str = "", tls_key: str = "") -> None:
+        """``api_key`` None: OMS_API_KEY, else the local admin key file (clients/credentials.py);
+        "" sends no key."""
+        key = credentials.resolve_api_key() if api_key is None else api_key
+        self.channel = channel or credentials.channel(
+            target, api_key=key, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key, options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024)])
         self.inventory = _Wrapped(inv_rpc.InventoryServiceStub(self.channel), timeout)
         self.orders = _Wrapped(o_rpc.OrderServiceStub(self.channel), timeout)
         self.fulfillment = _Wrapped(f_rpc.FulfillmentServiceStub(self.channel), timeout)
         self.returns = _Wrapped(ret_rpc.ReturnsServiceStub(self.channel), timeout)
         self.reporting = _Wrapped(rep_rpc.ReportingServiceStub(self.channel), timeout)
+        self.admin = _Wrapped(adm_rpc.AdminServiceStub(self.channel), timeout)
         self._orders_raw = o_rpc.OrderServiceStub(self.channel)
 
     def close(self) -> None:
@@ -223,3 +232,17 @@ class OmsClient:
 
     def get_stats(self) -> rep.Stats:
         return self.reporting.GetStats(rep.GetStatsRequest())
+
+    # ---- admin ----
+    def create_api_key(self, name: str, scopes: Iterable[str], channels: Iterable[str] = (),
+                       expires_at: int = 0, rate_limit_per_s: float = 0.0
+                       ) -> adm.CreateApiKeyResponse:
+        return self.admin.CreateApiKey(adm.CreateApiKeyRequest(
+            name=name, scopes=list(scopes), channels=list(channels), expires_at=expires_at,
+            rate_limit_per_s=rate_limit_per_s))
+
+    def list_api_keys(self) -> list[adm.ApiKey]:
+        return list(self.admin.ListApiKeys(adm.ListApiKeysRequest()).api_keys)
+
+    def revoke_api_key(self, key_id: str) -> adm.ApiKey:
+        return self.admin.RevokeApiKey(adm.RevokeApiKeyRequest(key_id=key_id))

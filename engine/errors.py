@@ -88,3 +88,21 @@ class UnavailableError(OmsError):
     """A dependency (the store) cannot be reached right now; the request may be retried."""
 
     retryable = True
+
+
+class UnauthenticatedError(OmsError):
+    """No credentials, or an unknown, expired or revoked API key."""
+
+
+class PermissionDeniedError(OmsError):
+    """Valid credentials without the right to do this (a missing scope, another channel)."""
+
+
+class RateLimitedError(ResourceExhaustedError):
+    """The caller's key is over its rate limit; ``retry_after_s`` says when to try again."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

@@ -3,12 +3,15 @@ checking and reflection. The caller owns the Redis connection (see server/cli.py
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from oms.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
     fulfillment_pb2,
     fulfillment_pb2_grpc,
     inventory_pb2,
@@ -20,7 +23,11 @@ from oms.v1 import (
     returns_pb2,
     returns_pb2_grpc,
 )
+from oms.server.auth.bootstrap import build_authenticator, load_pepper
+from oms.server.auth.interceptor import AuthInterceptor
+from oms.server.auth.tls import server_credentials
 from oms.server.backorders import BackorderFiller
+from oms.server.config import is_loopback
 from oms.server.config import Config
 from oms.server.events_hub import EventHub
 from oms.server.intake import Intake
@@ -34,6 +41,7 @@ from oms.server.order_actions import OrderLife
 from oms.server.redis.store import StoreLedger
 from oms.server.reflection import enable_reflection
 from oms.server.transport import batch_receive_limit, transport_interceptor
+from oms.server.services.admin import AdminServicer
 from oms.server.services.fulfillment import FulfillmentServicer
 from oms.server.services.returns import ReturnsServicer
 from oms.server.services.inventory import InventoryServicer
@@ -46,7 +54,10 @@ SERVICE_NAMES = (
     fulfillment_pb2.DESCRIPTOR.services_by_name["FulfillmentService"].full_name,
     returns_pb2.DESCRIPTOR.services_by_name["ReturnsService"].full_name,
     reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024 * 1024  # replies: a ListOrders page or batch result of 1,000 orders
 
@@ -75,8 +86,13 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
         ("grpc.max_send_message_length", MAX_MESSAGE),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
-    interceptors = [MetricsInterceptor()] if config.metrics_port else []
-    interceptors.append(transport_interceptor(config.max_batch))  # innermost: metrics see it
+    pepper = load_pepper(config)
+    auth = build_authenticator(config, store, pepper)
+    interceptors: list[grpc.aio.ServerInterceptor] = (
+        [MetricsInterceptor()] if config.metrics_port or config.metrics_listen else [])
+    # who is calling, before any work; then the size caps (innermost: metrics see both)
+    interceptors.append(AuthInterceptor(auth))
+    interceptors.append(transport_interceptor(config.max_batch))
     server = grpc.aio.server(options=options, interceptors=interceptors)
     life = build_order_life(config, store)
     intake = Intake(store, fraud_hold_seconds=config.fraud_hold_seconds,
@@ -95,11 +111,23 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
                                             risk_hold_score=config.risk_hold_score)),
         server)
     returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(life), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(store, pepper, auth), server)
 
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(SERVICE_NAMES + (health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(config.listen)
+    if config.tls_cert:
+        port = server.add_secure_port(config.listen, server_credentials(
+            config.tls_cert, config.tls_key, config.tls_client_ca))
+    else:
+        if not is_loopback(config.listen):
+            log.warning("listening on %s WITHOUT TLS: API keys and orders cross the network in "
+                        "plain text (use --tls-cert/--tls-key)", config.listen)
+        port = server.add_insecure_port(config.listen)
+    if auth is None:
+        log.warning("--auth off: every caller on %s may do everything (experiments only)",
+                    config.listen)
+    server.authenticator = auth  # type: ignore[attr-defined]
     # started by mark_serving, on the loop that serves (create_server may run outside one)
     store.claim_lease_s = config.claim_lease_s
     server.sweeper = Sweeper(store, interval_s=config.sweep_interval_s,  # type: ignore[attr-defined]

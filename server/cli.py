@@ -28,11 +28,12 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     released = await store.recover(config.grace_ms)
     if released:
         log.warning("recovery sweep released %d orphaned reservations", released)
-    if config.metrics_port:
+    if config.metrics_port or config.metrics_listen:
         from oms.server.metrics import serve_metrics  # noqa: PLC0415
 
         # With --workers N each process takes the next port: metrics are per process.
-        serve_metrics(config.metrics_port + _worker_index())
+        host, port_text = metrics_address(config)
+        serve_metrics(host, int(port_text) + _worker_index())
     # The offline ZIP table (42k records, 1.5 s to index) loads before traffic, not inside the
     # first request that needs a geocode: that request held the event loop, and every call
     # queued behind it, for two seconds.
@@ -60,6 +61,17 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
 
 
 _WORKER_INDEX = 0
+
+
+def metrics_address(config: Config) -> tuple[str, str]:
+    """(host, port) of /metrics: --metrics-listen, else the --listen host on --metrics-port
+    (never every interface unless the gRPC port is on every interface too)."""
+    if config.metrics_listen:
+        host, _, port = config.metrics_listen.rpartition(":")
+        return host.strip("[]"), port
+    host = config.listen.rsplit(":", 1)[0].strip("[]") if not config.listen.startswith("unix:") \
+        else "127.0.0.1"
+    return host, str(config.metrics_port)
 
 
 def _worker_index() -> int:
@@ -96,6 +108,24 @@ def _tune_gc() -> None:
     gc.set_threshold(5_000, 50, 100)
 
 
+async def _bootstrap_auth(config: Config) -> None:
+    from oms.server.auth.bootstrap import ensure_admin_key, load_pepper  # noqa: PLC0415
+    from oms.server.redis.store import Store  # noqa: PLC0415
+
+    pepper = load_pepper(config)
+    if config.auth == "off":
+        log.warning("--auth off: every caller may do everything (experiments on loopback only)")
+        return
+    store = Store.from_url(config.redis_url)
+    try:
+        written = await ensure_admin_key(store, config, pepper)
+    finally:
+        await store.close()
+    if written:
+        log.warning("the admin API key is in %s: clients (oms, oms-load, the demo) read it "
+                    "from there, or pass --api-key", written)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         config = Config.from_args(argv)
@@ -121,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("embedded redis-server at %s (data in %s, AOF on, fsync %s)", embedded.url,
                  config.data_dir, config.fsync)
     try:
+        # before the workers: they share the pepper file and the bootstrap admin key
+        asyncio.run(_bootstrap_auth(config))
         from oms.engine import allocation  # noqa: PLC0415
 
         allocation.warmup()

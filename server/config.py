@@ -62,7 +62,37 @@ class Config:
     followup_delay_s: float = 3 * 86400  # review request this long after delivery
     return_window_days: float = 30
     metrics_port: int = 0  # Prometheus /metrics; 0 = off
+    # where /metrics listens: HOST:PORT; empty = the --listen host and --metrics-port
+    metrics_listen: str = ""
     log_level: str = "INFO"
+    # ---- security (README "Security", server/auth/) ----
+    # "off" only for experiments on a loopback address: every caller may do everything
+    auth: str = "on"
+    # an admin key for this server: a full oms_<id>_<secret> or any secret of 32+ characters
+    admin_key: str = ""
+    # without --admin-key and with no key stored, the first start writes a new admin key here
+    admin_key_file: str = "var/admin.key"
+    # the HMAC key of stored key hashes: OMS_AUTH_PEPPER, else this file (created 0600); every
+    # server on one Redis needs the same one
+    auth_pepper: str = ""
+    auth_pepper_file: str = "var/auth.pepper"
+    key_cache_s: float = 2.0  # stored keys are re-read after this long (revocation delay)
+    tls_cert: str = ""  # PEM certificate chain: serve TLS (with tls_key)
+    tls_key: str = ""
+    tls_client_ca: str = ""  # PEM CA: require client certificates signed by it (mTLS)
+    # mTLS principals: "CN=scope+scope,CN=scope", e.g. "oms-wave=fulfillment+orders:read"
+    mtls_principal: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS)")
+        if self.mtls_principal and not self.tls_client_ca:
+            raise ConfigError("--mtls-principal needs --tls-client-ca")
+        if self.auth == "off" and not is_loopback(self.listen):
+            raise ConfigError(f"--auth off is refused on {self.listen}: it is for a loopback "
+                              "address only (127.0.0.1, ::1, localhost, unix:)")
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None, prog: str = "oms-server") -> "Config":
@@ -137,6 +167,36 @@ def _redis_url(v: object) -> str | None:
     return "must be empty (embedded Redis) or a redis://, rediss:// or unix:// URL"
 
 
+def is_loopback(listen: str) -> bool:
+    """Whether a --listen address is reachable from this machine only."""
+    if listen.startswith("unix:"):
+        return True
+    host = listen.rsplit(":", 1)[0].strip("[]").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _admin_key(v: object) -> str | None:
+    s = str(v)
+    if not s or (32 <= len(s) <= 256 and s.isascii() and s.isprintable() and " " not in s):
+        return None
+    return "must be an oms_<id>_<secret> key or a secret of 32..256 printable ASCII characters"
+
+
+def _pepper(v: object) -> str | None:
+    s = str(v)
+    return None if not s or len(s) >= 16 else "must be at least 16 characters"
+
+
+_MTLS_ENTRY = re.compile(r"[^=,]{1,64}=[a-z:]+([+|][a-z:]+)*")
+
+
+def _mtls(v: object) -> str | None:
+    s = str(v)
+    if not s or all(_MTLS_ENTRY.fullmatch(e.strip()) for e in s.split(",")):
+        return None
+    return "must be CN=scope+scope,CN=scope,..."
+
+
 def _file_or_empty(v: object) -> str | None:
     return None if not v or os.path.isfile(str(v)) else "is not a readable file"
 
@@ -168,8 +228,19 @@ RULES: dict[str, Rule] = {
     "return_window_days": between(0, 3650),
     "metrics_port": between(0, 65535),
     "log_level": one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "metrics_listen": lambda v: None if not v else _listen(v),
+    "auth": one_of("on", "off"),
+    "admin_key": _admin_key,
+    "admin_key_file": non_empty,
+    "auth_pepper": _pepper,
+    "auth_pepper_file": non_empty,
+    "key_cache_s": between(0, 5),
+    "tls_cert": _file_or_empty,
+    "tls_key": _file_or_empty,
+    "tls_client_ca": _file_or_empty,
+    "mtls_principal": _mtls,
 }
-_NORMALIZE: dict[str, Callable[[str], str]] = {"log_level": str.upper}
+_NORMALIZE: dict[str, Callable[[str], str]] = {"log_level": str.upper, "auth": str.lower}
 
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")

@@ -23,9 +23,12 @@ from oms.engine.errors import (
     ItemFailedError,
     NotFoundError,
     OmsError,
+    PermissionDeniedError,
     PreconditionError,
+    RateLimitedError,
     ResourceExhaustedError,
     TransitionError,
+    UnauthenticatedError,
     UnavailableError,
     ValidationError,
 )
@@ -49,6 +52,9 @@ _ENGINE_CODES: dict[type[OmsError], grpc.StatusCode] = {
     PaymentDeclined: grpc.StatusCode.FAILED_PRECONDITION,
     CarrierError: grpc.StatusCode.FAILED_PRECONDITION,  # the shipment cannot be rated/labelled
     ItemFailedError: grpc.StatusCode.INTERNAL,  # a bug, confined to one order of a batch
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    RateLimitedError: grpc.StatusCode.RESOURCE_EXHAUSTED,  # with google.rpc.RetryInfo
 }
 
 
@@ -116,6 +122,12 @@ def to_status(exc: OmsError) -> status_pb2.Status:
         br = error_details_pb2.BadRequest(field_violations=_field_violations(exc.violations))
         detail = any_pb2.Any()
         detail.Pack(br)
+        st.details.append(detail)
+    if isinstance(exc, RateLimitedError):
+        info = error_details_pb2.RetryInfo()
+        info.retry_delay.FromNanoseconds(max(1_000_000, int(exc.retry_after_s * 1e9)))
+        detail = any_pb2.Any()
+        detail.Pack(info)
         st.details.append(detail)
     return st
 

@@ -18,8 +18,8 @@ ORDERS_PLACED = Counter("oms_orders_placed_total", "Orders placed, by resulting 
 ORDER_ERRORS = Counter("oms_order_errors_total", "Intake requests refused, by status code", ["code"])
 
 
-def serve_metrics(port: int) -> None:
-    start_http_server(port)
+def serve_metrics(host: str, port: int) -> None:
+    start_http_server(port, addr=host)
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):

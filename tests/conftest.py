@@ -21,6 +21,17 @@ from oms.server.redis.store import Store
 settings.register_profile("oms", derandomize=True, deadline=None)
 settings.load_profile("oms")
 
+# The test servers' admin key (a static --admin-key) and pepper: fixed, never a file in the repo.
+ADMIN_KEY = "oms_testadmin0000000_" + "t" * 43
+PEPPER = "test-pepper-not-secret-0123456789"
+
+
+def server_config(redis_url: str, **kw: object) -> Config:
+    """A test server's Config: port 0, auth on with ADMIN_KEY, no files written."""
+    kw.setdefault("admin_key", ADMIN_KEY)
+    kw.setdefault("auth_pepper", PEPPER)
+    return Config(listen="127.0.0.1:0", redis_url=redis_url, **kw)  # type: ignore[arg-type]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     # tests/hostile/: a long run (OMS_HOSTILE_EXAMPLES=N sets the count exactly)
@@ -91,7 +102,7 @@ def _server(redis_url: str) -> Iterator[ServerThread]:
     from oms.engine import allocation
 
     allocation.warmup()
-    cfg = Config(listen="127.0.0.1:0", redis_url=redis_url, fraud_hold_seconds=3600)
+    cfg = server_config(redis_url, fraud_hold_seconds=3600)
     st = ServerThread(cfg).start()
     yield st
     st.stop()
@@ -105,5 +116,5 @@ def server(_server: ServerThread, clean_redis: str) -> ServerThread:
 
 @pytest.fixture()
 def client(server: ServerThread) -> Iterator[OmsClient]:
-    with OmsClient(f"127.0.0.1:{server.port}", timeout=60) as c:
+    with OmsClient(f"127.0.0.1:{server.port}", timeout=60, api_key=ADMIN_KEY) as c:
         yield c

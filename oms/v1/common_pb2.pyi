@@ -213,14 +213,16 @@ class Payment(_message.Message):
     def __init__(self, status: _Optional[str] = ..., authorized_cents: _Optional[int] = ..., captured_cents: _Optional[int] = ..., refunded_cents: _Optional[int] = ..., authorization_id: _Optional[str] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
-    __slots__ = ("status", "at_ms", "reason")
+    __slots__ = ("status", "at_ms", "reason", "actor")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     AT_MS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     status: OrderStatus
     at_ms: int
     reason: str
-    def __init__(self, status: _Optional[_Union[OrderStatus, str]] = ..., at_ms: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    actor: str
+    def __init__(self, status: _Optional[_Union[OrderStatus, str]] = ..., at_ms: _Optional[int] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
     __slots__ = ("id", "idempotency_key", "channel", "status", "customer", "ship_to", "lines", "allocations", "shipments", "hold_until", "created_at", "updated_at", "history", "payment", "packages", "promised_by", "delivered_at", "risk_score", "risk_reasons", "picked_warehouses")
@@ -267,7 +269,7 @@ class Order(_message.Message):
     def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., ship_to: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., allocations: _Optional[_Iterable[_Union[AllocationLine, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., hold_until: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., promised_by: _Optional[int] = ..., delivered_at: _Optional[int] = ..., risk_score: _Optional[float] = ..., risk_reasons: _Optional[_Iterable[str]] = ..., picked_warehouses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OrderEvent(_message.Message):
-    __slots__ = ("event_id", "order_id", "type", "status", "at_ms", "detail", "channel")
+    __slots__ = ("event_id", "order_id", "type", "status", "at_ms", "detail", "channel", "actor")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +277,7 @@ class OrderEvent(_message.Message):
     AT_MS_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     order_id: str
     type: str
@@ -282,4 +285,5 @@ class OrderEvent(_message.Message):
     at_ms: int
     detail: str
     channel: str
-    def __init__(self, event_id: _Optional[str] = ..., order_id: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., at_ms: _Optional[int] = ..., detail: _Optional[str] = ..., channel: _Optional[str] = ...) -> None: ...
+    actor: str
+    def __init__(self, event_id: _Optional[str] = ..., order_id: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., at_ms: _Optional[int] = ..., detail: _Optional[str] = ..., channel: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...

@@ -128,3 +128,11 @@ def ledger(key: str) -> str:
 
 def notify_sent(dedupe_key: str) -> str:  # notifier: one e-mail's send claim (SET NX, TTL)
     return f"{PREFIX}{{n:{digest(dedupe_key)}}}:sent"
+
+
+AUTH = PREFIX + "{auth}:"
+API_KEYS = AUTH + "keys"  # zset key id -> created_at ms
+
+
+def api_key(key_id: str) -> str:  # hash: one stored API key (server/redis/api_keys.py)
+    return f"{AUTH}key:{key_id}"
