@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procs import auth_args, key_env
 from benchmarks.run import ServerProc, log, run_load
 from oms.clients.load import METROS
 
@@ -60,12 +61,16 @@ def one_run(name: str, py: Path, tree: Path, rnd: int, tmp: Path, args: argparse
     # -P: the server imports its side's code from its venv, never from the current directory
     cmd = [str(py), "-P", "-m", server_module(tree), "--listen", "127.0.0.1:0", "--data-dir",
            str(d / "redis"), "--log-level", "WARNING", "--workers", "2"]
+    # a side from before API keys (issue 13) has no auth flags and ignores the key sent
+    config = tree / "server" / "config.py"
+    if config.exists() and "admin_key" in config.read_text():
+        cmd += auth_args(d)
     srv = ServerProc(f"{name} oms-server", cmd, d / "server.log")
     srv.start()
     try:
         subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
                         "--warehouses", str(len(METROS)), "--skus", str(args.skus), "--duration", "0"],
-                       cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL)
+                       cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL, env=key_env())
         res = run_load(f"{name} batch r{rnd}", srv, [
             "--channels", "32", "--skus", str(args.skus), "--pool-cache", str(tmp / "pools"),
             "--mode", "batch", "--lines", "3", "--batch-size", "500", "--concurrency", "16"],

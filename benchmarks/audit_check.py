@@ -5,7 +5,7 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.procs import log
+from benchmarks.procs import BENCH_KEY, log
 
 
 def audit(target: str) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def audit(target: str) -> dict[str, Any]:
 
     threading.Thread(target=tick, daemon=True).start()
     try:
-        with OmsClient(target, timeout=900) as cl:
+        with OmsClient(target, timeout=900, api_key=BENCH_KEY) as cl:
             stats = cl.get_stats()
             rep = cl.reporting.Audit(reporting_pb2.AuditRequest())
     finally:

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from benchmarks.procs import BENCH_KEY, auth_args
 from benchmarks.run import ServerProc, log
 from oms.clients.client import OmsClient
 from oms.clients.metros import METROS
@@ -115,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="oms-bench-backorders-"))
     server = ServerProc("oms-server", [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0",
                                        "--data-dir", str(tmp / "redis"), "--log-level", "WARNING",
-                                       "--fraud-hold-seconds", "0"], tmp / "oms-server.log").start()
+                                       "--fraud-hold-seconds", "0", *auth_args(tmp)],
+                       tmp / "oms-server.log").start()
     rows = []
     try:
-        with OmsClient(server.target, timeout=300) as cl:
+        with OmsClient(server.target, timeout=300, api_key=BENCH_KEY) as cl:
             log("network: 20 warehouses, 2,000 skus with nothing on hand")
             wids = network(cl)
             rng = random.Random(args.seed)

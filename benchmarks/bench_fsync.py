@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.procs import auth_args, key_env
 from benchmarks.run import ServerProc, log, run_load
 from oms.clients.metros import METROS
 
@@ -36,13 +37,14 @@ def one_mode(mode: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[s
     d = tmp / f"{mode}-{rnd}"
     d.mkdir()
     cmd = [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir",
-           str(d / "redis"), "--log-level", "WARNING", "--workers", "2", "--fsync", mode]
+           str(d / "redis"), "--log-level", "WARNING", "--workers", "2", "--fsync", mode,
+           *auth_args(d)]
     srv = ServerProc(f"oms-server --fsync {mode}", cmd, d / "server.log").start()
     try:
         subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
                         "--warehouses", str(len(METROS)), "--skus", str(args.skus),
                         "--duration", "0"], cwd=ROOT, check=True, timeout=900,
-                       stdout=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, env=key_env())
         common = ["--channels", "32", "--skus", str(args.skus), "--pool-cache", str(tmp / "pools")]
         batch = run_load(f"{mode} batch r{rnd}", srv, common + [
             "--mode", "batch", "--lines", "3", "--batch-size", "500", "--concurrency", "16"],

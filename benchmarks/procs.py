@@ -20,6 +20,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 T0 = time.monotonic()
 
+# The benchmark servers' admin key: fixed and not secret (each server is a fresh one in tmp).
+# Clients get it in OMS_API_KEY (key_env), so it is in no command line a result shows.
+BENCH_KEY = "oms_benchadmin000000_" + "b" * 43
+
+
+def auth_args(data: Path, key: str = BENCH_KEY) -> list[str]:
+    """oms-server flags: ``key`` as its static admin key, and its pepper and key files in
+    ``data`` (never the repo's var/)."""
+    return ["--admin-key", key, "--auth-pepper-file", str(data / "auth.pepper"),
+            "--admin-key-file", str(data / "admin.key")]
+
+
+def key_env(key: str = BENCH_KEY) -> dict[str, str]:
+    """The environment of a client subprocess (oms-load) that sends ``key``; "" sends none."""
+    env = {k: v for k, v in os.environ.items() if k != "OMS_API_KEY"}
+    env["OMS_ADMIN_KEY_FILE"] = os.devnull  # never a local var/admin.key instead
+    if key:
+        env["OMS_API_KEY"] = key
+    return env
+
 
 def log(msg: str) -> None:
     el = time.monotonic() - T0
@@ -44,7 +64,9 @@ class ServerProc:
         def read() -> None:
             assert self.proc and self.proc.stdout
             for line in self.proc.stdout:  # keep draining so the child never blocks on stdout
-                m = re.search(r"listening on (\S+)", line)
+                # HOST:PORT and nothing after the port: with --workers N and an unbuffered
+                # stdout (PYTHONUNBUFFERED) two workers' lines can run together
+                m = re.search(r"listening on (\[[^]\s]*\]:\d+|[^\s:]+:\d+)", line)
                 if m and not found:
                     found.append(m.group(1))
 
@@ -78,10 +100,10 @@ class ServerProc:
 
 
 def run_load(name: str, server: ServerProc, extra: list[str], tmp: Path, *, warmup: float,
-             duration: float, timeout: float = 30.0) -> dict[str, Any]:
-    """One oms-load run in its own process; its progress line goes to our stderr. The result
-    carries ``cpu``: CPU microseconds per order in the server, its Redis and the load generator
-    over the measured window (see benchmarks/cpu.py)."""
+             duration: float, timeout: float = 30.0, api_key: str = BENCH_KEY) -> dict[str, Any]:
+    """One oms-load run in its own process, sending ``api_key``; its progress line goes to our
+    stderr. The result carries ``cpu``: CPU microseconds per order in the server, its Redis and
+    the load generator over the measured window (see benchmarks/cpu.py)."""
     target = server.target
     out = tmp / f"{name}.json"
     cmd = [sys.executable, "-m", "oms.clients.load", "--target", target, "--json", str(out),
@@ -90,7 +112,8 @@ def run_load(name: str, server: ServerProc, extra: list[str], tmp: Path, *, warm
              "--warmup", f"{warmup:g}", "--duration", f"{duration:g}"] + extra
     limit = warmup + duration + timeout + 120
     t = time.monotonic()
-    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=limit)
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True, timeout=limit,
+                          env=key_env(api_key))
     if proc.returncode != 0 or not out.exists():
         raise RuntimeError(f"load run {name} failed (exit {proc.returncode}):\n{proc.stdout}")
     res = json.loads(out.read_text())

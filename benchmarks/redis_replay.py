@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from benchmarks.procs import log
+from benchmarks.procs import BENCH_KEY, log
 from oms.clients.load import METROS
 
 
@@ -102,7 +102,7 @@ def capture_place_orders(target: str, sock_path: str, skus: int) -> dict[str, An
     tag = f"cap{int(time.time())}-"
     reqs = [o.PlaceOrderRequest.FromString(b + key_field(f"{tag}{i}")) for i, b in enumerate(pool)]
     captured: dict[str, list[list[bytes]]] = {}
-    with OmsClient(target, timeout=120) as cl:
+    with OmsClient(target, timeout=120, api_key=BENCH_KEY) as cl:
         for name, send in (("batch", lambda: cl.batch_place_orders(reqs[:500])),
                            ("unary", lambda: [cl.place_order(reqs[500])])):
             mon = Monitor(sock_path)

@@ -37,7 +37,7 @@ from typing import Any
 
 from benchmarks.audit_check import audit
 from benchmarks.kernel_timing import kernel_benchmark
-from benchmarks.procs import ROOT, T0, ServerProc, log, run_load
+from benchmarks.procs import ROOT, T0, ServerProc, auth_args, key_env, log, run_load
 from benchmarks.redis_replay import capture_place_orders, redis_lua_benchmark
 from benchmarks.report import TARGETS, environment, plot, write_report
 from oms.clients.load import METROS
@@ -98,9 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     common = ["--processes", str(args.client_processes), "--channels", str(args.channels), "--skus", str(skus),
               "--hot-share", str(args.hot_share), "--pool-cache", str(tmp / "pools")]
     server_cmd = [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir",
-                  str(tmp / "redis"), "--log-level", "WARNING", "--workers", str(args.server_workers)]
+                  str(tmp / "redis"), "--log-level", "WARNING", "--workers", str(args.server_workers),
+                  *auth_args(tmp)]
     R["server_cmd"] = ["python", "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", "<fresh tmp>",
-                       "--log-level", "WARNING", "--workers", str(args.server_workers)]
+                       "--log-level", "WARNING", "--workers", str(args.server_workers),
+                       "--admin-key", "<fixed test key>", "--auth-pepper-file", "<fresh tmp>/auth.pepper"]
     if args.fsync:
         server_cmd += ["--fsync", args.fsync]
         R["server_cmd"] += ["--fsync", args.fsync]
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         setup_json = tmp / "setup.json"
         subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", oms.target, "--setup",
                         "--warehouses", str(n_wh), "--skus", str(skus), "--duration", "0",
-                        "--json", str(setup_json)], cwd=ROOT, check=True, timeout=1800)
+                        "--json", str(setup_json)], cwd=ROOT, check=True, timeout=1800, env=key_env())
         R["setup"] = json.loads(setup_json.read_text())["setup"]
         R["setup_cmd"] = f"python -m oms.clients.load --target HOST:PORT --setup --warehouses {n_wh} --skus {skus} --duration 0"
         log(f"  setup done in {time.monotonic() - t:.0f} s")

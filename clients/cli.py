@@ -13,6 +13,12 @@
   oms replenish policy DSM SKU-1 --reorder-point 40 --lead-time 5
   oms replenish suggest [--warehouse DSM] [--window 14] [--all]
   oms stats | oms audit [--recover]
+  oms keys create --name N --scope S [--scope S] [--channel C] [--expires-in-days D]
+                  [--rate-limit R] | keys list | keys revoke KEY_ID
+
+Every command sends an API key: --api-key, else OMS_API_KEY, else the admin key file a local
+oms-server wrote on first start (OMS_ADMIN_KEY_FILE, default var/admin.key). --tls-ca trusts a
+private CA; --tls-cert/--tls-key present a client certificate (mTLS).
 """
 from __future__ import annotations
 
@@ -20,11 +26,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from google.protobuf import json_format
 
+from oms.clients import credentials
 from oms.clients.client import ClientError, OmsClient
+from oms.v1 import admin_pb2 as adm
 from oms.v1 import common_pb2 as c
 
 
@@ -47,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default=os.environ.get("OMS_TARGET", "127.0.0.1:50051"))
     p.add_argument("--timeout", type=float, default=float(os.environ.get("OMS_TIMEOUT", "30")),
                    help="deadline of each call in seconds (OMS_TIMEOUT; default 30)")
+    p.add_argument("--api-key", default=None,
+                   help="API key (else OMS_API_KEY, else the file OMS_ADMIN_KEY_FILE or "
+                        f"{credentials.DEFAULT_KEY_FILE})")
+    p.add_argument("--tls-ca", default="", help="PEM CA that signed the server's certificate")
+    p.add_argument("--tls-cert", default="", help="PEM client certificate (mTLS)")
+    p.add_argument("--tls-key", default="", help="PEM key of --tls-cert")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     wh = sub.add_parser("warehouse").add_subparsers(dest="sub", required=True)
@@ -141,6 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("stats")
     au = sub.add_parser("audit")
     au.add_argument("--recover", action="store_true")
+
+    ks = sub.add_parser("keys", help="API keys (the admin scope)").add_subparsers(
+        dest="sub", required=True)
+    s = ks.add_parser("create", help="create a key: its secret is shown once, never again")
+    s.add_argument("--name", required=True)
+    s.add_argument("--scope", action="append", required=True, dest="scopes",
+                   help="orders:read, orders:write, ..., admin (repeat for several)")
+    s.add_argument("--channel", action="append", default=[], dest="channels",
+                   help="bind the key to a sales channel (repeat for several; none = all)")
+    exp = s.add_mutually_exclusive_group()
+    exp.add_argument("--expires-in-days", type=float, default=0.0)
+    exp.add_argument("--expires-at", type=int, default=0, help="unix ms")
+    s.add_argument("--rate-limit", type=float, default=0.0,
+                   help="requests per second per server process (0 = unlimited)")
+    ks.add_parser("list", help="every key, without secrets")
+    ks.add_parser("revoke").add_argument("key_id")
     _accept_globals_anywhere(p)
     return p
 
@@ -276,16 +307,59 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
         print(f"audit: {'ok' if report.ok else 'FAILED'} ({len(report.problems)} problems, "
               f"{report.released_by_recovery} released by recovery)")
         return 0 if report.ok else 1
+    elif args.cmd == "keys":
+        return _keys(args, cl)
+    return 0
+
+
+def _when(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000)) if ms else "-"
+
+
+def _key_row(k: adm.ApiKey) -> list[str]:
+    return [k.key_id, k.name, "+".join(k.scopes), ",".join(k.channels) or "*",
+            _when(k.created_at), k.created_by or "-", _when(k.expires_at),
+            _when(k.revoked_at) if k.revoked else "no",
+            f"{k.rate_limit_per_s:g}/s" if k.rate_limit_per_s else "-"]
+
+
+def _keys(args: argparse.Namespace, cl: OmsClient) -> int:
+    if args.sub == "create":
+        expires_at = args.expires_at or (
+            int(time.time() * 1000 + args.expires_in_days * 86_400_000)
+            if args.expires_in_days else 0)
+        r = cl.create_api_key(args.name, args.scopes, args.channels, expires_at=expires_at,
+                              rate_limit_per_s=args.rate_limit)
+        print(f"key_id: {r.key_id}")
+        print(f"key:    {r.key}")
+        print("warning: the key is shown this once and cannot be shown again: store it now "
+              "(send it as 'authorization: Bearer <key>', or oms --api-key)", file=sys.stderr)
+    elif args.sub == "list":
+        head = ["id", "name", "scopes", "channels", "created (UTC)", "created_by",
+                "expires", "revoked", "rate"]
+        rows = [head] + [_key_row(k) for k in cl.list_api_keys()]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        for r in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    else:
+        k = cl.revoke_api_key(args.key_id)
+        print(f"revoked {k.key_id} ({k.name}) at {_when(k.revoked_at)} UTC")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    key = credentials.resolve_api_key(args.api_key)
     try:
-        with OmsClient(args.target, timeout=args.timeout) as cl:
+        with OmsClient(args.target, timeout=args.timeout, api_key=key, tls_ca=args.tls_ca,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key) as cl:
             return run(args, cl)
     except ClientError as e:
-        print(f"error: {e}", file=sys.stderr)
+        hint = ""
+        if e.code.name == "UNAUTHENTICATED" and not key:
+            hint = (f" (no API key: pass --api-key, set OMS_API_KEY, or run where "
+                    f"{credentials.key_file()} is)")
+        print(f"error: {e}{hint}", file=sys.stderr)
         return 1
 
 

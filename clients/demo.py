@@ -13,6 +13,10 @@
 - pick waves, then pick, pack, ship, tracking, delivery and a few returns and refunds.
 
 Run: ``python -m oms.clients.demo`` (``make demo``). Deterministic for a given --seed.
+
+The server it starts keeps its admin key and pepper in the demo's own data dir (never var/):
+the demo reads the key from there once the server listens. With ``--target`` it uses
+``--api-key``, else OMS_API_KEY, else the local admin key file (clients/credentials.py).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from collections import Counter, defaultdict
 
 from tqdm import tqdm
 
+from oms.clients import credentials
 from oms.clients.client import ClientError, OmsClient
 from oms.clients.metros import METROS
 from oms.engine.geo import all_us_zips, haversine_km
@@ -50,17 +55,25 @@ def demand_zips(rng: random.Random, n: int) -> list[tuple[str, float, float]]:
     return [rng.choice(cities[i][1]) for i in picks]
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str, str]:
+    """oms-server on an embedded Redis in ``data_dir``: the process, its address and the admin
+    key it wrote into ``data_dir`` on first start."""
+    key_file = os.path.join(data_dir, "admin.key")
+    # A key from the environment would be the server's static key instead of the file's.
+    env = {k: v for k, v in os.environ.items() if k != "OMS_ADMIN_KEY"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
          "--label-dir", os.path.join(data_dir, "labels"), "--log-level", "WARNING",
+         "--admin-key-file", key_file,
+         "--auth-pepper-file", os.path.join(data_dir, "auth.pepper"),
          # the demo skips the one-hour fraud-hold delay so its orders can be waved at once
-         "--fraud-hold-seconds", "0"], stdout=subprocess.PIPE, text=True)
+         "--fraud-hold-seconds", "0"], stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
         m = re.search(r"listening on (\S+)", line)
         if m:
-            return proc, m.group(1)
+            with open(key_file, encoding="ascii") as f:  # written before the server listens
+                return proc, m.group(1), f.read().strip()
     raise RuntimeError(f"oms-server exited with {proc.wait()} before listening")
 
 
@@ -90,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--target", default="", help="use a running server instead of starting one")
+    ap.add_argument("--api-key", default=None,
+                    help="with --target: the API key (else OMS_API_KEY, else the key file)")
+    ap.add_argument("--tls-ca", default="", help="with --target: PEM CA of the server's TLS")
     ap.add_argument("--fulfil", type=int, default=400,
                     help="orders carried on through pick, pack, ship, tracking and delivery")
     args = ap.parse_args(argv)
@@ -97,12 +113,13 @@ def main(argv: list[str] | None = None) -> int:
 
     proc = None
     target = args.target
+    key = credentials.resolve_api_key(args.api_key)
     if not target:
         data_dir = tempfile.mkdtemp(prefix="oms-demo-")
         print(f"starting oms-server on an embedded redis-server (data in {data_dir}) ...")
-        proc, target = start_server(data_dir)
+        proc, target, key = start_server(data_dir)
     try:
-        with OmsClient(target, timeout=120) as cl:
+        with OmsClient(target, timeout=120, api_key=key, tls_ca=args.tls_ca) as cl:
             zipf = [1.0 / (k + 1) ** 0.8 for k in range(args.skus)]
             total = sum(zipf)
             popularity = [z / total for z in zipf]

@@ -133,6 +133,9 @@ class OrderRequest:
     lines: tuple[Line, ...]
     allow_partial: bool = False
     payment_token: str = ""
+    # who asked (the caller's actor): concurrent calls share intake batches, so the actor
+    # travels with each request rather than with the batch's context
+    actor: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class HistoryEntry:
     status: int
     at_ms: int
     reason: str = ""
+    actor: str = ""  # who caused it: an API key id, "mtls:<CN>" or "system:<job>"
 
 
 @dataclass
@@ -198,6 +202,7 @@ class OrderEvent:
     at_ms: int
     detail: str = ""
     channel: str = ""
+    actor: str = ""  # who caused it, as in HistoryEntry
 
 
 @dataclass(frozen=True)

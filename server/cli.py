@@ -18,6 +18,7 @@ log = logging.getLogger("oms.server")
 async def serve(config: Config, *, reuse_port: bool = False, ready: object = None) -> None:
     """Serve until SIGTERM/SIGINT, then stop gracefully (in-flight RPCs get 5 s)."""
     from oms.engine import geo  # noqa: PLC0415 - see the imports at the top
+    from oms.server.auth.principal import acting_as  # noqa: PLC0415
     from oms.server.app import create_server, mark_serving  # noqa: PLC0415
     from oms.server.health import watch_store  # noqa: PLC0415
     from oms.server.redis.store import Store  # noqa: PLC0415
@@ -25,7 +26,8 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
     await store.ping()
-    released = await store.recover(config.grace_ms)
+    with acting_as("system:recovery"):
+        released = await store.recover(config.grace_ms)
     if released:
         log.warning("recovery sweep released %d orphaned reservations", released)
     if config.metrics_port or config.metrics_listen:

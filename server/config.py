@@ -240,6 +240,7 @@ RULES: dict[str, Rule] = {
     "tls_client_ca": _file_or_empty,
     "mtls_principal": _mtls,
 }
+SECRETS = frozenset({"admin_key", "auth_pepper", "api_key"})  # never echoed in an error
 _NORMALIZE: dict[str, Callable[[str], str]] = {"log_level": str.upper, "auth": str.lower}
 
 _INT = re.compile(r"[+-]?[0-9]+")
@@ -281,7 +282,8 @@ def check_value(name: str, raw: str, source: str, default: object, rule: Rule | 
     if problem is None and rule is not None:
         problem = rule(value)
     if problem is not None:
-        raise ConfigError(f"{source}: {_shown(raw)} {problem}")
+        shown = "(the value, not shown: a secret)" if name in SECRETS else _shown(raw)
+        raise ConfigError(f"{source}: {shown} {problem}")
     return value
 
 

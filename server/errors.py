@@ -63,6 +63,7 @@ def explicit_codes() -> dict[type[OmsError], grpc.StatusCode]:
     """The whole table. The server's own error classes are imported here, on first use: their
     modules import this one (response_bytes) or would pull the store into every import of it."""
     from oms.server.redis.embedded import EmbeddedRedisError  # noqa: PLC0415
+    from oms.server.redis.embedded_cluster import EmbeddedClusterError  # noqa: PLC0415
     from oms.server.redis.store import StaleError  # noqa: PLC0415
     from oms.server.redis.unavailable import StoreUnavailable  # noqa: PLC0415
     from oms.server.response_bytes import UnencodableOrder  # noqa: PLC0415
@@ -71,6 +72,7 @@ def explicit_codes() -> dict[type[OmsError], grpc.StatusCode]:
             StaleError: grpc.StatusCode.ABORTED,  # lost a race: the caller may retry
             StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
             EmbeddedRedisError: grpc.StatusCode.UNAVAILABLE,  # the store could not be started
+            EmbeddedClusterError: grpc.StatusCode.UNAVAILABLE,
             UnencodableOrder: grpc.StatusCode.INTERNAL}
 
 

@@ -31,6 +31,7 @@ from oms.engine.errors import (ConflictError, ItemFailedError, NotFoundError, Om
                            ValidationError, quote)
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
+from oms.server.auth.principal import current_actor
 from oms.server.redis.store import (PENDING, TAKEOVER, PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc,
                                 encode_doc, idempotency_digest, now_ms)
 
@@ -387,9 +388,10 @@ class Intake:
             "O", o.id, p.home_lines, status=o.status, channel=o.channel,
             idem_digest=idempotency_digest(o.idempotency_key) if o.idempotency_key else "",
             hold_until=o.hold_until, doc=encode_doc(o), alloc=encode_alloc(o.allocations),
-            history=orjson.dumps([[h.status, h.at_ms, h.reason] for h in o.history]),
+            history=orjson.dumps([[h.status, h.at_ms, h.reason, h.actor] for h in o.history]),
             stat_fields=flags, promised_by=o.promised_by,
-            risk=orjson.dumps([o.risk_score, o.risk_reasons]), dist_m=dist_m)
+            risk=orjson.dumps([o.risk_score, o.risk_reasons]), dist_m=dist_m,
+            actor=o.history[0].actor)
 
     async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                     now: int, risks: dict[int, fraud.RiskAssessment],
@@ -430,10 +432,10 @@ class Intake:
         nearest = np.argmin(dist, axis=1).tolist() if len(wids) else []
         row_ptr = plan.row_ptr().tolist()
         a_line, a_wh, a_qty = plan.alloc_line.tolist(), plan.alloc_wh.tolist(), plan.alloc_qty.tolist()
-        received = HistoryEntry(int(OrderStatus.RECEIVED), now, "received")
-        allocated = HistoryEntry(int(OrderStatus.ALLOCATED), now, _reason(OrderStatus.ALLOCATED, None))
-        backordered = HistoryEntry(int(OrderStatus.BACKORDERED), now,
-                                   _reason(OrderStatus.BACKORDERED, None))
+        # The history entries orders share, per actor: a batch carries the orders of
+        # concurrent calls, each request its own caller's actor.
+        default_actor = current_actor()
+        shared: dict[str, tuple[HistoryEntry, HistoryEntry, HistoryEntry]] = {}
         hold_until, promised_by = now + self.fraud_hold_ms, now + self.promise_ms
         out = []
         for k, (idx, req) in enumerate(items):
@@ -441,6 +443,16 @@ class Intake:
             risk = risks.get(idx)
             drow = dist_rows[k]
             lines = req.lines
+            actor = req.actor or default_actor
+            entries = shared.get(actor)
+            if entries is None:
+                shared[actor] = entries = (
+                    HistoryEntry(int(OrderStatus.RECEIVED), now, "received", actor),
+                    HistoryEntry(int(OrderStatus.ALLOCATED), now,
+                                 _reason(OrderStatus.ALLOCATED, None), actor),
+                    HistoryEntry(int(OrderStatus.BACKORDERED), now,
+                                 _reason(OrderStatus.BACKORDERED, None), actor))
+            received, allocated, backordered = entries
             allocs: list[Allocation] = []
             per_wh: dict[int, dict[str, int]] = {}
             shipped_km = 0.0
@@ -463,7 +475,7 @@ class Intake:
                     min(per_wh, key=lambda w: (drow[w], wids[w]))
                 if risk is not None and risk.hold:
                     status = OrderStatus.ON_HOLD  # keeps its stock until reviewed (ReleaseHold)
-                    last = HistoryEntry(int(status), now, _reason(status, risk))
+                    last = HistoryEntry(int(status), now, _reason(status, risk), actor)
                 else:
                     status, last = OrderStatus.ALLOCATED, allocated
             else:

@@ -34,6 +34,7 @@ from oms.v1 import fulfillment_pb2
 from oms.v1 import returns_pb2
 from oms.v1 import orders_pb2
 from oms.server import validation as val
+from oms.server.auth.principal import current_actor
 from oms.server.validation import (
     CHANNEL_RE,
     MAX_KEY_LEN,
@@ -48,6 +49,7 @@ from oms.server.validation import (
 )
 
 ID_RE = WAREHOUSE_ID_RE  # the old name, kept for callers
+DEFAULT_CHANNEL = "web"  # an order placed without a channel is in this one
 __all__ = ["CHANNEL_RE", "ID_RE", "MAX_KEY_LEN", "MAX_LINES", "MAX_QTY", "MAX_STOCK", "SKU_RE"]
 
 
@@ -186,10 +188,11 @@ def _texts_ok(cu: common_pb2.Customer, st: common_pb2.Address) -> bool:
 
 
 def decode_place_order(r: orders_pb2.PlaceOrderRequest, prefix: str = "") -> OrderRequest:
-    """A validated OrderRequest, or ValidationError with every bad field."""
+    """A validated OrderRequest, or ValidationError with every bad field. It carries the
+    running call's actor: intake batches mix the orders of concurrent calls."""
     # Fast path for the common, valid request; anything unusual takes the full check below,
     # which names every violation. Every check here is one the checked path makes too.
-    channel = r.channel or "web"
+    channel = r.channel or DEFAULT_CHANNEL
     pb_lines = r.lines
     idem, token = r.idempotency_key, r.payment_token
     st = r.ship_to
@@ -223,7 +226,7 @@ def decode_place_order(r: orders_pb2.PlaceOrderRequest, prefix: str = "") -> Ord
                     idem, channel, Customer(cu.id, cu.email, cu.name),
                     Address(st.name, st.line1, st.city, st.region, pc, st.country,
                             found[0], found[1]),
-                    tuple(lines), r.allow_partial, token)
+                    tuple(lines), r.allow_partial, token, current_actor())
     return _decode_place_order_checked(r, prefix)
 
 
@@ -232,7 +235,7 @@ def _decode_place_order_checked(r: orders_pb2.PlaceOrderRequest, prefix: str) ->
         val.key_violation(r.payment_token, prefix + "payment_token"),
         val.key_violation(r.idempotency_key, prefix + "idempotency_key"),
     ]
-    channel = r.channel or "web"
+    channel = r.channel or DEFAULT_CHANNEL
     v.append(val.pattern_violation(channel, CHANNEL_RE, prefix + "channel", "channel"))
     if not r.lines:
         v.append(FieldViolation(prefix + "lines", "an order needs at least one line"))
@@ -284,7 +287,8 @@ def _decode_place_order_checked(r: orders_pb2.PlaceOrderRequest, prefix: str) ->
         idempotency_key=r.idempotency_key, channel=channel,
         customer=Customer(cu.id, cu.email, cu.name),
         ship_to=Address(st.name, st.line1, st.city, st.region, pc, st.country, lat, lon),
-        lines=tuple(lines), allow_partial=r.allow_partial, payment_token=r.payment_token)
+        lines=tuple(lines), allow_partial=r.allow_partial, payment_token=r.payment_token,
+        actor=current_actor())
 
 
 def decode_status(value: int, field: str = "status") -> int:
@@ -330,7 +334,8 @@ def encode_order(x: Order) -> common_pb2.Order:
         allocations=[common_pb2.AllocationLine(sku=a.sku, warehouse_id=a.warehouse_id, quantity=a.quantity,
                                       distance_km=a.distance_km) for a in x.allocations],
         hold_until=x.hold_until, created_at=x.created_at, updated_at=x.updated_at,
-        history=[common_pb2.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason) for h in x.history],
+        history=[common_pb2.HistoryEntry(status=h.status, at_ms=h.at_ms, reason=h.reason, actor=h.actor)
+                 for h in x.history],
         payment=encode_payment(x.payment), packages=[encode_package(p) for p in x.packages],
         shipments=[encode_shipment(sh) for sh in x.shipments], promised_by=x.promised_by,
         delivered_at=x.delivered_at, risk_score=x.risk_score, risk_reasons=x.risk_reasons,
@@ -366,7 +371,7 @@ def encode_return(r: Return) -> returns_pb2.Return:
 
 def encode_event(e: OrderEvent) -> common_pb2.OrderEvent:
     return common_pb2.OrderEvent(event_id=e.event_id, order_id=e.order_id, type=e.type, status=e.status,
-                        at_ms=e.at_ms, detail=e.detail, channel=e.channel)
+                        at_ms=e.at_ms, detail=e.detail, channel=e.channel, actor=e.actor)
 
 
 def encode_wave(w: Wave) -> fulfillment_pb2.Wave:

@@ -55,9 +55,10 @@ def _dfield(tag: bytes, x: float) -> bytes:
     return tag + _double(x) if x or str(x)[0] == "-" else b""
 
 
-@lru_cache(maxsize=4096)  # a batch shares its "received" and "allocated" entries
-def _history(status: int, at_ms: int, reason: str) -> bytes:
-    return _sub(_LEN[13], _ifield(_VAR[1], status) + _ifield(_VAR[2], at_ms) + _sfield(_LEN[3], reason))
+@lru_cache(maxsize=4096)  # a batch shares its "received" and "allocated" entries (per actor)
+def _history(status: int, at_ms: int, reason: str, actor: str) -> bytes:
+    return _sub(_LEN[13], _ifield(_VAR[1], status) + _ifield(_VAR[2], at_ms) + _sfield(_LEN[3], reason)
+                + _sfield(_LEN[4], actor))
 
 
 def _sub(tag: bytes, payload: bytes) -> bytes:
@@ -114,7 +115,7 @@ def order_bytes(order: Order, source: o.PlaceOrderRequest | None = None) -> byte
     parts.append(_times(order.hold_until, order.created_at, order.updated_at, order.promised_by,
                         order.delivered_at))
     for h in order.history:
-        parts.append(_history(h.status, h.at_ms, h.reason))
+        parts.append(_history(h.status, h.at_ms, h.reason, h.actor))
     p = order.payment
     if p is None:
         parts.append(_NO_PAYMENT)

@@ -14,6 +14,7 @@ import grpc
 from oms.clients.client import OmsClient
 from oms.engine.payments import DeterministicGateway
 from oms.server.redis.store import StoreLedger
+from tests.conftest import ADMIN_KEY
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -69,15 +70,30 @@ def poll(cond: Callable[[], bool], timeout_s: float = 15.0) -> bool:
     return cond()
 
 
-def server_cmd(data: Path, *extra: str) -> list[str]:
-    """The command line of an oms-server child process on data dir ``data`` (any port)."""
+def server_cmd(data: Path, *extra: str, admin_key: str | None = ADMIN_KEY) -> list[str]:
+    """The command line of an oms-server child process on data dir ``data`` (any port). Its
+    pepper and key files are in ``data``, never the repo's var/; callers send ``admin_key``
+    (conftest's ADMIN_KEY by default). ``admin_key=None``: no static key, so the first start
+    writes a new admin key to ``data/admin.key`` (``admin_key_in(data)``)."""
+    auth = ["--admin-key-file", str(data / "admin.key"),
+            "--auth-pepper-file", str(data / "auth.pepper")]
+    if admin_key is not None:
+        auth += ["--admin-key", admin_key]
     return [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", str(data),
-            "--label-dir", str(data / "labels"), "--log-level", "WARNING", *extra]
+            "--label-dir", str(data / "labels"), "--log-level", "WARNING", *auth, *extra]
 
 
-def start_server(data: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    """Start an oms-server child process; it and the address it says it listens on."""
-    p = subprocess.Popen(server_cmd(data, *extra), stdout=subprocess.PIPE, text=True)
+def admin_key_in(data: Path) -> str:
+    """The admin key a server started with ``admin_key=None`` wrote into its data dir."""
+    return (data / "admin.key").read_text(encoding="ascii").strip()
+
+
+def start_server(data: Path, *extra: str, admin_key: str | None = ADMIN_KEY
+                 ) -> tuple[subprocess.Popen[str], str]:
+    """Start an oms-server child process (``server_cmd``); it and the address it says it
+    listens on."""
+    p = subprocess.Popen(server_cmd(data, *extra, admin_key=admin_key), stdout=subprocess.PIPE,
+                         text=True)
     assert p.stdout is not None
     for line in p.stdout:
         m = re.search(r"listening on (\S+)", line)

@@ -21,6 +21,10 @@ sub-message merges into the first): a customer orders as often as in the pool, n
 pass - at thousands of orders per second a pool that repeated its customers every few seconds
 would trip the fraud rules' velocity limits on most orders, which no real order stream does.
 
+Every call sends an API key as ``authorization: Bearer`` metadata: ``--api-key``, else
+``OMS_API_KEY``, else the admin key file of a local oms-server (``OMS_ADMIN_KEY_FILE``, default
+``var/admin.key``); spawned processes get the same key. ``--tls-ca`` trusts a private CA.
+
 ``--setup`` first creates ``--warehouses`` warehouses at real metro ZIPs (up to 20) and sets
 stock of every SKU in each (``--duration 0`` stops after the setup).
 

@@ -9,6 +9,7 @@ import secrets
 import sys
 import time
 
+from oms.clients import credentials
 from oms.clients.load.order_pool import cached_pool, parse_lines
 from oms.clients.load.runner import merge_results, print_summary, run_load
 from oms.clients.load.setup import setup_network
@@ -22,6 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="oms-load", description=load.__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", default=os.environ.get("OMS_TARGET", "127.0.0.1:50051"))
+    ap.add_argument("--api-key", default=None,
+                    help="API key with orders:write (and inventory:write for --setup); else "
+                         "OMS_API_KEY, else the file OMS_ADMIN_KEY_FILE or var/admin.key")
+    ap.add_argument("--tls-ca", default="", help="PEM CA of the server's TLS certificate")
     ap.add_argument("--mode", choices=("unary", "batch", "stream"), default="batch")
     ap.add_argument("--batch-size", type=int, default=500, help="orders per BatchPlaceOrders call")
     ap.add_argument("--concurrency", type=int, default=4,
@@ -64,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("concurrency", "processes", "batch_size", "window", "pool", "skus"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
+    api_key = credentials.resolve_api_key(args.api_key)
     setup = None
     if args.setup:
         try:
             setup = asyncio.run(setup_network(args.target, args.warehouses, args.skus, args.stock,
-                                              args.hot_skus, args.hot_stock, args.seed, quiet=args.quiet))
+                                              args.hot_skus, args.hot_stock, args.seed, quiet=args.quiet,
+                                              api_key=api_key, tls_ca=args.tls_ca))
         except Exception as e:  # noqa: BLE001 - connection or RPC failure: report, exit 2
             print(f"oms-load: setup failed: {type(e).__name__}: {e}", file=sys.stderr)
             return 2
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         lines=f"{args.lines[0]}-{args.lines[1]}", skus=args.skus, hot_share=args.hot_share,
         hot_skus=args.hot_skus, pool=args.pool,
         idempotency_keys=not args.no_idempotency_keys,
-        key_prefix=f"ld{secrets.token_hex(4)}",
+        key_prefix=f"ld{secrets.token_hex(4)}", api_key=api_key, tls_ca=args.tls_ca,
     )
     t0 = time.perf_counter()
     pool = cached_pool(args.pool_cache, args.pool, skus=args.skus, lines=args.lines,

@@ -18,10 +18,13 @@ LAYOUT = dict(aisles=30, slots_per_aisle=60, slot_length_m=1.0, aisle_spacing_m=
 
 async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, hot_skus: int,
                         hot_stock: int, seed: int, concurrency: int = 64,
-                        quiet: bool = False) -> dict[str, Any]:
-    """Create warehouses at real metro ZIPs and set stock of every SKU in each, over gRPC."""
+                        quiet: bool = False, api_key: str = "",
+                        tls_ca: str = "") -> dict[str, Any]:
+    """Create warehouses at real metro ZIPs and set stock of every SKU in each, over gRPC
+    (``api_key`` needs the inventory:write scope)."""
     import grpc  # noqa: PLC0415
 
+    from oms.clients import credentials  # noqa: PLC0415
     from oms.v1 import common_pb2 as c  # noqa: PLC0415
     from oms.v1 import inventory_pb2 as inv  # noqa: PLC0415
     from oms.v1 import inventory_pb2_grpc as inv_rpc  # noqa: PLC0415
@@ -32,7 +35,8 @@ async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, h
     t0 = time.perf_counter()
     tty = sys.stderr.isatty()
     errors: Counter[str] = Counter()
-    async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as ch:
+    md = credentials.auth_metadata(api_key) or None
+    async with credentials.aio_channel(target, tls_ca=tls_ca, options=CHANNEL_OPTIONS) as ch:
         try:
             await asyncio.wait_for(ch.channel_ready(), 30)
         except asyncio.TimeoutError:
@@ -41,7 +45,8 @@ async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, h
         whs = METROS[:n_warehouses]
         for wid, name, z in whs:
             await stub.UpsertWarehouse(inv.UpsertWarehouseRequest(warehouse=c.Warehouse(
-                id=wid, name=name, postal_code=z, layout=c.WarehouseLayout(**LAYOUT))), timeout=30)
+                id=wid, name=name, postal_code=z, layout=c.WarehouseLayout(**LAYOUT))), timeout=30,
+                metadata=md)
         jobs = [(wid, k) for k in range(skus) for wid, _, _ in whs]
         it = iter(jobs)
         done = 0
@@ -54,7 +59,8 @@ async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, h
                 loc = f"A{rng.randrange(LAYOUT['aisles']):02d}-S{rng.randrange(LAYOUT['slots_per_aisle']):03d}"
                 try:
                     await stub.SetStock(inv.SetStockRequest(
-                        warehouse_id=wid, sku=sku_name(k), on_hand=on_hand, location=loc), timeout=60)
+                        warehouse_id=wid, sku=sku_name(k), on_hand=on_hand, location=loc), timeout=60,
+                        metadata=md)
                 except grpc.aio.AioRpcError as e:
                     errors[e.code().name] += 1
                 done += 1

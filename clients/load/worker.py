@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from oms.clients.load.histogram import Histogram
@@ -44,6 +44,9 @@ class LoadConfig:
     pool: int
     idempotency_keys: bool
     key_prefix: str  # unique per run: idempotency keys and customer ids never repeat
+    # travels to the spawned processes with the rest; never printed
+    api_key: str = field(default="", repr=False)
+    tls_ca: str = ""  # PEM CA of the server's TLS; empty = plaintext
 
 
 _CODE_NAMES: dict[int, str] = {}
@@ -96,7 +99,11 @@ class Worker:
         self.window_unix = [0.0, 0.0]
         self.window_cpu = [0.0, 0.0]
         self.use_keys = cfg.idempotency_keys
+        from oms.clients import credentials  # noqa: PLC0415
         from oms.v1 import orders_pb2 as o  # noqa: PLC0415
+
+        # per call, not by a client interceptor: nothing more on the hot path than this tuple
+        self.metadata = credentials.auth_metadata(cfg.api_key) or None
 
         self.customers = [o.PlaceOrderRequest.FromString(t).customer.id for t in pool]
 
@@ -161,7 +168,7 @@ class Worker:
                 return
             req = self.next_order()
             try:
-                resp = await method(req, timeout=timeout)
+                resp = await method(req, timeout=timeout, metadata=self.metadata)
             except grpc.aio.AioRpcError as e:
                 self.done(t, 1, [e.code().name], None)
                 continue
@@ -177,7 +184,7 @@ class Worker:
                 return
             body = batch_body([self.next_order() for _ in range(bs)])
             try:
-                resp = await method(body, timeout=timeout)
+                resp = await method(body, timeout=timeout, metadata=self.metadata)
             except grpc.aio.AioRpcError as e:
                 self.done(t, bs, None, None, call_error=e.code().name)
                 continue
@@ -202,7 +209,8 @@ class Worker:
         import grpc  # noqa: PLC0415
 
         window, closed = self.cfg.window, self.rate <= 0
-        call = method(timeout=max(self.t_stop - time.perf_counter(), 0) + self.cfg.timeout)
+        call = method(timeout=max(self.t_stop - time.perf_counter(), 0) + self.cfg.timeout,
+                      metadata=self.metadata)
         sent: deque[float] = deque()
         sem = asyncio.Semaphore(window)
 
@@ -260,15 +268,15 @@ class Worker:
     # ---- run
     async def run(self, wait_start: Any) -> dict[str, Any]:
         """Connect, then ``await wait_start()`` (returns the common wall-clock start), then load."""
-        import grpc  # noqa: PLC0415
-
+        from oms.clients import credentials  # noqa: PLC0415
         from oms.v1 import common_pb2 as c  # noqa: PLC0415
         from oms.v1 import orders_pb2 as o  # noqa: PLC0415
 
         cfg = self.cfg
         n_ch = max(1, cfg.channels)
         opts = CHANNEL_OPTIONS + ([("grpc.use_local_subchannel_pool", 1)] if n_ch > 1 else [])
-        channels = [grpc.aio.insecure_channel(cfg.target, options=opts) for _ in range(n_ch)]
+        channels = [credentials.aio_channel(cfg.target, tls_ca=cfg.tls_ca, options=opts)
+                    for _ in range(n_ch)]
         for ch in channels:
             try:
                 await asyncio.wait_for(ch.channel_ready(), cfg.connect_timeout)

@@ -114,9 +114,10 @@ class Authenticator:
         self._cache.pop(key_id, None)
 
     # ---- may they ----------------------------------------------------------------------------
-    def authorize(self, principal: Principal, method: str) -> None:
+    def authorize(self, principal: Principal, method: str, *, count: bool = True) -> None:
         """PermissionDeniedError naming the scope ``method`` needs when ``principal`` lacks it;
-        RateLimitedError when its key is over its rate limit."""
+        RateLimitedError when its key is over its rate limit. ``count`` False: an open stream's
+        re-check, which is not a new call (the limit counts calls)."""
         scope = scope_for(method)
         if scope is None:
             raise PermissionDeniedError(f"{method[:120]} is not open to any API key")
@@ -124,7 +125,7 @@ class Authenticator:
             raise PermissionDeniedError(
                 f"API key {principal.actor} lacks the scope {scope!r} that {method} needs")
         rate = principal.rate_limit_per_s
-        if rate > 0:
+        if rate > 0 and count:
             wait = self.limiter.take(principal.key_id or principal.actor, rate)
             if wait > 0:
                 raise RateLimitedError(

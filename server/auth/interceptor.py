@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -21,12 +23,23 @@ log = logging.getLogger(__name__)
 
 # --auth off: every caller acts as this one (loopback only; see server/config.py)
 ANONYMOUS = Principal(actor="anonymous", scopes=frozenset({ADMIN}))
+# An open stream's credentials are checked again this often (seconds): a revoked or expired key
+# loses its streams within the revocation bound (5 s) too, not only its new calls.
+RECHECK_S = 1.0
 
 
 class _Gate:
     def __init__(self, auth: Authenticator | None, method: str) -> None:
         self.auth = auth
         self.method = method
+
+    async def _check(self, context: grpc.aio.ServicerContext, count: bool) -> Principal:
+        assert self.auth is not None
+        ac = context.auth_context()
+        cns = [v.decode("utf-8", "replace") for v in ac.get("x509_common_name", ())]
+        principal = await self.auth.authenticate(context.invocation_metadata(), cns)
+        self.auth.authorize(principal, self.method, count=count)
+        return principal
 
     async def admit(self, context: grpc.aio.ServicerContext) -> None:
         """Set the call's Principal, or answer the call (UNAUTHENTICATED, PERMISSION_DENIED,
@@ -35,25 +48,73 @@ class _Gate:
             set_principal(ANONYMOUS)
             return
         try:
-            ac = context.auth_context()
-            cns = [v.decode("utf-8", "replace") for v in ac.get("x509_common_name", ())]
-            principal = await self.auth.authenticate(context.invocation_metadata(), cns)
-            self.auth.authorize(principal, self.method)
+            principal = await self._check(context, count=True)
         except OmsError as e:
-            from oms.server.errors import to_status  # noqa: PLC0415 - errors imports the store
-
-            log.info("refused %s from %s: %s", self.method, context.peer(), e)
-            await context.abort_with_status(rpc_status.to_status(to_status(e)))
+            await self.refuse(context, e)
             raise  # not reached: abort raises
         set_principal(principal)
 
+    async def still_admitted(self, context: grpc.aio.ServicerContext) -> OmsError | None:
+        """For an open stream: why its credentials are refused now (revoked, expired), if they
+        are. Cached keys make this a dictionary look-up and one HMAC."""
+        if self.auth is None:
+            return None
+        try:
+            await self._check(context, count=False)
+        except OmsError as e:
+            return e
+        return None
 
-def _wrap(fn: Callable[..., Any], gate: _Gate) -> Callable[..., Any]:
+    async def refuse(self, context: grpc.aio.ServicerContext, e: OmsError) -> None:
+        from oms.server.errors import to_status  # noqa: PLC0415 - errors imports the store
+
+        log.info("refused %s from %s: %s", self.method, context.peer(), e)
+        await context.abort_with_status(rpc_status.to_status(to_status(e)))
+
+
+async def _rechecked(requests: AsyncIterator[Any], gate: _Gate,
+                     context: grpc.aio.ServicerContext, refused: list[OmsError]
+                     ) -> AsyncIterator[Any]:
+    """A client stream that ends once its key is refused: the servicer answers what it took,
+    then the call ends with the refusal (no order is placed without its result sent)."""
+    checked = time.monotonic()
+    async for r in requests:
+        now = time.monotonic()
+        if now - checked >= RECHECK_S:
+            err = await gate.still_admitted(context)
+            if err is not None:
+                refused.append(err)
+                return
+            checked = now
+        yield r
+
+
+def _wrap(fn: Callable[..., Any], gate: _Gate, *, client_stream: bool = False
+          ) -> Callable[..., Any]:
     if inspect.isasyncgenfunction(fn):
         async def gen(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             await gate.admit(context)
-            async for item in fn(request, context):
-                yield item
+            if gate.auth is None:
+                async with aclosing(fn(request, context)) as items:
+                    async for item in items:
+                        yield item
+                return
+            # A stream outlives no revocation: its key is checked again at most every
+            # RECHECK_S, before a request is taken (client streams) or a reply is sent.
+            refused: list[OmsError] = []
+            if client_stream:
+                request = _rechecked(request, gate, context, refused)
+            checked = time.monotonic()
+            async with aclosing(fn(request, context)) as items:
+                async for item in items:
+                    if not client_stream and time.monotonic() - checked >= RECHECK_S:
+                        err = await gate.still_admitted(context)
+                        if err is not None:
+                            await gate.refuse(context, err)
+                        checked = time.monotonic()
+                    yield item
+            if refused:
+                await gate.refuse(context, refused[0])
 
         return gen
 
@@ -73,7 +134,8 @@ def gate_handler(handler: grpc.RpcMethodHandler, gate: _Gate) -> grpc.RpcMethodH
         return grpc.unary_stream_rpc_method_handler(_wrap(handler.unary_stream, gate), des, ser)
     if handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(_wrap(handler.stream_unary, gate), des, ser)
-    return grpc.stream_stream_rpc_method_handler(_wrap(handler.stream_stream, gate), des, ser)
+    return grpc.stream_stream_rpc_method_handler(
+        _wrap(handler.stream_stream, gate, client_stream=True), des, ser)
 
 
 class AuthInterceptor(grpc.aio.ServerInterceptor):

@@ -100,3 +100,14 @@ def scope_for(method: str) -> str | None:
 def table_rows() -> list[tuple[str, str, str]]:
     """(service, method, scope) for the README table."""
     return [(svc, m, scope) for svc, methods in _TABLE.items() for m, scope in methods.items()]
+
+
+def readme_rows() -> list[str]:
+    """The README's scope table, one markdown row per scope (tests/unit/test_docs.py keeps the
+    README's copy in step with this table)."""
+    by_scope: dict[str, list[str]] = {s: [] for s in SCOPES}
+    for svc, methods in _TABLE.items():
+        short = svc.removeprefix("oms.v1.").removesuffix("Service")
+        for m, scope in methods.items():
+            by_scope[scope].append(f"{short}.{m}")
+    return [f"| `{s}` | {', '.join(ms)} |" for s, ms in by_scope.items()]

@@ -9,6 +9,7 @@ import smtplib
 import time
 
 from oms.engine.errors import NotFoundError
+from oms.server.auth.principal import acting_as
 from oms.server.jobs.notify_compose import KINDS, Composer, Event, build_message, mask
 from oms.server.jobs.notify_config import NotifyConfig
 from oms.server.jobs.smtp_mailer import Mailer, PermanentSendError
@@ -16,6 +17,8 @@ from oms.server.redis.notifications import Delivery, Notifications
 from oms.server.redis.store import Store, now_ms
 
 log = logging.getLogger("oms.notify")
+
+ACTOR = "system:oms-notify"  # the actor of the events the worker writes (order.followup)
 
 
 class Notifier:
@@ -41,8 +44,9 @@ class Notifier:
 
     async def followups(self, wids: list[str]) -> int:
         n = 0
-        for w in wids:
-            n += len(await self.store.pop_followups(w, now_ms()))
+        with acting_as(ACTOR):
+            for w in wids:
+                n += len(await self.store.pop_followups(w, now_ms()))
         if n:
             log.info("follow-ups due: %d review request(s) scheduled", n)
         return n

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from oms.server.auth.principal import acting_as
 from oms.server.redis.store import Store
 
 log = logging.getLogger(__name__)
+
+ACTOR = "system:sweeper"  # what the records show for the sweeper's work
 
 
 class Sweeper:
@@ -39,7 +42,8 @@ class Sweeper:
                 pass
 
     async def sweep_once(self) -> int:
-        n = await self.store.sweep_orphans(self.grace_ms)
+        with acting_as(ACTOR):
+            n = await self.store.sweep_orphans(self.grace_ms)
         self.released += n
         if n:
             log.warning("recovery sweep released %d orphaned reservations", n)

@@ -13,6 +13,7 @@ import logging
 import sys
 from dataclasses import dataclass
 
+from oms.server.auth.principal import acting_as
 from oms.server.config import (BATCH_MAX_ITEMS, BATCH_MAX_ORDERS, WAVE_TIME_BUDGET_S, Config,
                                between, option, positive_up_to)
 from oms.server.jobs.job_runner import run_job
@@ -20,6 +21,8 @@ from oms.server.redis.store import Store
 from oms.server.wave_planner import WavePlanner
 
 log = logging.getLogger("oms.wave")
+
+ACTOR = "system:oms-wave"  # the actor of the round's changes (backorders, moves, waves)
 
 
 @dataclass
@@ -47,7 +50,12 @@ class WaveConfig:
 
 
 async def run_once(store: Store, cfg: WaveConfig, stop: asyncio.Event) -> int:
-    """One round; returns the number of waves planned."""
+    """One round, as ``ACTOR`` (no call started it); returns the number of waves planned."""
+    with acting_as(ACTOR):
+        return await _round(store, cfg, stop)
+
+
+async def _round(store: Store, cfg: WaveConfig, stop: asyncio.Event) -> int:
     if not cfg.no_backorders:
         try:
             from oms.server.backorders import BackorderFiller  # noqa: PLC0415

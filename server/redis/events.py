@@ -69,7 +69,7 @@ def _merge(raw: Any, cursor: dict[str, str], count: int,
             out.append((pos, wid, sid, OrderEvent(
                 event_id=f"{sid}@{wid}", order_id=_s(f[b"o"]), type=_s(f[b"t"]),
                 status=int(f[b"s"]), at_ms=pos[0], detail=_s(f.get(b"d", b"")),
-                channel=_s(f.get(b"c", b"")))))
+                channel=_s(f.get(b"c", b"")), actor=_s(f.get(b"a", b"")))))
         if not past_end and len(entries) >= count:
             last = sid_key(_s(entries[-1][0]))
             horizon = last if horizon is None or last < horizon else horizon

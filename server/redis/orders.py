@@ -11,6 +11,7 @@ from oms.engine.models import (
     Allocation,
     Order,
 )
+from oms.server.auth.principal import current_actor
 from oms.server.redis import keys, scripts
 from oms.server.redis.base import StaleError, StoreBase, now_ms
 from oms.server.redis.order_update import OrderUpdate
@@ -96,7 +97,7 @@ class OrderOps(StoreBase):
         args: list[object] = [sh.prefix, now_ms(), self.events_maxlen, order_id, int(target), srcs,
                               action, reason, event or f"order.{target.name.lower()}",
                               "" if expect_updated_at is None else expect_updated_at,
-                              "" if followup_at is None else followup_at]
+                              "" if followup_at is None else followup_at, current_actor()]
         for k, v in (extra or {}).items():
             args += [k, v]
         for k, v in (update.fields() if update is not None else {}).items():
@@ -116,7 +117,8 @@ class OrderOps(StoreBase):
     async def pop_followups(self, warehouse_id: str, now: int, limit: int = 500) -> list[str]:
         sh = keys.Shard(warehouse_id)
         res = await scripts.POP_FOLLOWUPS(self.r, keys=[sh.followup, sh.events, sh.stats],
-                                             args=[sh.prefix, now, self.events_maxlen, limit])
+                                             args=[sh.prefix, now, self.events_maxlen, limit,
+                                                   current_actor()])
         return [_s(x) for x in res]
 
     async def shipment_seq(self, slot: str) -> int:
@@ -155,7 +157,7 @@ class OrderOps(StoreBase):
         new status, new hold_until or None), in one round trip: an ALLOCATED order stays so, a
         BACKORDERED one becomes ALLOCATED or ON_HOLD, if its status and allocation are still
         the ones read; False where not."""
-        now = now_ms()
+        now, actor = now_ms(), current_actor()
 
         def build(p: RawPipeline) -> None:
             for order, new_allocs, reason, stat_deltas, status, hold_until in items:
@@ -165,6 +167,6 @@ class OrderOps(StoreBase):
                          [now, self.events_maxlen, order.id, encode_alloc(order.allocations),
                           encode_alloc(new_allocs), reason, stat_deltas, int(order.status),
                           sh.prefix, "order.backorder_filled" if filled else "order.reallocated",
-                          int(status), "" if hold_until is None else hold_until])
+                          int(status), "" if hold_until is None else hold_until, actor])
 
         return [bool(x) for x in await self._exec(build)] if items else []

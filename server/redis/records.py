@@ -48,10 +48,11 @@ class PlaceEntry:
     promised_by: int = 0
     risk: bytes = b"[0,[]]"
     dist_m: int = 0
+    actor: str = ""  # who placed it (its order.placed event)
 
     def pack(self) -> Packed:
         """The entry's PLACE_ORDERS arguments, packed: kind, id, sku count, the (sku, id, qty)
-        triples and, for kind O, its 11 order fields (see the script's header). Repeating
+        triples and, for kind O, its 12 order fields (see the script's header). Repeating
         pieces (triples, statuses, channels, the batch's timestamps) come from caches."""
         lines = self.lines
         oid = self.order_id.encode()
@@ -61,12 +62,12 @@ class PlaceEntry:
         if self.kind != "O":
             return Packed(3 + 3 * len(lines), head)
         ik, doc, al, hist, risk = self.idem_digest.encode(), self.doc, self.alloc, self.history, self.risk
-        return Packed(14 + 3 * len(lines), b"%s%s%s$%d\r\n%s\r\n%s$%d\r\n%s\r\n$%d\r\n%s\r\n"
-                      b"$%d\r\n%s\r\n%s%s$%d\r\n%s\r\n%s" % (
+        return Packed(15 + 3 * len(lines), b"%s%s%s$%d\r\n%s\r\n%s$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                      b"$%d\r\n%s\r\n%s%s$%d\r\n%s\r\n%s%s" % (
                           head, bulk_int(self.status), bulk_str(self.channel), len(ik), ik,
                           bulk_int(self.hold_until), len(doc), doc, len(al), al, len(hist), hist,
                           bulk_str(self.stat_fields), bulk_int(self.promised_by), len(risk), risk,
-                          bulk_int(self.dist_m)))
+                          bulk_int(self.dist_m), bulk_str(self.actor)))
 
 
 _KIND = {"O": b"O", "R": b"R"}
@@ -164,7 +165,7 @@ def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:
         hold_until=int(h.get(b"hu", 0)),
         created_at=int(h[b"ca"]),
         updated_at=int(h[b"ua"]),
-        history=[HistoryEntry(int(s), int(t), r) for s, t, r in orjson.loads(h[b"hist"])],
+        history=decode_history(h[b"hist"]),
         allow_partial=bool(doc.get("ap", False)),
         wave_id=_s(h.get(b"wave", b"")),
         payment=PaymentState(**orjson.loads(h[b"pay"])) if b"pay" in h else None,
@@ -178,6 +179,12 @@ def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:
         tracking_events=tev,
         picked_warehouses=_s(h[b"pkw"]).split(",") if h.get(b"pkw") else [],
     )
+
+
+def decode_history(raw: bytes) -> list[HistoryEntry]:
+    """Entries are [status, at_ms, reason, actor]; those written before the actor was
+    recorded have three elements (actor "")."""
+    return [HistoryEntry(int(e[0]), int(e[1]), *e[2:4]) for e in orjson.loads(raw)]
 
 
 def _package(d: dict) -> Package:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from oms.engine.errors import NotFoundError
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Order
+from oms.server.auth.principal import current_actor
 from oms.server.redis import keys, scripts
 from oms.server.redis.base import StoreBase
 from oms.server.redis.records import STAGED, _s
@@ -42,7 +43,7 @@ class WaveOps(StoreBase):
         res = await scripts.RELEASE_WAVE(
             self.r, keys=[sh.wave(wave_id), sh.waves, sh.events, sh.stats, sh.waved],
             args=[sh.prefix, now, self.events_maxlen, wave_id, wave_json, saved_cm,
-                  len(order_ids), *order_ids, *part_ids])
+                  current_actor(), len(order_ids), *order_ids, *part_ids])
         return [] if int(res[0]) == 1 else [_s(x) for x in res[1:]]
 
     async def waved_parts(self, orders: Sequence[Order]) -> set[str]:

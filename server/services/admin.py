@@ -7,11 +7,12 @@ import time
 
 import grpc
 
-from oms.engine.errors import FieldViolation, NotFoundError, ValidationError
+from oms.engine.errors import (FieldViolation, NotFoundError, PermissionDeniedError,
+                               ValidationError)
 from oms.server.auth import api_keys
 from oms.server.auth.api_keys import ApiKeyRecord
 from oms.server.auth.authenticator import Authenticator
-from oms.server.auth.principal import current_actor
+from oms.server.auth.principal import current_actor, current_principal
 from oms.server.errors import handle_errors
 from oms.server.redis.store import Store
 from oms.server.validation import CHANNEL_RE
@@ -69,6 +70,12 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                            context: grpc.aio.ServicerContext) -> admin_pb2.CreateApiKeyResponse:
         now = time.time_ns() // 1_000_000
         name, scopes, channels, expires_at, rate = decode_create(request, now)
+        caller = current_principal()
+        # A channel-bound caller cannot mint a key that escapes its binding.
+        if caller.channel_bound and (not channels or not set(channels) <= caller.channels):
+            raise PermissionDeniedError(
+                f"API key {caller.actor} is bound to channels {sorted(caller.channels)}: the keys "
+                "it creates must be bound to some of them")
         key_id, secret = api_keys.new_key_id(), api_keys.new_secret()
         rec = ApiKeyRecord(key_id=key_id, secret_hash=api_keys.hash_secret(self.pepper, secret),
                            name=name, scopes=tuple(scopes), channels=tuple(channels),
@@ -90,7 +97,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
                            context: grpc.aio.ServicerContext) -> admin_pb2.ApiKey:
         rec = await self.store.revoke_api_key(check_key_id(request.key_id))
         if rec is None:
-            raise NotFoundError(f"no API key {request.key_id}")
+            raise NotFoundError("API key", request.key_id)
         if self.auth is not None:
             self.auth.forget(rec.key_id)  # this process at once; the others within key_cache_s
         return encode_api_key(rec)

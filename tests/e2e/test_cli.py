@@ -3,17 +3,25 @@ server on real Redis."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import ADMIN_KEY
 
 
-def oms(server, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def oms(server, *args: str, ok: bool = True, key: str | None = ADMIN_KEY
+        ) -> subprocess.CompletedProcess[str]:
+    """The CLI with the admin key in OMS_API_KEY (``key``; None: none at all, and no key file)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMS_API_KEY"}
+    env["OMS_ADMIN_KEY_FILE"] = os.devnull  # never the repo's var/admin.key
+    if key is not None:
+        env["OMS_API_KEY"] = key
     # a deadline inside the subprocess timeout: a loaded machine slows planning, not the outcome
     p = subprocess.run([sys.executable, "-m", "oms.clients.cli", "--target", f"127.0.0.1:{server.port}",
                         "--timeout", "100", *args],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, env=env)
     if ok:
         assert p.returncode == 0, p.stderr
     return p
@@ -128,3 +136,40 @@ def test_replenishment_suggestions(server) -> None:
     assert "SLOW" in out
     bad = oms(server, "replenish", "policy", "DSM", "FAST", "--lead-time", "0", ok=False)
     assert "INVALID_ARGUMENT" in bad.stderr
+
+
+def test_keys_create_list_revoke(server) -> None:
+    none = oms(server, "stats", key=None, ok=False)
+    assert none.returncode == 1 and "UNAUTHENTICATED" in none.stderr and "--api-key" in none.stderr
+    made = oms(server, "keys", "create", "--name", "reporter", "--scope", "reporting",
+               "--scope", "orders:read", "--channel", "web", "--expires-in-days", "30",
+               "--rate-limit", "50")
+    fields = dict(line.split(":", 1) for line in made.stdout.splitlines())
+    key_id, key = fields["key_id"].strip(), fields["key"].strip()
+    assert key.startswith(f"oms_{key_id}_") and "cannot be shown again" in made.stderr
+    secret = key.removeprefix(f"oms_{key_id}_")
+
+    # the new key works from --api-key (which wins over OMS_API_KEY), within its scopes only
+    json.loads(oms(server, "--api-key", key, "stats", key="oms_0000000000000000_" + "x" * 43).stdout)
+    denied = oms(server, "stock", "set", "DSM", "S", "1", "--api-key", key, ok=False)
+    assert "PERMISSION_DENIED" in denied.stderr and "inventory:write" in denied.stderr
+
+    listed = oms(server, "keys", "list").stdout
+    assert secret not in listed and key not in listed
+    head, *rows = listed.splitlines()
+    assert head.split()[:3] == ["id", "name", "scopes"]
+    row = next(r for r in rows if r.startswith(key_id))
+    assert "reporter" in row and "reporting+orders:read" in row and "web" in row
+    assert "50/s" in row and row.split()[-2] == "no"  # not revoked
+
+    revoked = oms(server, "keys", "revoke", key_id)
+    assert f"revoked {key_id}" in revoked.stdout
+    assert any(r.startswith(key_id) and " no " not in r
+               for r in oms(server, "keys", "list").stdout.splitlines())
+    # the server that revoked it forgets it at once
+    refused = oms(server, "--api-key", key, "stats", key=None, ok=False)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    missing = oms(server, "keys", "revoke", "0123456789abcdef", ok=False)
+    assert "NOT_FOUND" in missing.stderr
+    bad = oms(server, "keys", "create", "--name", "x", "--scope", "everything", ok=False)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr

@@ -12,6 +12,7 @@ from dataclasses import fields
 import pytest
 
 from oms.server.config import Config, ConfigError
+from tests.conftest import ADMIN_KEY
 
 
 def _run(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -117,11 +118,13 @@ def test_bad_wave_job_env_value_is_one_line_and_exit_2() -> None:
 
 def test_global_options_on_either_side_of_the_subcommand(server) -> None:
     target = f"127.0.0.1:{server.port}"
-    for argv in (["--target", target, "--timeout", "60", "audit"],
-                 ["audit", "--target", target, "--timeout", "60"],
-                 ["warehouse", "--target", target, "list"],
-                 ["warehouse", "list", "--target", target]):
-        p = _run("oms.clients.cli", *argv, env={"OMS_TARGET": "127.0.0.1:1"})
+    key = ["--api-key", ADMIN_KEY]
+    for argv in (["--target", target, *key, "--timeout", "60", "audit"],
+                 ["audit", "--target", target, "--timeout", "60", *key],
+                 ["warehouse", *key, "--target", target, "list"],
+                 ["warehouse", "list", "--target", target, *key]):
+        p = _run("oms.clients.cli", *argv, env={"OMS_TARGET": "127.0.0.1:1",
+                                                "OMS_ADMIN_KEY_FILE": os.devnull})
         assert p.returncode == 0, (argv, p.stderr)
         if "audit" in argv:
             assert p.stdout.startswith("audit: ok"), p.stdout

@@ -17,7 +17,7 @@ import pytest
 
 from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
-from tests.helpers import poll, server_cmd, start_server
+from tests.helpers import ADMIN_KEY, poll, server_cmd, start_server
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 
@@ -57,7 +57,7 @@ def _redis_pids(data: Path) -> list[int]:
 
 
 def _setup(target: str) -> None:
-    with OmsClient(target) as cl:
+    with OmsClient(target, api_key=ADMIN_KEY) as cl:
         cl.upsert_warehouse("DSM", postal_code="50309")
         cl.set_stock("DSM", "SKU-1", 1_000_000, "A00-S001")
 
@@ -76,7 +76,7 @@ def _intake(target: str, tag: str, batch: int) -> Iterator[tuple[list[str], list
     stop = threading.Event()
 
     def loop() -> None:
-        with OmsClient(target, timeout=10) as cl:
+        with OmsClient(target, timeout=10, api_key=ADMIN_KEY) as cl:
             i = 0
             while not stop.is_set():
                 try:
@@ -103,7 +103,7 @@ def _intake(target: str, tag: str, batch: int) -> Iterator[tuple[list[str], list
 
 
 def _all_there(target: str, ids: list[str]) -> None:
-    with OmsClient(target, timeout=30) as cl:
+    with OmsClient(target, timeout=30, api_key=ADMIN_KEY) as cl:
         for oid in ids:
             assert cl.get_order(oid).status == c.ORDER_STATUS_ALLOCATED
 
@@ -112,7 +112,7 @@ def test_kill_9_of_the_server_takes_its_redis_down_and_restart_serves_the_data(t
     proc, target = start_server(tmp_path, "--fsync", "always")
     try:
         _setup(target)
-        with OmsClient(target) as cl:
+        with OmsClient(target, api_key=ADMIN_KEY) as cl:
             o = cl.place_order(_req(0, "before"))
         assert len(_redis_pids(tmp_path)) == 1
     finally:
@@ -138,7 +138,7 @@ def test_one_server_per_data_dir(tmp_path: Path) -> None:
         assert "Traceback" not in second.stderr
         assert "in use" in second.stderr, second.stderr
         assert len(_redis_pids(tmp_path)) == 1
-        with OmsClient(target) as cl:  # the first one never noticed
+        with OmsClient(target, api_key=ADMIN_KEY) as cl:  # the first one never noticed
             assert cl.get_stock("SKU-1").levels[0].on_hand == 1_000_000
     finally:
         _stop(proc)

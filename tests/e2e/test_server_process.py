@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
-from tests.helpers import start_server
+from tests.helpers import ADMIN_KEY, start_server
 
 
 def _free_port() -> int:
@@ -27,7 +27,7 @@ def test_embedded_redis_metrics_and_restart(tmp_path: Path) -> None:
         ch = grpc.insecure_channel(target)
         assert health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest()).status == \
             health_pb2.HealthCheckResponse.SERVING
-        with OmsClient(target) as cl:
+        with OmsClient(target, api_key=ADMIN_KEY) as cl:
             cl.upsert_warehouse("DSM", postal_code="50309")
             cl.set_stock("DSM", "SKU-1", 5, "A00-S001")
             o = cl.place_order(cl.order_request([("SKU-1", 2)], postal_code="50010", channel="pos"))
@@ -42,7 +42,7 @@ def test_embedded_redis_metrics_and_restart(tmp_path: Path) -> None:
     # Restart on the same data directory: the order survived (AOF).
     proc, target = start_server(tmp_path, "--metrics-port", str(_free_port()))
     try:
-        with OmsClient(target) as cl:
+        with OmsClient(target, api_key=ADMIN_KEY) as cl:
             assert cl.get_order(o.id).status == c.ORDER_STATUS_ALLOCATED
             assert cl.get_stock("SKU-1").levels[0].reserved == 2
     finally:

@@ -20,8 +20,9 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, note, settings
 
+from oms.clients import credentials
 from oms.clients.client import OmsClient
-from tests.conftest import ServerThread
+from tests.conftest import ADMIN_KEY, ServerThread
 from tests.hostile import strategies as S
 from tests.hostile.world import World, changed_keys, restore, seed, state_lines, take_snapshot
 
@@ -67,7 +68,7 @@ def world(_server: ServerThread, redis_url: str) -> World:
     redis.Redis.from_url(redis_url).flushall()
     _server.store._wh_cache = None
     _server.store._skus.clear()
-    with OmsClient(f"127.0.0.1:{_server.port}", timeout=60) as client:
+    with OmsClient(f"127.0.0.1:{_server.port}", timeout=60, api_key=ADMIN_KEY) as client:
         w = seed(client)
     problems = _server.run(_server.store.audit())
     assert problems == [], problems
@@ -77,7 +78,8 @@ def world(_server: ServerThread, redis_url: str) -> World:
 
 @pytest.fixture(scope="module")
 def channel(_server: ServerThread) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(f"127.0.0.1:{_server.port}") as ch:
+    # the admin key on every call: the hostile inputs must reach the decoders, not stop at auth
+    with credentials.channel(f"127.0.0.1:{_server.port}", api_key=ADMIN_KEY) as ch:
         yield ch
 
 

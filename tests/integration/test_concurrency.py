@@ -24,6 +24,7 @@ from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import orders_pb2 as o
 from oms.server.redis import keys
 from oms.server.redis.store import StoreLedger
+from tests.conftest import ADMIN_KEY
 from tests.helpers import add_warehouses, audit_clean, levels
 
 pytestmark = pytest.mark.timeout(150)
@@ -56,7 +57,7 @@ def _worker(port: int, barrier, queue, plan: list[tuple[str, list[bytes]]]) -> N
     try:
         out: list[tuple[str, str, int, str]] = []
         retries = 0
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as client:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as client:
             barrier.wait(PROC_TIMEOUT)
             for kind, raw in plan:
                 reqs = [o.PlaceOrderRequest.FromString(b) for b in raw]
@@ -132,7 +133,7 @@ def test_same_key_from_8_threads_at_once_is_one_order(network, server):
     r = req([("SKU-A", 3)], postal_code="50010", idempotency_key="dup-threads")
 
     def send(i: int):
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             if i % 2:
                 return cl.batch_place_orders([r])[0]
@@ -175,7 +176,7 @@ def test_overlapping_keys_in_concurrent_batches(network, server):
         rnd = random.Random(t)
         ks = keys[:]
         rnd.shuffle(ks)
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             reqs = [req([("SKU-A", 1)], postal_code=ZIPS[int(k[3:]) % 2], idempotency_key=k)
                     for k in ks]
@@ -299,7 +300,7 @@ def test_scarce_stock_threads_unary_and_batch(network, server):
     def send(t: int):
         rnd = random.Random(t)
         rs = [req([("HOT", 1)], postal_code=rnd.choice(ZIPS)) for _ in range(20)]
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             if t % 2:
                 return cl.batch_place_orders(rs)
@@ -332,7 +333,7 @@ def _cancel_from_threads(port: int, order_id: str, n: int = 8) -> list:
     barrier = threading.Barrier(n)
 
     def cancel(i: int):
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             try:
                 return cl.cancel_order(order_id, f"thread {i}")
@@ -414,12 +415,12 @@ def test_cancel_while_ordering_scarce_stock(network, server):
     barrier = threading.Barrier(2)
 
     def cancel_all():
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             return [cl.cancel_order(x.id) for x in first]
 
     def order_more():
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             out = []
             for _ in range(10):
@@ -448,7 +449,7 @@ def test_same_adjust_key_from_threads_applies_once(network, server):
     barrier = threading.Barrier(8)
 
     def adjust(i: int):
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             return cl.adjust_stock("DSM", "SKU-A", 7, "receipt", idempotency_key="rcpt-77")
 
@@ -471,7 +472,7 @@ def test_split_orders_under_contention_keep_the_books(network, server):
         rnd = random.Random(1000 + t)
         # 9 units per warehouse: an order of 10 or more can only ship split
         rs = [req([("SPL", rnd.randint(4, 14))], postal_code=rnd.choice(ZIPS)) for _ in range(12)]
-        with OmsClient(f"127.0.0.1:{port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             out = []
             for k in range(0, len(rs), 4):
@@ -515,7 +516,7 @@ def test_parts_of_a_split_order_confirmed_at_once_pick_it_once(network, server):
     barrier = threading.Barrier(8)
 
     def confirm(i: int):
-        with OmsClient(f"127.0.0.1:{server.port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             return cl.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=split.id,
                                                                    warehouse_id=whs[i % 2]))

@@ -14,10 +14,9 @@ import pytest
 from oms.clients.client import ClientError, OmsClient
 from oms.engine.models import Address, Customer, Line, OrderRequest
 from oms.v1 import orders_pb2 as pb
-from oms.server.config import Config
 from oms.server.intake import Intake
 from oms.server.redis.store import PENDING, PlaceEntry, now_ms
-from tests.conftest import ServerThread
+from tests.conftest import ADMIN_KEY, ServerThread, server_config
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -146,12 +145,11 @@ def test_claim_of_a_dead_owner_that_placed_returns_its_order(split_network, serv
 
 
 def test_periodic_sweep_releases_young_orphans(clean_redis):
-    cfg = Config(listen="127.0.0.1:0", redis_url=clean_redis, sweep_interval_s=0.05,
-                 orphan_grace_ms=100)
+    cfg = server_config(clean_redis, sweep_interval_s=0.05, orphan_grace_ms=100)
     assert cfg.orphan_grace_ms < cfg.grace_ms  # younger than the startup sweep's grace
     st = ServerThread(cfg).start()
     try:
-        with OmsClient(f"127.0.0.1:{st.port}", timeout=60) as client:
+        with OmsClient(f"127.0.0.1:{st.port}", timeout=60, api_key=ADMIN_KEY) as client:
             client.upsert_warehouse("DSM", "DSM", postal_code="50309")
             client.upsert_product("A", "a")
             client.set_stock("DSM", "A", 10)

@@ -9,6 +9,7 @@ import pytest
 
 from oms.clients.client import OmsClient
 from oms.v1 import common_pb2 as c
+from tests.conftest import ADMIN_KEY
 from tests.helpers import add_warehouses
 
 pytestmark = pytest.mark.timeout(90)
@@ -229,7 +230,7 @@ def test_live_watch_sees_new_events(network, server):
     started = threading.Event()
 
     def watch():
-        with OmsClient(f"127.0.0.1:{server.port}", timeout=30) as cl:
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=30, api_key=ADMIN_KEY) as cl:
             started.set()
             for e in cl.watch_events(after_event_id=mark, timeout=WATCH_TIMEOUT):
                 got.append(e)
@@ -256,7 +257,7 @@ def test_watch_from_now_sees_only_new_events(network, server):
     stop = threading.Event()
 
     def watch():
-        with OmsClient(f"127.0.0.1:{server.port}", timeout=30) as cl:
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=30, api_key=ADMIN_KEY) as cl:
             for e in cl.watch_events(after_event_id="", timeout=WATCH_TIMEOUT):
                 got.append(e)
                 if stop.is_set() or any(x.order_id in new_ids for x in got):
@@ -339,7 +340,7 @@ def test_watch_sees_events_of_a_warehouse_added_while_watching(network, server):
     running = threading.Event()
 
     def watch():
-        with OmsClient(f"127.0.0.1:{server.port}", timeout=30) as cl:
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=30, api_key=ADMIN_KEY) as cl:
             for e in cl.watch_events(after_event_id=mark, timeout=WATCH_TIMEOUT):
                 got.append(e)
                 if e.order_id == b.id:
@@ -372,7 +373,7 @@ def test_concurrent_intake_while_paging(network, server):
     stop = threading.Event()
 
     def producer():
-        with OmsClient(f"127.0.0.1:{server.port}", timeout=30) as cl:
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=30, api_key=ADMIN_KEY) as cl:
             for k in range(40):
                 if stop.is_set():
                     return

@@ -7,6 +7,7 @@ import pytest
 
 from oms.clients.client import ClientError
 from oms.v1 import common_pb2 as c
+from tests.conftest import ADMIN_KEY
 from tests.helpers import audit_clean, on_hand_reserved
 
 
@@ -104,13 +105,13 @@ def test_a_count_racing_intake_never_oversells(shop, server):
     barrier = threading.Barrier(2)
 
     def intake():
-        with OmsClient(f"127.0.0.1:{server.port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             return [cl.place_order(cl.order_request([("KETTLE", 1)], postal_code="50010"))
                     for _ in range(15)]
 
     def count():
-        with OmsClient(f"127.0.0.1:{server.port}", timeout=60) as cl:
+        with OmsClient(f"127.0.0.1:{server.port}", timeout=60, api_key=ADMIN_KEY) as cl:
             barrier.wait(30)
             return cl.record_stock_count("DSM", "KETTLE", 6, "recount")
 

@@ -12,11 +12,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from oms.clients.client import ClientError, OmsClient
 from oms.engine.errors import OmsError, UnavailableError
-from oms.server.config import Config
 from oms.server.errors import code_for
 from oms.server.health import watch_store
 from oms.server.redis.embedded import EmbeddedRedis
-from tests.conftest import ServerThread
+from tests.conftest import ADMIN_KEY, ServerThread, server_config
 from tests.helpers import poll
 
 
@@ -30,7 +29,7 @@ def test_redis_down_is_unavailable_and_health_follows(tmp_path: Path) -> None:
 
     allocation.warmup()
     redis = EmbeddedRedis(tmp_path, appendonly=True, fsync="always").start()
-    st = ServerThread(Config(listen="127.0.0.1:0", redis_url=redis.url)).start()
+    st = ServerThread(server_config(redis.url)).start()
     try:
         async def start_watch() -> asyncio.Task[None]:
             return asyncio.get_running_loop().create_task(
@@ -38,12 +37,12 @@ def test_redis_down_is_unavailable_and_health_follows(tmp_path: Path) -> None:
 
         watch = st.run(start_watch())
         target = f"127.0.0.1:{st.port}"
-        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))  # open: no key
 
         def status() -> int:
             return health.Check(health_pb2.HealthCheckRequest()).status
 
-        with OmsClient(target, timeout=60) as cl:
+        with OmsClient(target, timeout=60, api_key=ADMIN_KEY) as cl:
             cl.upsert_warehouse("DSM", postal_code="50309")
             cl.set_stock("DSM", "SKU-1", 50, "A00-S001")
             before = cl.place_order(cl.order_request([("SKU-1", 2)], postal_code="50010"))

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from oms.clients import credentials
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
 from oms.server.transport import DEFAULT_REQUEST_LIMIT, batch_receive_limit
+from tests.conftest import ADMIN_KEY
 
 ORDERS = "/oms.v1.OrderService/"
 
@@ -28,7 +30,8 @@ NESTED_BAD_UTF8 = o.PlaceOrderRequest(channel="web").SerializeToString() + b"\x1
 
 @pytest.fixture()
 def channel(server) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(f"127.0.0.1:{server.port}", options=[
+    # with the key: the hostile bytes must reach the decoders, past the auth interceptor
+    with credentials.channel(f"127.0.0.1:{server.port}", api_key=ADMIN_KEY, options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024)]) as ch:
         yield ch
 

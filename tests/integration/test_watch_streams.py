@@ -18,13 +18,13 @@ import grpc
 import pytest
 
 from oms.clients.client import ClientError, OmsClient
+from oms.clients.credentials import auth_metadata
 from oms.engine.errors import ResourceExhaustedError
 from oms.v1 import common_pb2 as c
 from oms.v1 import orders_pb2 as o
 from oms.v1 import orders_pb2_grpc as orpc
-from oms.server.config import Config
 from oms.server.events_hub import EventHub
-from tests.conftest import ServerThread
+from tests.conftest import ADMIN_KEY, ServerThread, server_config
 from tests.helpers import add_warehouses
 
 pytestmark = pytest.mark.timeout(180)
@@ -36,6 +36,7 @@ NEAR = {"DSM": "50010", "CHI": "60614", "DEN": "80301"}
 WATCHERS = 200
 CHANNELS = 4
 DEADLINE = 60.0  # seconds: bound of every stream and of every call made while they are open
+AUTH = auth_metadata(ADMIN_KEY)  # the raw aio stubs' per-call metadata
 
 
 @pytest.fixture()
@@ -75,7 +76,7 @@ def test_200_watchers_do_not_starve_other_rpcs(network, server):
         channels = [grpc.aio.insecure_channel(addr) for _ in range(CHANNELS)]
         stubs = [orpc.OrderServiceStub(ch) for ch in channels]
         calls = [stubs[i % CHANNELS].WatchOrderEvents(
-            o.WatchOrderEventsRequest(after_event_id=mark), timeout=DEADLINE)
+            o.WatchOrderEventsRequest(after_event_id=mark), timeout=DEADLINE, metadata=AUTH)
             for i in range(WATCHERS)]
         seen: list[set[str]] = [set() for _ in calls]
         ready = [asyncio.Event() for _ in calls]
@@ -92,7 +93,7 @@ def test_200_watchers_do_not_starve_other_rpcs(network, server):
                 await ev.wait()
 
             def requests_while_watching() -> set[str]:
-                with OmsClient(addr, timeout=DEADLINE) as cl:
+                with OmsClient(addr, timeout=DEADLINE, api_key=ADMIN_KEY) as cl:
                     cl.set_stock("DEN", "SKU-B", 7)
                     assert cl.get_stock("SKU-B") is not None
                     new = [place(cl, w) for w in ("DSM", "CHI", "DEN")]
@@ -141,12 +142,12 @@ def test_resume_from_an_event_id_after_the_hub_is_live(network, server):
         async with grpc.aio.insecure_channel(addr) as ch:
             stub = orpc.OrderServiceStub(ch)
             keeper = stub.WatchOrderEvents(o.WatchOrderEventsRequest(after_event_id=""),
-                                           timeout=DEADLINE)
+                                           timeout=DEADLINE, metadata=AUTH)
             hub: EventHub = server.server.events_hub
             while not hub.tailing:
                 await asyncio.sleep(0.01)
             resumer = stub.WatchOrderEvents(o.WatchOrderEventsRequest(after_event_id=mark),
-                                            timeout=DEADLINE)
+                                            timeout=DEADLINE, metadata=AUTH)
             got: list[c.OrderEvent] = []
             live: list[str] = []
             async for e in resumer:
@@ -208,10 +209,10 @@ def test_a_slow_watcher_is_dropped_with_a_resume_id(network, server):
 
 
 def test_watchers_beyond_the_cap_are_resource_exhausted(redis_url, clean_redis):
-    cfg = Config(listen="127.0.0.1:0", redis_url=redis_url, max_watchers=3)
+    cfg = server_config(redis_url, max_watchers=3)
     st = ServerThread(cfg).start()
     try:
-        with OmsClient(f"127.0.0.1:{st.port}", timeout=30) as cl:
+        with OmsClient(f"127.0.0.1:{st.port}", timeout=30, api_key=ADMIN_KEY) as cl:
             streams = [cl._orders_raw.WatchOrderEvents(o.WatchOrderEventsRequest(),
                                                        timeout=DEADLINE) for _ in range(3)]
             hub: EventHub = st.server.events_hub

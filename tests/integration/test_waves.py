@@ -12,6 +12,7 @@ from oms.engine.models import Layout
 from oms.engine.routing import exact_route_length, s_shape_route
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
+from tests.conftest import ADMIN_KEY
 
 
 def _setup(client: OmsClient, n_skus: int = 60, seed: int = 3) -> None:
@@ -93,7 +94,7 @@ def test_concurrent_planners_never_release_an_order_twice(client, server):
     target = f"127.0.0.1:{server.port}"
 
     def plan(_: int) -> list[str]:
-        with OmsClient(target) as cl:
+        with OmsClient(target, api_key=ADMIN_KEY) as cl:
             w = cl.plan_wave("DSM", max_orders=40, batch_max_orders=4, batch_max_items=12)
             return [oid for b in w.batches for oid in b.order_ids]
 

@@ -43,3 +43,11 @@ def test_the_module_map_lists_every_model_class() -> None:
     classes = {n for n, c in inspect.getmembers(models, inspect.isclass)
                if c.__module__ == models.__name__}
     assert {c for c in classes if f"`{c}`" not in row} == set()
+
+
+def test_the_readme_scope_table_is_the_code_table() -> None:
+    from oms.server.auth.scopes import readme_rows
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [row for row in readme_rows() if row not in readme]
+    assert not missing, "README.md's Security scope table is out of step:\n" + "\n".join(missing)

@@ -49,7 +49,9 @@ def test_every_subclass_has_an_explicit_code(cls: type[OmsError]) -> None:
 def test_retryable_errors_map_to_a_retryable_code() -> None:
     for cls, code in server_errors.explicit_codes().items():
         if cls.retryable:
-            assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED), cls
+            # RESOURCE_EXHAUSTED with google.rpc.RetryInfo: a rate limit says when to retry
+            assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED,
+                            grpc.StatusCode.RESOURCE_EXHAUSTED), cls
 
 
 def test_stale_error_is_aborted() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # embedded.py starts and stops the private redis-server child process: its short-lived pings
 # manage that process and are no client of the serving path.
-NOT_SERVING = {ROOT / "server" / "redis" / "embedded.py"}
+NOT_SERVING = {ROOT / "server" / "redis" / "embedded.py",
+               ROOT / "server" / "redis" / "embedded_cluster.py"}  # likewise, its nodes
 SYNC_CLIENT = re.compile(r"\bredis\.(Redis|StrictRedis)\b|^\s*from redis(\.client)? import")
 
 

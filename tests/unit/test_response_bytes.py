@@ -36,7 +36,9 @@ orders = st.builds(
     lines=st.lists(st.builds(Line, text, i64, i64), max_size=4),
     allocations=st.lists(st.builds(Allocation, text, text, i64, real), max_size=4),
     hold_until=small, created_at=i64, updated_at=small,
-    history=st.lists(st.builds(HistoryEntry, st.integers(0, 13), small, text), max_size=3),
+    history=st.lists(st.builds(HistoryEntry, st.integers(0, 13), small, text,
+                               st.sampled_from(["", "k1a2b3c4d5e6f7g8", "system:oms-wave"]) | text),
+                     max_size=3),
     payment=st.none() | st.builds(PaymentState, st.sampled_from(["AUTHORIZED", "CAPTURED"]),
                                   text, small, small, text, small),
     promised_by=small, delivered_at=small, risk_score=real,
@@ -80,6 +82,15 @@ def test_orders_with_packages_or_shipments_fall_back_to_codec() -> None:
               packages=[Package("S", 100, 10, 10, 10, ("A",), "W")],
               shipments=[Shipment("W.1/1", "W", "rt", "GROUND", "1Z", "", (), 0, 500, "IN_TRANSIT", ("A",))])
     assert c.Order.FromString(response_bytes.order_bytes(o)) == pb_convert.encode_order(o)
+
+
+def test_history_actor_is_field_4() -> None:
+    o = Order("W.1", "", "web", 7, Customer("c"), Address(latitude=1.5, longitude=-2.0), [], [],
+              history=[HistoryEntry(1, 5, "received", "k1a2b3c4d5e6f7g8"),
+                       HistoryEntry(7, 9, "cancelled", "mtls:ops"), HistoryEntry(2, 9, "old")])
+    m = c.Order.FromString(response_bytes.order_bytes(o))
+    assert [h.actor for h in m.history] == ["k1a2b3c4d5e6f7g8", "mtls:ops", ""]
+    assert m == pb_convert.encode_order(o)
 
 
 def test_zero_and_negative_zero() -> None:

@@ -18,7 +18,8 @@ _TRANSITION = r"""
 -- ARGV[10] expected updated_at ("" = no check): optimistic concurrency for callers that
 --          computed new field values from what they read
 -- ARGV[11] follow-up due time in ms ("" = none): schedules the order in KEYS[8]
--- ARGV[12..] extra hash field/value pairs to set; a field named "+name" increments counter
+-- ARGV[12] actor (who caused it), recorded on the history entry and the event
+-- ARGV[13..] extra hash field/value pairs to set; a field named "+name" increments counter
 --          "name" of the shard's stats hash by the value instead
 -- returns {1, old_status} changed; {0, old_status} already in target (only extras applied);
 --         {-1} no such order; {-2, current_status} transition not allowed;
@@ -26,6 +27,7 @@ _TRANSITION = r"""
 local okey, onhand, reserved, resv, events, stats, avail =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local p, now, maxlen, oid, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local actor = ARGV[12]
 local h = redis.call('HMGET', okey, 'st', 'ua', 'ch')
 local cur = h[1]
 if not cur then return {-1} end
@@ -33,7 +35,7 @@ if ARGV[10] ~= '' and h[2] ~= ARGV[10] then return {-3, tonumber(cur)} end
 if cur == target then
   -- Same status: only the extra fields may change (a hold ended early, a tracking event).
   local changed = false
-  for k = 12, #ARGV, 2 do
+  for k = 13, #ARGV, 2 do
     if string.sub(ARGV[k], 1, 1) == '+' then
       redis.call('HINCRBY', stats, string.sub(ARGV[k], 2), ARGV[k + 1])
     elseif redis.call('HGET', okey, ARGV[k]) ~= ARGV[k + 1] then
@@ -44,7 +46,7 @@ if cur == target then
   if changed then
     redis.call('HSET', okey, 'ua', now)
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', ARGV[9], 's', cur,
-      'c', h[3], 'd', ARGV[8])
+      'c', h[3], 'd', ARGV[8], 'a', actor)
   end
   return {0, tonumber(cur)}
 end
@@ -53,9 +55,9 @@ if ARGV[7] ~= 'none' then
   drop_record(resv, reserved, onhand, avail, oid, drop_mode(ARGV[7]))
 end
 local hist = cjson.decode(redis.call('HGET', okey, 'hist'))
-hist[#hist + 1] = {tonumber(target), tonumber(now), ARGV[8]}
+hist[#hist + 1] = {tonumber(target), tonumber(now), ARGV[8], actor}
 redis.call('HSET', okey, 'st', target, 'ua', now, 'hist', cjson.encode(hist))
-for k = 12, #ARGV, 2 do
+for k = 13, #ARGV, 2 do
   if string.sub(ARGV[k], 1, 1) == '+' then
     redis.call('HINCRBY', stats, string.sub(ARGV[k], 2), ARGV[k + 1])
   else
@@ -68,7 +70,7 @@ redis.call('ZADD', p .. 'idx:s:' .. target, 0, oid)
 redis.call('HINCRBY', stats, 'st:' .. cur, -1)
 redis.call('HINCRBY', stats, 'st:' .. target, 1)
 redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', ARGV[9], 's', target,
-  'c', h[3], 'd', ARGV[8])
+  'c', h[3], 'd', ARGV[8], 'a', actor)
 return {1, tonumber(cur)}
 """
 
@@ -83,31 +85,32 @@ _RELEASE_WAVE = r"""
 -- KEYS[1] wave key  KEYS[2] waves zset  KEYS[3] events  KEYS[4] stats  KEYS[5] waved set
 -- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] wave id
 -- ARGV[5] wave JSON  ARGV[6] pick distance saved vs baseline (cm)
--- ARGV[7] number n of orders homed here, ARGV[8 .. 7+n] their ids, then the part ids
+-- ARGV[7] actor (who released it: history entries and events)
+-- ARGV[8] number n of orders homed here, ARGV[9 .. 8+n] their ids, then the part ids
 -- returns {1} released; {0, id, id, ...} the ids that are not releasable (nothing changed)
-local p, now, maxlen, wid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local n = tonumber(ARGV[7])
+local p, now, maxlen, wid, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[7]
+local n = tonumber(ARGV[8])
 local bad = {0}
-for k = 8, 7 + n do
+for k = 9, 8 + n do
   local h = redis.call('HMGET', p .. 'o:' .. ARGV[k], 'st', 'hu')
   if h[1] ~= '2' or tonumber(h[2] or '0') > tonumber(now) then bad[#bad + 1] = ARGV[k] end
 end
-for k = 8 + n, #ARGV do
+for k = 9 + n, #ARGV do
   if redis.call('SISMEMBER', KEYS[5], ARGV[k]) == 1 then bad[#bad + 1] = ARGV[k] end
 end
 if #bad > 1 then return bad end
-for k = 8, 7 + n do
+for k = 9, 8 + n do
   local oid = ARGV[k]
   local okey = p .. 'o:' .. oid
   local hist = cjson.decode(redis.call('HGET', okey, 'hist'))
-  hist[#hist + 1] = {5, tonumber(now), 'wave ' .. wid}
+  hist[#hist + 1] = {5, tonumber(now), 'wave ' .. wid, actor}
   redis.call('HSET', okey, 'st', '5', 'ua', now, 'wave', wid, 'hist', cjson.encode(hist))
   redis.call('ZREM', p .. 'idx:s:2', oid)
   redis.call('ZADD', p .. 'idx:s:5', 0, oid)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'o', oid, 't', 'order.released',
-    's', '5', 'c', redis.call('HGET', okey, 'ch'), 'd', wid)
+    's', '5', 'c', redis.call('HGET', okey, 'ch'), 'd', wid, 'a', actor)
 end
-for k = 8 + n, #ARGV do redis.call('SADD', KEYS[5], ARGV[k]) end
+for k = 9 + n, #ARGV do redis.call('SADD', KEYS[5], ARGV[k]) end
 if n > 0 then  -- (Lua's -0 is not an integer to Redis)
   redis.call('HINCRBY', KEYS[4], 'st:2', -n)
   redis.call('HINCRBY', KEYS[4], 'st:5', n)
@@ -124,6 +127,7 @@ _POP_FOLLOWUPS = r"""
 -- queue and append one "order.followup" event each, in one step: each is sent exactly once.
 -- KEYS[1] follow-up zset  KEYS[2] events  KEYS[3] stats
 -- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] max count
+-- ARGV[5] actor (the job that sends them), recorded on each event
 -- returns the order ids taken
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[4]))
 for _, oid in ipairs(due) do
@@ -132,7 +136,7 @@ for _, oid in ipairs(due) do
   if h[1] then
     redis.call('HSET', ARGV[1] .. 'o:' .. oid, 'fu', ARGV[2])
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'o', oid, 't', 'order.followup',
-      's', h[1], 'c', h[2], 'd', 'review request')
+      's', h[1], 'c', h[2], 'd', 'review request', 'a', ARGV[5])
     redis.call('HINCRBY', KEYS[3], 'followups', 1)
   end
 end

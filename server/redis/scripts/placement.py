@@ -17,10 +17,11 @@ _PLACE_ORDERS = r"""
 --   and parses nothing: that was a third of the script's cost):
 --   kind ("O" = order + its reservation here, "R" = reservation only), order_id, n (number of
 --   skus), then n triples sku, sku_id, qty (the caller merges lines per sku; n may be 0), and
---   for kind "O" 11 more: status, channel, idem_key_digest ("" none), hold_until, doc (JSON),
+--   for kind "O" 12 more: status, channel, idem_key_digest ("" none), hold_until, doc (JSON),
 --   alloc (JSON), history (JSON), counter flags ("k=v,k=v": few distinct strings, counted
 --   per string and parsed once per call), promised delivery date (ms), risk assessment
---   (JSON [score, [reasons]]), shipping distance in metres (counter dist_m)
+--   (JSON [score, [reasons]]), shipping distance in metres (counter dist_m), actor (who
+--   placed it, for the order.placed event; per entry: one call carries several callers')
 -- returns one integer per entry: 1 written, 2 already present (nothing changed), 0 short
 --
 -- Cost: the stock check runs on a Lua copy of the touched part of ``avail`` (one BITFIELD GET
@@ -45,7 +46,7 @@ while i <= n_args do
     if not seen_id[id] then seen_id[id] = true; idlist[#idlist + 1] = id end
   end
   i = l1 + 1
-  if A[starts[#starts]] == 'O' then i = i + 11 end
+  if A[starts[#starts]] == 'O' then i = i + 12 end
 end
 local av = {}
 if #idlist > 0 then
@@ -107,7 +108,7 @@ for e = 1, #starts do
     member(idx_c[ch], oid)
     if ik ~= '' then redis.call('SET', p .. 'idem:' .. ik, oid, 'EX', ttl) end
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
-      'o', oid, 't', 'order.placed', 's', st, 'c', ch, 'd', '')
+      'o', oid, 't', 'order.placed', 's', st, 'c', ch, 'd', '', 'a', A[f + 11])
     placed = placed + 1
     -- counted per (status, channel, flags): few distinct, parsed once per call below
     local fst = flags[st]
@@ -196,12 +197,13 @@ _COMMIT_ALLOCATION = r"""
 -- ARGV[8] expected status: "2" (re-allocation) or "3" (backorder filled)
 -- ARGV[9] shard prefix (for the status index keys)  ARGV[10] event type
 -- ARGV[11] new status ("2" or "4")  ARGV[12] hold_until in ms ("" leaves it)
+-- ARGV[13] actor (who moved it: history entry and event)
 -- returns 1 committed, 0 the order changed meanwhile (nothing done)
 local h = redis.call('HMGET', KEYS[1], 'st', 'al')
 local was, st = ARGV[8], ARGV[11]
 if h[1] ~= was or (h[2] or '[]') ~= ARGV[4] then return 0 end
 local hist = cjson.decode(redis.call('HGET', KEYS[1], 'hist'))
-hist[#hist + 1] = {tonumber(st), tonumber(ARGV[1]), ARGV[6]}
+hist[#hist + 1] = {tonumber(st), tonumber(ARGV[1]), ARGV[6], ARGV[13]}
 redis.call('HSET', KEYS[1], 'st', st, 'al', ARGV[5], 'ua', ARGV[1], 'hist', cjson.encode(hist))
 if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'hu', ARGV[12]) end
 if was ~= st then
@@ -211,7 +213,7 @@ if was ~= st then
   redis.call('HINCRBY', KEYS[3], 'st:' .. st, 1)
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[3], 't', ARGV[10],
-  's', st, 'c', redis.call('HGET', KEYS[1], 'ch'), 'd', ARGV[6])
+  's', st, 'c', redis.call('HGET', KEYS[1], 'ch'), 'd', ARGV[6], 'a', ARGV[13])
 for kv in string.gmatch(ARGV[7], '([^,]+)') do
   local eq = string.find(kv, '=', 1, true)
   redis.call('HINCRBY', KEYS[3], string.sub(kv, 1, eq - 1), string.sub(kv, eq + 1))
