@@ -77,7 +77,43 @@ def one_mode(mode: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[s
             "batch_orders_per_s": batch["orders_per_s"], "batch_p99_ms": batch["latency_ms"]["p99"],
             "batch_errors": batch["errors"],
             "unary_orders_per_s": unary["orders_per_s"], "unary_p99_ms": unary["latency_ms"]["p99"],
-            "unary_errors": unary["errors"]}
+            "unary_errors": unary["errors"],
+            "batch_server_us": (batch.get("cpu") or {}).get("server_us", 0.0),
+            "unary_server_us": (unary.get("cpu") or {}).get("server_us", 0.0)}
+
+
+def check_cost_us(n: int = 100_000) -> float:
+    """CPU microseconds of one auth check in-process: a stored key found in the cache,
+    its secret's HMAC compared, its scope and rate limit checked (what every call pays once its
+    key is cached), best of 3."""
+    import asyncio  # noqa: PLC0415
+
+    from oms.server.auth import api_keys  # noqa: PLC0415
+    from oms.server.auth.api_keys import ApiKeyRecord  # noqa: PLC0415
+    from oms.server.auth.authenticator import Authenticator  # noqa: PLC0415
+
+    pepper = b"bench-pepper-0123456789"
+    kid, secret = api_keys.new_key_id(), api_keys.new_secret()
+    rec = ApiKeyRecord(kid, api_keys.hash_secret(pepper, secret), "bench", ("orders:write",))
+
+    class _Keys:
+        async def get_api_key(self, key_id: str) -> ApiKeyRecord:
+            return rec
+
+    auth = Authenticator(_Keys(), pepper, cache_s=5.0)
+    md = (("authorization", "Bearer " + api_keys.format_key(kid, secret)),
+          ("user-agent", "grpc-python"))
+
+    async def run() -> float:
+        best = float("inf")
+        for _ in range(3):
+            t = time.process_time()
+            for _ in range(n):
+                auth.authorize(await auth.authenticate(md), "/oms.v1.OrderService/PlaceOrder")
+            best = min(best, (time.process_time() - t) / n * 1e6)
+        return best
+
+    return asyncio.run(run())
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -86,7 +122,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         mine = [r for r in runs if r["mode"] == mode]
         out[mode] = {k: statistics.median(r[k] for r in mine)
                      for k in ("batch_orders_per_s", "batch_p99_ms", "unary_orders_per_s",
-                               "unary_p99_ms")}
+                               "unary_p99_ms", "batch_server_us", "unary_server_us")}
     on, off = out["on"], out["off"]
     for kind in ("batch", "unary"):
         ratio = on[f"{kind}_orders_per_s"] / off[f"{kind}_orders_per_s"]
@@ -126,7 +162,18 @@ def report(runs: list[dict[str, Any]], s: dict[str, Any], args: argparse.Namespa
         "key with `orders:write` created through AdminService, sent as `authorization: Bearer` "
         "on every call; off: `--auth off`, no key. Medians over rounds.", "",
         table(s), "", f"Verdict: {verdict}.", "", "Every run:", "", *per_run, "",
-        "Run: `python -m benchmarks.bench_auth --rounds 3 --batch-s 15 --unary-s 10`", ""])
+        "Direct measure (not subject to the throughput noise of a shared machine): one auth "
+        f"check costs {s['check_us']:.1f} us of CPU in-process (a cached stored key: HMAC, "
+        "scope, rate limit); against the server CPU per order of the `off` runs that is "
+        f"{s['check_us'] / max(1e-9, s['off']['unary_server_us']):.2%} of a unary order "
+        f"({s['off']['unary_server_us']:,.0f} us) and "
+        f"{s['check_us'] / 500 / max(1e-9, s['off']['batch_server_us']):.3%} of a batched one "
+        f"(one check per call of 500 orders, {s['off']['batch_server_us']:,.0f} us each). "
+        "Server CPU per order, medians: unary on "
+        f"{s['on']['unary_server_us']:,.0f} / off {s['off']['unary_server_us']:,.0f} us; batch "
+        f"on {s['on']['batch_server_us']:,.0f} / off {s['off']['batch_server_us']:,.0f} us.", "",
+        f"Run: `python -m benchmarks.bench_auth --rounds {args.rounds} --batch-s {args.batch_s:g} "
+        f"--unary-s {args.unary_s:g}`", ""])
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:
@@ -173,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"round {rnd + 1}/{args.rounds}: --auth {mode}")
                 runs.append(one_mode(mode, rnd, tmp, args))
     s = summarise(runs)
+    s["check_us"] = check_cost_us()
     print(table(s))
+    print(f"one auth check in-process: {s['check_us']:.1f} us CPU")
     (out / "auth.md").write_text(report(runs, s, args, started))
     (out / "auth.json").write_text(json.dumps({"started": started, "runs": runs, "summary": s},
                                               indent=1))
