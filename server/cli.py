@@ -23,7 +23,8 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     from oms.server.health import watch_store  # noqa: PLC0415
     from oms.server.redis.store import Store  # noqa: PLC0415
 
-    store = Store.from_url(config.redis_url, events_maxlen=config.events_maxlen,
+    store = Store.from_url(config.redis_url, cluster=config.redis_cluster,
+                           events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
     await store.ping()
     with acting_as("system:recovery"):
@@ -118,8 +119,9 @@ async def _bootstrap_auth(config: Config) -> None:
     if config.auth == "off":
         log.warning("--auth off: every caller may do everything (experiments on loopback only)")
         return
-    store = Store.from_url(config.redis_url)
+    store = Store.from_url(config.redis_url, cluster=config.redis_cluster)
     try:
+        await store.ping()
         written = await ensure_admin_key(store, config, pepper)
     finally:
         await store.close()
@@ -139,7 +141,23 @@ def main(argv: list[str] | None = None) -> int:
     from oms.server.workers import fixed_listen, run_workers  # noqa: PLC0415
 
     embedded = None
-    if not config.redis_url:
+    if config.embedded_cluster:
+        from oms.server.redis.embedded_cluster import EmbeddedCluster  # noqa: PLC0415
+
+        try:
+            embedded = EmbeddedCluster(config.data_dir, masters=config.embedded_cluster,
+                                       replicas=config.embedded_replicas,
+                                       fsync=config.fsync).start()
+        except EmbeddedRedisError as e:
+            print(f"oms-server: error: {e}", file=sys.stderr)
+            return 1
+        log.info("embedded Redis Cluster of %d masters (%d replicas each) at %s (data in %s, "
+                 "AOF on, fsync %s)", config.embedded_cluster, config.embedded_replicas,
+                 embedded.url, config.data_dir, config.fsync)
+        # the workers connect to it as to any cluster (and must not start another)
+        config = dataclasses.replace(config, redis_url=embedded.url, redis_cluster=True,
+                                     embedded_cluster=0, embedded_replicas=0)
+    elif not config.redis_url:
         try:
             # Supervised: a redis-server that dies is restarted on its AOF; one that outlives
             # us (kill -9) is stopped by the kernel (parent-death signal).

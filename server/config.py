@@ -35,6 +35,14 @@ class Config:
     # and the AOF fsync overlaps the next call's Python work (benchmarks/bench_fsync.py: batch
     # 4,067 vs 4,033 orders/s, unary 743 vs 636, medians of 3 alternating rounds).
     fsync: str = "always"
+    # --redis-url names any node of a Redis Cluster (README "Redis Cluster")
+    # (a switch, like option(switch=True), which is defined below this class)
+    redis_cluster: bool = field(default=False, metadata={
+        "switch": True, "help": "--redis-url is a node of a Redis Cluster"})
+    # > 0: start a private cluster of N masters (R replicas each) in --data-dir instead of the
+    # single embedded redis-server
+    embedded_cluster: int = 0
+    embedded_replicas: int = 0
     fraud_hold_seconds: int = 3600
     workers: int = 1
     # Scheduling priority (nice) of the embedded redis-server: on cores it shares with the
@@ -90,6 +98,10 @@ class Config:
             raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key (mTLS is TLS)")
         if self.mtls_principal and not self.tls_client_ca:
             raise ConfigError("--mtls-principal needs --tls-client-ca")
+        if self.embedded_cluster and self.redis_url:
+            raise ConfigError("--embedded-cluster starts its own cluster: leave out --redis-url")
+        if self.embedded_replicas and not self.embedded_cluster:
+            raise ConfigError("--embedded-replicas needs --embedded-cluster")
         if self.auth == "off" and not is_loopback(self.listen):
             raise ConfigError(f"--auth off is refused on {self.listen}: it is for a loopback "
                               "address only (127.0.0.1, ::1, localhost, unix:)")
@@ -207,6 +219,8 @@ RULES: dict[str, Rule] = {
     "redis_url": _redis_url,
     "data_dir": non_empty,
     "fsync": one_of("always", "everysec"),
+    "embedded_cluster": between(0, 64),
+    "embedded_replicas": between(0, 5),
     "fraud_hold_seconds": between(0, 365 * DAY),
     "workers": between(1, 256),
     "redis_nice": between(-20, 19),

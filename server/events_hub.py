@@ -4,9 +4,11 @@ Why: a watcher that blocks in XREAD holds a Redis connection the whole time; wit
 blocking read per watcher, 64 watchers took every connection of the request pool and every
 other RPC waited 30 s and failed. Now:
 
-- One tailer task per process blocks in XREAD over every shard stream on a connection of its
-  own (``Store.event_tail``, outside the request pool) and hands each batch of events to the
-  subscribers' queues. It re-lists the warehouses on every read (cached for a second), so a
+- One tailer task per process reads every shard stream (one non-blocking XREAD per stream in
+  one pipeline, again after ``events.POLL_MS`` when a round found nothing: a cluster refuses a
+  multi-stream XREAD, and a blocking read per stream would take a connection per warehouse)
+  on a connection of its own (``Store.event_tail``, outside the request pool; on a cluster
+  the store's per-node pools) and hands each batch of events to the subscribers' queues. It re-lists the warehouses on every read (cached for a second), so a
   shard that appears at runtime is read from its first event. It runs while at least one
   stream is open and stops (closing its connection) when the last one ends.
 - A watcher resuming from an ``after_event_id`` first reads the history after it in pages

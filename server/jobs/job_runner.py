@@ -18,6 +18,7 @@ from oms.server.redis.store import Store
 
 class JobConfig(Protocol):
     redis_url: str
+    redis_cluster: bool
     data_dir: str
     log_level: str
 
@@ -47,7 +48,7 @@ def run_job(prog: str, config_cls: type[C], argv: list[str] | None, description:
 
 async def _run(cfg: C, body: JobBody[C]) -> int:
     url = store_url(cfg.redis_url, cfg.data_dir)
-    store = Store.from_url(url)
+    store = Store.from_url(url, cluster=cfg.redis_cluster)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

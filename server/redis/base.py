@@ -15,8 +15,11 @@ from oms.engine.errors import OmsError
 from oms.engine.models import Warehouse
 from oms.server.redis import scripts
 from oms.server.redis.notifications import Notifications
+from oms.server.redis.cluster_routing import ClusterRawClient
 from oms.server.redis.resp_pipeline import RawClient, RawPipeline
 from oms.server.redis.unavailable import Redis as UnavailableAwareRedis
+from oms.server.redis.unavailable import RedisCluster as UnavailableAwareCluster
+from oms.server.redis.unavailable import unavailable
 
 
 def now_ms() -> int:
@@ -33,6 +36,7 @@ class StoreBase:
     def __init__(self, client: aioredis.Redis, raw: RawClient, *, events_maxlen: int = 1_000_000,
                  idempotency_ttl_s: int = 86400, claim_lease_s: float = 10.0) -> None:
         self.r = client
+        self.cluster = isinstance(client, UnavailableAwareCluster)
         self.raw = raw  # lean pipelines for the hot round trips (same server and database)
         self.events_maxlen = events_maxlen
         self.idempotency_ttl_s = idempotency_ttl_s
@@ -50,7 +54,13 @@ class StoreBase:
         self._skus.clear()
 
     @classmethod
-    def from_url(cls, url: str, **kw: int) -> Self:
+    def from_url(cls, url: str, *, cluster: bool = False, **kw: int) -> Self:
+        """A store on ``url``; with ``cluster``, on the Redis Cluster that ``url`` names a node
+        of. Callers ``await ping()`` before use: on a cluster that reads the slot map."""
+        if cluster:
+            # Connections per node; a blocking wait instead of failing under bursts, as below.
+            client = UnavailableAwareCluster.from_url(url, max_connections=64)
+            return cls(client, ClusterRawClient(url), **kw)  # type: ignore[arg-type]
         # A blocking pool: bursts of concurrent RPCs wait for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=30)
         # Connection errors come out as the retryable StoreUnavailable (UNAVAILABLE).
@@ -61,7 +71,15 @@ class StoreBase:
         await self.r.aclose()
 
     async def ping(self) -> bool:
-        """PING Redis; raises StoreUnavailable when it does not answer."""
+        """PING Redis; raises StoreUnavailable when it does not answer. On a cluster the first
+        call also discovers the nodes and slots, eagerly: redis-py's lazy initialisation under
+        concurrent first calls is a known failure."""
+        if self.cluster:
+            try:
+                await self.r.initialize()  # type: ignore[attr-defined]
+            except Exception as e:  # noqa: BLE001 - any discovery failure is "not reachable"
+                raise unavailable(e) from e
+            await self.raw.start()  # type: ignore[attr-defined]
         return bool(await self.r.ping())
 
     def notifications(self, consumer: str) -> Notifications:

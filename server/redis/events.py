@@ -1,10 +1,17 @@
 """Reading the shard event streams (``oms:{w:W}:events``): event ids, merged reads over every
-shard, bounded catch-up reads, and the dedicated connection of the event hub's tailer.
+shard, bounded catch-up reads, and the connection of the event hub's tailer.
 
 An event id is ``<ms>-<seq>@<warehouse>``: the Redis stream id (two unsigned 64-bit numbers)
 and the shard it lives in. Reads over several shards come back merged in id (time) order and
 never past the last id of a stream whose read was cut at ``count`` (it may hold older events
 not read yet), so resuming after any delivered event id skips nothing.
+
+Each shard stream is read by its own XREAD (the streams live in different hash slots, on Redis
+Cluster on different nodes), all of a round in one pipeline (on a cluster, one per node), and
+the replies are merged here. Reads never block: a blocking read of several streams would need
+one multi-key XREAD (not possible on a cluster) or one connection per stream (grows with the
+warehouses). A read that finds nothing polls again after ``POLL_MS`` until its ``block_ms``
+is spent, so a new event reaches the tailer within about ``POLL_MS`` plus one round trip.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ U64_MAX = 2**64 - 1
 # the range is checked after. The warehouse part is checked with keys.ID_RE.
 _EVENT_ID_RE = re.compile(r"([0-9]{1,20})-([0-9]{1,20})@(.{1,64})", re.ASCII | re.DOTALL)
 EVENT_ID_FORMAT = "<ms>-<seq>@<warehouse>, each number below 2^64"
+POLL_MS = 25  # an idle reader's pause between two rounds of reads
 
 
 def parse_event_id(text: str) -> tuple[str, str]:
@@ -85,16 +93,21 @@ def _merge(raw: Any, cursor: dict[str, str], count: int,
 
 async def read(r: aioredis.Redis, warehouses: list[Warehouse], cursor: dict[str, str],
                block_ms: int, count: int = 500) -> list[OrderEvent]:
-    """XREAD over every warehouse's stream from ``cursor`` (warehouse -> stream id), blocking
-    up to ``block_ms`` (0: not at all); advances the cursor."""
+    """XREAD of every warehouse's stream from ``cursor`` (warehouse -> stream id), waiting
+    up to ``block_ms`` (0: not at all) for an event; advances the cursor."""
     # A warehouse that appeared after the cursor was made: all its events are new.
     streams = {keys.Shard(w.id).events: cursor.setdefault(w.id, "0-0") for w in warehouses}
     if not streams:
         if block_ms:
             await asyncio.sleep(block_ms / 1000)
         return []
-    raw = await r.xread(streams, count=count, block=block_ms or None)
-    return _merge(raw, cursor, count, None)[0]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + block_ms / 1000
+    while True:
+        raw = await _xread_each(r, streams, count)
+        if raw or loop.time() >= deadline:
+            return _merge(raw, cursor, count, None)[0]
+        await asyncio.sleep(min(POLL_MS / 1000, max(0.0, deadline - loop.time())))
 
 
 async def read_upto(r: aioredis.Redis, cursor: dict[str, str], upto: Mapping[str, str],
@@ -109,22 +122,42 @@ async def read_upto(r: aioredis.Redis, cursor: dict[str, str], upto: Mapping[str
             streams[keys.Shard(wid).events] = start
     if not streams:
         return [], True
-    raw = await r.xread(streams, count=count)
-    return _merge(raw, cursor, count, upto)
+    return _merge(await _xread_each(r, streams, count), cursor, count, upto)
+
+
+async def _xread_each(r: aioredis.Redis | aioredis.RedisCluster, streams: Mapping[str, str],
+                      count: int) -> list[tuple[Any, Any]]:
+    """One non-blocking XREAD per stream, in one pipeline; the replies in XREAD's multi-stream
+    shape ([stream, entries] for each stream that had any)."""
+    async with r.pipeline(transaction=False) as p:
+        for key, start in streams.items():
+            p.xread({key: start}, count=count)
+        replies = await p.execute()
+    raw: list[tuple[Any, Any]] = []
+    for reply in replies:
+        if isinstance(reply, dict):  # RESP3 shape
+            raw.extend(reply.items())
+        elif reply:
+            raw.extend(reply)
+    return raw
 
 
 class EventTail:
-    """A blocking reader of every shard stream on its own connection, outside the request
-    pool: the event hub's tailer blocks in XREAD most of the time, and a pooled connection held
-    that way is one fewer for the requests."""
+    """The event hub tailer's reader of every shard stream. On a single Redis it reads on a
+    connection of its own, outside the request pool, so a burst of requests waiting for
+    pooled connections does not delay the events; on a cluster it uses the store's client
+    (its reads never block, and it has a pool per node)."""
 
-    def __init__(self, client: aioredis.Redis,
+    def __init__(self, client: aioredis.Redis | aioredis.RedisCluster,
                  warehouses: Callable[[], Awaitable[list[Warehouse]]]) -> None:
-        shared = client.connection_pool
-        self._pool = aioredis.ConnectionPool(connection_class=shared.connection_class,
-                                             max_connections=1, **shared.connection_kwargs)
-        # the same client class as the store's (it maps "Redis down" to the domain error)
-        self._r = type(client)(connection_pool=self._pool)
+        self._pool: aioredis.ConnectionPool | None = None
+        self._r = client
+        if not isinstance(client, aioredis.RedisCluster):
+            shared = client.connection_pool
+            self._pool = aioredis.ConnectionPool(connection_class=shared.connection_class,
+                                                 max_connections=1, **shared.connection_kwargs)
+            # the same client class as the store's (it maps "Redis down" to the domain error)
+            self._r = type(client)(connection_pool=self._pool)
         self._warehouses = warehouses
 
     async def read(self, cursor: dict[str, str], block_ms: int, count: int = 500
@@ -134,5 +167,6 @@ class EventTail:
         return await read(self._r, await self._warehouses(), cursor, block_ms, count)
 
     async def aclose(self) -> None:
-        await self._r.aclose()
-        await self._pool.disconnect()
+        if self._pool is not None:  # else the store's client, closed with the store
+            await self._r.aclose()
+            await self._pool.disconnect()

@@ -26,12 +26,14 @@ Delivery semantics
   mail servers and clients that drop duplicate Message-IDs drop any duplicate too.
 - The de-dupe TTL must outlast how long an event can stay pending (default 30 days).
 
-Streams of different shards live in different hash slots; ``read`` and ``claim_stale`` address
-them in one command / one pipeline, as ``Store.read_events`` does. On Redis Cluster the
-multi-stream XREADGROUP would have to become one call per stream.
+Streams of different shards live in different hash slots (on Redis Cluster, on different
+nodes): every command here names one stream. ``read`` sends one non-blocking XREADGROUP per
+stream in one pipeline (on a cluster, one per node) and polls every ``POLL_MS`` until its
+``block_ms`` is spent, instead of one blocking multi-stream XREADGROUP, which a cluster refuses.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -40,6 +42,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from oms.server.redis import keys, scripts
+
+POLL_MS = 50  # an idle read's pause between two rounds of XREADGROUP
 
 
 class Delivery(NamedTuple):
@@ -95,19 +99,31 @@ class Notifications:
     async def read(self, group: str, consumer: str, warehouse_ids: Sequence[str], count: int = 100,
                    block_ms: int | None = None) -> list[Delivery]:
         """New entries (XREADGROUP ``>``) of every shard stream, up to ``count`` per stream,
-        merged in id (time) order. ``block_ms`` None or 0 returns at once."""
+        merged in id (time) order; waits up to ``block_ms`` (None or 0: not at all) for one."""
         if not warehouse_ids:
             return []
-        streams = {keys.Shard(w).events: ">" for w in warehouse_ids}
-        raw = await self.r.xreadgroup(group, consumer, streams, count=count,
-                                      block=block_ms or None)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (block_ms or 0) / 1000
+        while True:
+            out = await self._read_each(group, consumer, warehouse_ids, count)
+            if out or loop.time() >= deadline:
+                return out
+            await asyncio.sleep(min(POLL_MS / 1000, max(0.0, deadline - loop.time())))
+
+    async def _read_each(self, group: str, consumer: str, warehouse_ids: Sequence[str],
+                         count: int) -> list[Delivery]:
+        async with self.r.pipeline(transaction=False) as p:
+            for w in warehouse_ids:
+                p.xreadgroup(group, consumer, {keys.Shard(w).events: ">"}, count=count)
+            replies = await p.execute()
         out: list[Delivery] = []
-        if isinstance(raw, dict):  # RESP3 shape
-            raw = list(raw.items())
-        for stream, entries in raw or []:
-            wid = _wid(_s(stream))
-            for eid, f in entries:
-                out.append(Delivery(wid, _s(eid), _fields(f)))
+        for raw in replies:
+            if isinstance(raw, dict):  # RESP3 shape
+                raw = list(raw.items())
+            for stream, entries in raw or []:
+                wid = _wid(_s(stream))
+                for eid, f in entries:
+                    out.append(Delivery(wid, _s(eid), _fields(f)))
         out.sort(key=_sort_key)
         return out
 

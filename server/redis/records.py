@@ -4,6 +4,7 @@ packed availability arrays, PLACE_ORDERS entries and RISK_SIGNALS rows). No I/O.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -99,10 +100,54 @@ class RiskSignals(NamedTuple):
     country: str  # "-" = none yet
 
 
-def _pack_risk(rows: Sequence[RiskRow]) -> Packed:
-    return Packed(7 * len(rows), b"".join([
-        bulk(c.encode()) + bulk(e.encode()) + bulk(a.encode()) + bulk_int(v) + bulk_int(la) +
-        bulk_int(lo) + bulk_str(co) for c, e, a, v, la, lo, co in rows]))
+_NONE = b"$0\r\n\r\n"  # an empty bulk string: a field this bucket does not count
+
+
+_NONE4 = _NONE * 4
+
+
+def _pack_risk(rows: Sequence[RiskRow]) -> list[tuple[int, Packed, list[int]]]:
+    """RISK_SIGNALS' arguments, one call per bucket the rows touch: (bucket, args, where each
+    value of its answer goes: ``8 * row + RiskSignals index``). Each signal field of a row goes
+    to its own bucket, in batch order; the history values go with the history field (the
+    customer's, else the e-mail's)."""
+    args: list[list[bytes]] = [[] for _ in range(keys.RISK_BUCKETS)]
+    plans: list[list[int]] = [[] for _ in range(keys.RISK_BUCKETS)]
+    bucket_of = keys.risk_bucket
+    for i, (c, e, a, v, la, lo, co) in enumerate(rows):
+        base = 8 * i
+        if c:
+            f = b"c:" + c.encode()
+            n = bucket_of(f)
+            args[n].append(bulk(f) + bulk_int(v) + bulk_int(la) + bulk_int(lo) + bulk_str(co))
+            plans[n] += (base, base + 3, base + 4, base + 5, base + 6, base + 7)
+        if e:
+            f = b"e:" + e.encode()
+            n = bucket_of(f)
+            if c:
+                args[n].append(bulk(f) + _NONE4)
+                plans[n].append(base + 1)
+            else:
+                args[n].append(bulk(f) + bulk_int(v) + bulk_int(la) + bulk_int(lo) + bulk_str(co))
+                plans[n] += (base + 1, base + 3, base + 4, base + 5, base + 6, base + 7)
+        if a:
+            f = b"a:" + a.encode()
+            n = bucket_of(f)
+            args[n].append(bulk(f) + _NONE4)
+            plans[n].append(base + 2)
+    return [(n, Packed(len(p) * 5, b"".join(p)), plans[n]) for n, p in enumerate(args) if p]
+
+
+def _combine_risk(n_rows: int, plans: Sequence[list[int]], answers: Sequence[list]
+                  ) -> list[RiskSignals]:
+    """Each row's signals from the bucket calls' answers (``plans``: where each value of a
+    call's answer goes, as ``_pack_risk`` gave them). A value not in any answer (a field the
+    row does not have) is 0, and "-" for the country."""
+    acc: list = [0, 0, 0, 0, 0, 0, 0, "-"] * n_rows
+    put = acc.__setitem__
+    for plan, flat in zip(plans, answers):
+        deque(map(put, plan, flat), 0)  # acc[pos] = val for each, in C
+    return [RiskSignals(*acc[k:k + 7], _s(acc[k + 7])) for k in range(0, 8 * n_rows, 8)]
 
 
 @lru_cache(maxsize=65536)

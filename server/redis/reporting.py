@@ -18,8 +18,8 @@ class ReportingOps(StoreBase):
 
     async def read_events(self, cursor: dict[str, str], block_ms: int, count: int = 500
                           ) -> list[OrderEvent]:
-        """XREAD over every shard's stream from ``cursor`` (warehouse -> stream id); advances
-        the cursor. Events come back merged in id (time) order, and never past the last id of
+        """One XREAD of each shard's stream from ``cursor`` (warehouse -> stream id), polled
+        until an event or ``block_ms`` (see events.py); advances the cursor. Events come back merged in id (time) order, and never past the last id of
         a stream whose read was cut at ``count`` (it may hold older events not read yet), so
         that resuming after any delivered event id skips nothing."""
         return await event_streams.read(self.r, await self.warehouses(), cursor, block_ms, count)

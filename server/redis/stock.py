@@ -12,7 +12,8 @@ from oms.engine.errors import NotFoundError, PreconditionError
 from oms.engine.models import StockLevel
 from oms.server.redis import keys, scripts
 from oms.server.redis.base import StoreBase
-from oms.server.redis.records import RiskRow, RiskSignals, _pack_risk, _s, _unpack_avail
+from oms.server.redis.scripts import risk as risk_scripts
+from oms.server.redis.records import RiskRow, RiskSignals, _combine_risk, _pack_risk, _s, _unpack_avail
 from oms.server.redis.resp_pipeline import RawPipeline
 
 # Up to this many distinct skus (and at most 1/32 of the catalogue) a snapshot reads single
@@ -23,6 +24,8 @@ SNAPSHOT_FEW_SKUS = 64
 
 class StockOps(StoreBase):
     """Stock levels, availability snapshots, locations, replenishment."""
+
+    _risk_migrated = False  # set on the store once migrate_risk_history ran
 
     async def set_stock(self, warehouse_id: str, sku: str, on_hand: int, location: str, *,
                         clamp: bool = False) -> StockLevel:
@@ -100,8 +103,12 @@ class StockOps(StoreBase):
     async def risk_and_snapshot(self, rows: Sequence[RiskRow], now: int, window_s: int,
                                 warehouse_ids: Sequence[str], sku_ids: np.ndarray
                                 ) -> tuple[list[RiskSignals], np.ndarray]:
-        """RISK_SIGNALS (if ``rows``) and the availability snapshot (if warehouses and skus) in
-        ONE round trip (intake's hot path)."""
+        """RISK_SIGNALS (if ``rows``: one call per fraud-counter bucket the rows touch) and
+        the availability snapshot (if warehouses and skus) in ONE round trip (intake's hot
+        path)."""
+        if rows and not self._risk_migrated:
+            await self.migrate_risk_history()
+        risk_calls = _pack_risk(rows) if rows else []
         n_w, n_k = len(warehouse_ids), len(sku_ids)
         read = n_w > 0 and n_k > 0
         avail_keys = [keys.Shard(wid).avail for wid in warehouse_ids] if read else []
@@ -113,8 +120,9 @@ class StockOps(StoreBase):
         ops = [a for i in sku_ids.tolist() for a in ("GET", "i32", f"#{i}")] if few else []
 
         def build(p: RawPipeline) -> None:
-            if rows:
-                scripts.RISK_SIGNALS.add_to(p, [keys.RISK + "seen"], [keys.RISK, now, window_s, _pack_risk(rows)])
+            for bucket, args, _ in risk_calls:
+                prefix = keys.risk(bucket)
+                scripts.RISK_SIGNALS.add_to(p, [prefix + "seen"], [prefix, now, window_s, args])
             if few:
                 p.same_command_per_key("BITFIELD_RO", avail_keys, ops)
             elif read:
@@ -123,13 +131,36 @@ class StockOps(StoreBase):
         raw = await self._exec(build)
         signals: list[RiskSignals] = []
         if rows:
-            flat = raw[0]
-            signals = [RiskSignals(*flat[i:i + 7], _s(flat[i + 7])) for i in range(0, len(flat), 8)]
+            signals = _combine_risk(len(rows), [idx for _, _, idx in risk_calls],
+                                    raw[:len(risk_calls)])
         if not read:
             return signals, np.zeros((n_w, n_k), dtype=np.int64)
         if few:
             return signals, np.array(raw[-n_w:], dtype=np.int64).reshape(n_w, n_k)
         return signals, _unpack_avail(raw[-1], sku_ids)
+
+    async def migrate_risk_history(self, chunk: int = 500) -> int:
+        """Move customer history kept under the single ``{risk}`` slot (before the counters
+        were spread over buckets) into the buckets, once per store, before its first fraud
+        check; returns the entries this call moved. Velocity windows are not moved: they are
+        short and restart. Each chunk is removed from the old hash before it is merged, so
+        processes migrating at once never count an entry twice; one that dies in between
+        loses that chunk's history (the rules then treat those customers as new)."""
+        moved = 0
+        old = keys.LEGACY_RISK + "hist"
+        while True:
+            got = await risk_scripts.RISK_HIST_TAKE(self.r, keys=[old], args=[chunk])
+            if not got:
+                break
+            by_bucket: dict[int, list[bytes | str]] = {}
+            for i in range(0, len(got), 2):
+                by_bucket.setdefault(keys.risk_bucket(_s(got[i])), []).extend(got[i:i + 2])
+            for bucket, pairs in by_bucket.items():
+                await risk_scripts.RISK_HIST_MERGE(self.r, keys=[keys.risk(bucket) + "hist"],
+                                                   args=pairs)
+            moved += len(got) // 2
+        self._risk_migrated = True
+        return moved
 
     async def set_replenishment_policy(self, warehouse_id: str, sku: str, reorder_point: int,
                                        lead_time_days: float) -> None:

@@ -11,6 +11,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline as _AsyncPipeline
+from redis.asyncio.cluster import ClusterPipeline as _AsyncClusterPipeline
+from redis.asyncio.cluster import RedisCluster as _AsyncRedisCluster
+from redis.exceptions import ClusterDownError, MasterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -20,6 +23,8 @@ from oms.engine.errors import UnavailableError
 # replaying its AOF after a restart); TimeoutError a socket timeout. Other redis-py errors
 # (error replies, WATCH conflicts) are answers, not outages, and pass unchanged.
 _DOWN = (RedisConnectionError, RedisTimeoutError)
+# On a cluster, also a failover or a migration that outlasted redis-py's own retries.
+_CLUSTER_DOWN = (*_DOWN, ClusterDownError, MasterDownError, TryAgainError, SlotNotCoveredError)
 
 
 class StoreUnavailable(UnavailableError, RedisConnectionError):
@@ -65,3 +70,31 @@ class Pipeline(_AsyncPipeline):
         except _DOWN as e:
             raise unavailable(e) from e
 
+
+
+class RedisCluster(_AsyncRedisCluster):
+    """``redis.asyncio.cluster.RedisCluster`` raising ``StoreUnavailable`` when the cluster
+    cannot serve (a node unreachable, a failover or slot migration not settled in time)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except StoreUnavailable:
+            raise
+        except _CLUSTER_DOWN as e:
+            raise unavailable(e) from e
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> "ClusterPipeline":
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # type: ignore[return-value]
+        return ClusterPipeline(self, transaction)
+
+
+class ClusterPipeline(_AsyncClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except StoreUnavailable:
+            raise
+        except _CLUSTER_DOWN as e:
+            raise unavailable(e) from e

@@ -37,7 +37,7 @@ from oms.v1 import reporting_pb2 as rep
 from oms.v1 import reporting_pb2_grpc as rep_rpc
 from oms.v1 import returns_pb2 as ret
 from oms.v1 import returns_pb2_grpc as ret_rpc
-from tests.conftest import ADMIN_KEY, PEPPER, ServerThread, server_config
+from tests.conftest import ADMIN_KEY, PEPPER, ServerThread, redis_client, server_config
 from tests.helpers import INVALID, NOT_FOUND, add_warehouses
 
 pytestmark = pytest.mark.timeout(120)
@@ -466,7 +466,7 @@ def test_the_store_keeps_no_secret(server: ServerThread, client: OmsClient,
     with OmsClient(f"127.0.0.1:{server.port}", timeout=DEADLINE, api_key=made[0].key) as c2:
         c2.list_orders()  # used once: whatever a use writes is scanned too
     client.revoke_api_key(made[1].key_id)
-    r = redis.Redis.from_url(redis_url)
+    r = redis_client(redis_url)
     values = list(_every_value(r))
     assert any(made[0].key_id.encode() in v for _, v in values)  # the scan sees the keys
     for m in made:
@@ -495,12 +495,12 @@ def test_bootstrap_admin_key(server: ServerThread, redis_url: str, tmp_path: Pat
     assert path.read_text().strip() == key
     assert server.run(server.store.count_api_keys()) == 1
     # a new, empty Redis: the file's key is stored again, not replaced (the file keeps working)
-    redis.Redis.from_url(redis_url).flushall()
+    redis_client(redis_url).flushall()
     assert server.run(ensure_admin_key(server.store, cfg, pepper)) == str(path)
     assert path.read_text().strip() == key
     assert [r.key_id for r in server.run(server.store.list_api_keys())] == [parsed.key_id]
     # with --admin-key or --auth off there is nothing to bootstrap
-    redis.Redis.from_url(redis_url).flushall()
+    redis_client(redis_url).flushall()
     other = tmp_path / "other.key"
     for kw in (dict(admin_key=ADMIN_KEY), dict(admin_key="", auth="off")):
         cfg2 = server_config(redis_url, admin_key_file=str(other), **kw)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 
-import redis
 
 from oms.engine.carriers import RateTableCarrier
 from oms.engine.payments import DeterministicGateway
@@ -14,8 +13,9 @@ from oms.v1 import fulfillment_pb2 as f
 from oms.server.backorders import BackorderFiller
 from oms.server.order_actions import OrderLife
 from oms.server.redis.keys import Shard
-from oms.server.redis.store import STAGED, Store, StoreLedger
+from oms.server.redis.store import STAGED, StoreLedger
 from tests.helpers import audit_clean, on_hand_reserved
+from tests.conftest import redis_client, store_for
 
 
 def _network(client):
@@ -137,7 +137,7 @@ def test_concurrent_fillers_and_intake_never_oversell(client, server):
     assert all(sum(a.quantity for a in o.allocations) == sum(ln.quantity for ln in o.lines)
                for o in allocated)
     audit_clean(server)
-    r = redis.Redis.from_url(server.config.redis_url)
+    r = redis_client(server.config.redis_url)
     for wid in ("DSM", "CHI", "DEN"):
         assert not [k for k in r.hkeys(Shard(wid).resv) if k.decode().endswith(STAGED)]
         for k in range(4):
@@ -159,7 +159,7 @@ def test_a_cancel_between_commit_and_swap_leaves_no_stock_reserved(client, serve
     url = server.config.redis_url
 
     async def fill_with_a_cancel_before_the_swap():
-        store = Store.from_url(url)
+        store = store_for(url)
         life = OrderLife(store, DeterministicGateway(StoreLedger(store, asyncio.get_running_loop())),
                          RateTableCarrier())
         swap = store.swap_records_many

@@ -8,6 +8,7 @@ import gc
 from oms.engine.models import Customer, Address, Line, Order, OrderRequest, Warehouse
 from oms.server.intake import Coalescer, Intake
 from oms.server.redis.store import Store
+from tests.conftest import store_for
 
 
 def _req(i: int) -> OrderRequest:
@@ -25,7 +26,7 @@ async def _two_stocked_warehouses(store: Store) -> None:
 
 def test_concurrent_single_orders_all_complete_under_gc(clean_redis: str) -> None:
     async def go() -> list:
-        store = Store.from_url(clean_redis)
+        store = store_for(clean_redis)
         try:
             await _two_stocked_warehouses(store)
             co = Coalescer(Intake(store, fraud_hold_seconds=0), min_parallel=4)
@@ -59,7 +60,7 @@ def test_a_small_batch_gathers_callers_that_arrive_over_a_few_loop_turns(clean_r
     """Under load gRPC hands calls to the servicer over several turns of the event loop; a
     batch that starts small waits a few turns so that they share it."""
     async def go(turns: int) -> tuple[list[int], list]:
-        store = Store.from_url(clean_redis)
+        store = store_for(clean_redis)
         try:
             await _two_stocked_warehouses(store)
             intake = Intake(store, fraud_hold_seconds=0)

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-import redis
 
 from oms.clients.client import ClientError, OmsClient
 from oms.engine.payments import DeterministicGateway
@@ -24,7 +23,7 @@ from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import orders_pb2 as o
 from oms.server.redis import keys
 from oms.server.redis.store import StoreLedger
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, redis_client
 from tests.helpers import add_warehouses, audit_clean, levels
 
 pytestmark = pytest.mark.timeout(150)
@@ -374,7 +373,7 @@ def test_concurrent_cancels_of_a_paid_order_void_once(network, server):
     assert got.status == c.ORDER_STATUS_CANCELLED and got.payment.status == "VOIDED"
     gw = DeterministicGateway(StoreLedger(server.store, server.loop))
     auth = a.payment.authorization_id
-    r = redis.Redis.from_url(server.config.redis_url)
+    r = redis_client(server.config.redis_url)
     log = [r.get(keys.ledger(f"pay:auth:{auth}:cap:{i}")) for i in range(3)]
     assert gw.voided(auth) and log[0] is not None and log[1:] == [None, None]  # one void entry
     assert levels(client, "SKU-A")["DSM"] == (10, 0, 10)

@@ -11,6 +11,7 @@ from oms.clients.client import ClientError, OmsClient
 from oms.engine import geo
 from oms.v1 import common_pb2 as c
 from tests.helpers import EXHAUSTED, INVALID, NOT_FOUND, PRECONDITION, add_warehouses, audit_clean, levels
+from tests.conftest import redis_client
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -426,14 +427,12 @@ def test_same_key_twice_returns_same_order_and_reserves_once(network, server):
 def test_a_placed_orders_key_mapping_outlives_its_pending_claim(network, server):
     # placing leaves the claim "pending"; repeats resolve it from the shard mapping, so the
     # mapping must live at least as long as the claims hash that holds the claim
-    import redis  # noqa: PLC0415
-
     from oms.server.redis import keys  # noqa: PLC0415
 
     client = network
     stock(client, "SKU-A", DSM=10)
     a = client.place_order(req([("SKU-A", 1)], postal_code=AMES, idempotency_key="ttl-1"))
-    r = redis.Redis.from_url(server.config.redis_url)
+    r = redis_client(server.config.redis_url)
     d = keys.digest("ttl-1")
     mapping_ttl = r.ttl(f"{keys.shard(keys.home_of(a.id))}idem:{d}")
     claims = [k for k in r.scan_iter("oms:{i:*}:claims:*") if r.hexists(k, d)]

@@ -6,10 +6,10 @@ import hashlib
 import re
 
 import pytest
-import redis
 
 from oms.server.redis import scripts
 from oms.server.redis.scripts import LuaScript
+from tests.conftest import redis_client
 
 
 def test_every_script_is_an_object_with_its_final_text() -> None:
@@ -36,7 +36,7 @@ def test_a_wrong_key_count_fails_before_redis() -> None:
 
 
 def test_the_shas_redis_runs_are_the_exported_ones(client, server, redis_url) -> None:
-    r = redis.Redis.from_url(redis_url)
+    r = redis_client(redis_url)
     r.script_flush()
     client.upsert_warehouse("DSM", "Des Moines", postal_code="50309")
     client.set_stock("DSM", "SKU-1", 5, "A01-S002")  # a direct call: loads on NOSCRIPT

@@ -30,6 +30,7 @@ from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as rt
 from oms.server.redis import keys
 from oms.server.redis.notifications import Notifications
+from tests import conftest
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -114,6 +115,8 @@ def notify_cmd(redis_url: str, port: int, *extra: str, once: bool = True) -> lis
     cmd = [sys.executable, "-m", "oms.server.jobs.notify", "--redis-url", redis_url,
            "--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--smtp-timeout", "10",
            "--from-address", "Shop <orders@shop.test>", "--log-level", "INFO", *extra]
+    if conftest.ON_CLUSTER:
+        cmd.append("--redis-cluster")
     return cmd + (["--once"] if once else [])
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 
 import pytest
-import redis
 
 from oms.clients.client import ClientError
 from oms.engine.carriers import RateTableCarrier, validate_tracking_number
@@ -14,6 +13,7 @@ from oms.v1 import returns_pb2 as r
 from oms.server.order_actions import OrderLife
 from oms.server.redis.keys import Shard
 from tests.helpers import audit_clean, gateway, on_hand_reserved
+from tests.conftest import redis_client
 
 
 def _setup(client) -> None:
@@ -223,7 +223,7 @@ def test_split_order_ships_each_warehouse_part(client, server):
         want = sorted((a.sku, a.quantity) for a in o2.allocations if a.warehouse_id == wid)
         assert sorted((s.sku, s.quantity) for s in stops) == want
     assert not [b for b in client.plan_wave(other, max_orders=10).batches if o2.id in b.order_ids]
-    r = redis.Redis.from_url(server.config.redis_url)
+    r = redis_client(server.config.redis_url)
     waved = Shard(other).waved
     assert r.smembers(waved) == {o2.id.encode()}
     # each warehouse confirms its own part: PICKED (and packable) only when both have

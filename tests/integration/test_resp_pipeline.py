@@ -11,6 +11,10 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from oms.server.redis.resp_pipeline import Packed, RawClient, bulk, bulk_int, bulk_str, pack
 from oms.server.redis.store import RiskRow, RiskSignals, Store
+from tests.conftest import CLUSTER_ONLY_SKIP, ON_CLUSTER
+
+# RawClient against one Redis (the cluster router has its own tests: test_cluster_store.py)
+pytestmark = pytest.mark.skipif(ON_CLUSTER, reason=CLUSTER_ONLY_SKIP)
 
 ECHO = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) + 1}"
 

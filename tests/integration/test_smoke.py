@@ -1,4 +1,5 @@
 from oms.v1 import common_pb2 as c
+from tests.conftest import redis_client
 
 
 def test_place_and_get(client, server):
@@ -22,11 +23,9 @@ def test_place_and_get(client, server):
 
 def test_scripts_reload_after_script_flush(client, server, redis_url):
     """A Redis that lost its script cache (restart, SCRIPT FLUSH) gets the scripts again."""
-    import redis
-
     client.upsert_warehouse("DSM", "Des Moines", postal_code="50309")
     client.set_stock("DSM", "SKU-1", 5, "A01-S002")
-    redis.Redis.from_url(redis_url).script_flush()
+    redis_client(redis_url).script_flush()
     orders = client.batch_place_orders([client.order_request([("SKU-1", 1)], postal_code="50010")] * 2)
     assert all(o.status == c.ORDER_STATUS_ALLOCATED for o in orders)
     assert server.run(server.store.audit()) == []

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from oms.server.redis.keys import Shard
 from oms.server.redis.scripts import MINUTES_KEPT
+from tests.conftest import redis_client
 
 
 def test_stats_count_orders_and_drop_old_minutes(client, server):
@@ -15,7 +14,7 @@ def test_stats_count_orders_and_drop_old_minutes(client, server):
     client.upsert_warehouse("CHI", "Chicago", postal_code="60601")
     client.set_stock("DSM", "MUG", 100)
     client.set_stock("CHI", "MUG", 100)
-    r = redis.Redis.from_url(server.config.redis_url)
+    r = redis_client(server.config.redis_url)
     stats = Shard("DSM").stats
     m = int(time.time() // 60)
     # as if the service had run for hours: an old minute, the one PLACE_ORDERS drops now (or a

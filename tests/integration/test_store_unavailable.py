@@ -29,7 +29,7 @@ def test_redis_down_is_unavailable_and_health_follows(tmp_path: Path) -> None:
 
     allocation.warmup()
     redis = EmbeddedRedis(tmp_path, appendonly=True, fsync="always").start()
-    st = ServerThread(server_config(redis.url)).start()
+    st = ServerThread(server_config(redis.url, redis_cluster=False)).start()
     try:
         async def start_watch() -> asyncio.Task[None]:
             return asyncio.get_running_loop().create_task(

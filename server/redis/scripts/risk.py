@@ -6,23 +6,29 @@ from oms.server.redis.scripts.lua import LUA_CHUNKED, LuaScript
 _RISK_SIGNALS = r"""
 -- RISK_SIGNALS: for a batch of incoming orders, count each order into the velocity windows of
 -- its customer, email and address and into the customer's history, returning what was there
--- before it (the fraud rules' inputs). All risk keys share the {risk} slot so a batch is one
--- call. Velocity lives in one hash per window (fields "c:<id>", "e:<id>", "a:<id>"), expiring
--- after two windows; a count is this window's plus the previous one's. History is one field
--- per customer in hash "hist" (field "c:<id>", or "e:<email>" for an order without a customer
--- id): "orders value_sum lat_sum lon_sum country", coordinates in
+-- before it (the fraud rules' inputs). The counters are spread over RISK_BUCKETS slots
+-- (oms:{r:<n>}:, n from the signal's field, keys.risk_bucket) so that no one Redis core or
+-- cluster node holds them all; one call counts the signal fields of ONE bucket, and the caller
+-- makes one call per bucket the batch touches. An order's fields go to their buckets one by
+-- one (up to three calls), in batch order: every counter is still counted exactly once, and a
+-- repeat within the batch sees the ones before it. Velocity lives in one hash per window (fields "c:<id>", "e:<id>",
+-- "a:<id>"), expiring after two windows; a count is this window's plus the previous one's.
+-- History is one field per customer in hash "hist" (field "c:<id>", or "e:<email>" for an
+-- order without a customer id; the same field as its velocity, so the same bucket):
+-- "orders value_sum lat_sum lon_sum country", coordinates in
 -- millionths of a degree so that every number is an integer (Lua prints a float with
 -- sprintf("%.14g"), which costs more than the rest of a row's work).
--- KEYS[1] any key of the slot (oms:{risk}:seen)
--- ARGV[1] key prefix "oms:{risk}:"  ARGV[2] now_ms  ARGV[3] window seconds
--- ARGV[4..] 7 per order: customer, email, address, value_cents, lat_e6, lon_e6, country
---           (integers; empty customer/email/address not counted)
--- returns 8 values per order, flat: n_customer, n_email, n_address, h_orders, h_value_sum,
---   h_lat_sum, h_lon_sum (integers: counts in the current and previous window, before this
---   order) and h_country (string, "-" none)
+-- KEYS[1] any key of the bucket's slot (oms:{r:<n>}:seen)
+-- ARGV[1] key prefix "oms:{r:<n>}:"  ARGV[2] now_ms  ARGV[3] window seconds
+-- ARGV[4..] 5 per signal field, in batch order: the field ("c:<customer>", "e:<email>" or
+--           "a:<address>"), then for the order's history field (its customer's, else its
+--           e-mail's) value_cents, lat_e6, lon_e6, country (integers), else "" "" "" ""
+-- returns per field, flat: its count (this window and the previous one, before this order),
+--   then for a history field h_orders, h_value_sum, h_lat_sum, h_lon_sum (integers) and
+--   h_country (string, "-" none)
 --
 -- Orders are counted one after the other (a repeat within the batch sees the ones before it),
--- on Lua copies of the touched fields: three HMGETs and two HSETs per batch, not per order.
+-- on Lua copies of the touched fields: three HMGETs and two HSETs per call, not per order.
 local A = ARGV
 local p, now, win = A[1], tonumber(A[2]), tonumber(A[3])
 -- strtod and sprintf are the costly part of a number: counts repeat, convert each once
@@ -34,17 +40,14 @@ local rows, vf, vseen, who, wseen = {}, {}, {}, {}, {}
 local function want(field)
   if field and not vseen[field] then vseen[field] = true; vf[#vf + 1] = field end
 end
-for e = 4, #A, 7 do
-  local c, m, a = A[e], A[e + 1], A[e + 2]
-  local fc = c ~= '' and ('c:' .. c) or false
-  local fe = m ~= '' and ('e:' .. m) or false
-  local fa = a ~= '' and ('a:' .. a) or false
-  want(fc); want(fe); want(fa)
-  -- history is per customer id, else per e-mail, in separate namespaces: an id equal to
-  -- someone's e-mail must not inherit that history
-  local w = c ~= '' and ('c:' .. c) or (m ~= '' and ('e:' .. m) or '')
+for e = 4, #A, 5 do
+  local f = A[e]
+  want(f)
+  -- history is per customer id, else per e-mail, in separate namespaces ("c:" / "e:"): an id
+  -- equal to someone's e-mail must not inherit that history (the caller picks the field)
+  local w = A[e + 1] ~= '' and f or ''
   if w ~= '' and not wseen[w] then wseen[w] = true; who[#who + 1] = w end
-  rows[#rows + 1] = {e, fc, fe, fa, w}
+  rows[#rows + 1] = {e - 2, f, w}
 end
 local before, now_cnt, hv = {}, {}, {}
 if #vf > 0 then
@@ -70,20 +73,18 @@ if #who > 0 then
   end
 end
 local function bump(field)
-  if not field then return 0 end
   local c = now_cnt[field]
   now_cnt[field] = c + 1
   return before[field] + c
 end
 local out = {}
 for r = 1, #rows do
-  local e, w = rows[r][1], rows[r][5]
-  local nc, ne, na = bump(rows[r][2]), bump(rows[r][3]), bump(rows[r][4])
-  local h = w ~= '' and hv[w] or {0, 0, 0, 0, '-'}
-  local n = #out
-  out[n + 1] = nc; out[n + 2] = ne; out[n + 3] = na
-  out[n + 4] = h[1]; out[n + 5] = h[2]; out[n + 6] = h[3]; out[n + 7] = h[4]; out[n + 8] = h[5]
+  local e, w = rows[r][1], rows[r][3]
+  out[#out + 1] = bump(rows[r][2])
   if w ~= '' then
+    local h = hv[w]
+    local n = #out
+    out[n + 1] = h[1]; out[n + 2] = h[2]; out[n + 3] = h[3]; out[n + 4] = h[4]; out[n + 5] = h[5]
     local country = h[5] ~= '-' and h[5] or (A[e + 6] ~= '' and A[e + 6] or '-')
     hv[w] = {h[1] + 1, h[2] + tonumber(A[e + 3]), h[3] + tonumber(A[e + 4]), h[4] + tonumber(A[e + 5]), country}
   end
@@ -108,3 +109,46 @@ return out
 
 # The scripts as they run. Each one's KEYS count is checked on every call.
 RISK_SIGNALS = LuaScript("RISK_SIGNALS", LUA_CHUNKED + _RISK_SIGNALS, 1)
+
+_RISK_HIST_TAKE = r"""
+-- RISK_HIST_TAKE: the history migration's read side: remove up to ARGV[1] fields from the
+-- history hash of the single-slot layout and return them (field, value, field, value...), so
+-- that of several processes migrating at once each field goes to exactly one of them.
+-- KEYS[1] oms:{risk}:hist
+-- ARGV[1] how many fields at most
+local cursor, got = '0', {}
+repeat  -- a sparse table can answer a scan step with nothing: go on until some or the end
+  local r = redis.call('HSCAN', KEYS[1], cursor, 'COUNT', tonumber(ARGV[1]))
+  cursor, got = r[1], r[2]
+until #got > 0 or cursor == '0'
+local names = {}
+for i = 1, #got, 2 do names[#names + 1] = got[i] end
+if #names > 0 then redis.call('HDEL', KEYS[1], unpack(names)) end
+return got
+"""
+
+_RISK_HIST_MERGE = r"""
+-- RISK_HIST_MERGE: the history migration's write side: add migrated history entries into a
+-- bucket's history hash. A field the bucket already counts (orders placed since the upgrade)
+-- gets the sums of both; the country stays the older, migrated one.
+-- KEYS[1] oms:{r:<n>}:hist
+-- ARGV: field, value, field, value, ... (value: "orders value_sum lat_sum lon_sum country")
+for i = 1, #ARGV, 2 do
+  local f, old = ARGV[i], ARGV[i + 1]
+  local cur = redis.call('HGET', KEYS[1], f)
+  if cur then
+    local a, b = {}, {}
+    for tok in string.gmatch(old, '%S+') do a[#a + 1] = tok end
+    for tok in string.gmatch(cur, '%S+') do b[#b + 1] = tok end
+    local country = a[5] ~= '-' and a[5] or b[5]
+    old = string.format('%d %d %d %d %s', tonumber(a[1]) + tonumber(b[1]),
+      tonumber(a[2]) + tonumber(b[2]), tonumber(a[3]) + tonumber(b[3]),
+      tonumber(a[4]) + tonumber(b[4]), country)
+  end
+  redis.call('HSET', KEYS[1], f, old)
+end
+return #ARGV / 2
+"""
+
+RISK_HIST_TAKE = LuaScript("RISK_HIST_TAKE", _RISK_HIST_TAKE, 1)
+RISK_HIST_MERGE = LuaScript("RISK_HIST_MERGE", _RISK_HIST_MERGE, 1)
