@@ -18,10 +18,10 @@ demo: env
 	$(BIN)/python -m oms.clients.demo
 
 ## test: lint, then the whole test suite (unit, integration on real Redis + gRPC, end-to-end),
-## then the integration tier again on a 3-master embedded Redis Cluster
+## then the integration and end-to-end tiers again on a 3-master embedded Redis Cluster
 test: env lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration --redis-cluster
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/e2e --redis-cluster
 
 ## lint: ruff on everything but the generated protobuf code (pyproject.toml [tool.ruff])
 lint: env

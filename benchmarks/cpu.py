@@ -12,18 +12,22 @@ import bisect
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 _CLK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def session_cpu(sid: int) -> dict[str, float]:
+def session_cpu(sid: int, labels: Mapping[int, str] | None = None) -> dict[str, float]:
     """CPU seconds (user + system) of every live process in session ``sid``, split into the
-    embedded ``redis`` (processes named redis-server) and the rest (``server``).
+    embedded ``redis`` (processes named redis-server) and the rest (``server``); a redis-server
+    whose pid is in ``labels`` is counted under its label instead (one entry per node of an
+    embedded cluster).
 
     A server started with ``start_new_session=True`` leads a session that holds its workers and
     the Redis it starts; CPU of a process that already exited is not counted."""
-    out = {"redis": 0.0, "server": 0.0}
+    labels = labels or {}
+    out = {"redis": 0.0, "server": 0.0, **{lb: 0.0 for lb in labels.values()}}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -37,7 +41,10 @@ def session_cpu(sid: int) -> dict[str, float]:
         if int(f[3]) != sid:  # field 6 of proc(5), session id
             continue
         ticks = int(f[11]) + int(f[12])  # utime, stime
-        out["redis" if name.startswith("redis-server") else "server"] += ticks / _CLK
+        if name.startswith("redis-server"):
+            out[labels.get(int(d), "redis")] += ticks / _CLK
+        else:
+            out["server"] += ticks / _CLK
     return out
 
 
@@ -54,6 +61,9 @@ class CpuSampler:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._t = threading.Thread(target=self._run, daemon=True, name=f"cpu-sampler-{sid}")
+        # pid -> label for session_cpu; may be filled after start (a label's CPU before then
+        # is under "redis", so read windows that start after it was set)
+        self.labels: dict[int, str] = {}
 
     def start(self) -> "CpuSampler":
         if Path("/proc/self/stat").exists():
@@ -67,7 +77,7 @@ class CpuSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            t, s = time.time(), session_cpu(self.sid)
+            t, s = time.time(), session_cpu(self.sid, dict(self.labels))
             with self._lock:
                 self.times.append(t)
                 self.samples.append(s)
@@ -84,13 +94,14 @@ class CpuSampler:
             return dict(samples[i])
         t0, t1 = times[i - 1], times[i]
         w = (t - t0) / (t1 - t0)
-        return {k: samples[i - 1][k] + w * (samples[i][k] - samples[i - 1][k]) for k in samples[i]}
+        return {k: samples[i - 1].get(k, 0.0) + w * (samples[i][k] - samples[i - 1].get(k, 0.0))
+                for k in samples[i]}
 
     def between(self, t0: float, t1: float) -> dict[str, float] | None:
         a, b = self.at(t0), self.at(t1)
         if a is None or b is None:
             return None
-        return {k: max(0.0, b[k] - a[k]) for k in b}
+        return {k: max(0.0, b[k] - a.get(k, 0.0)) for k in b}
 
 
 def cost_per_order(server_cpu: dict[str, float] | None, client_cpu_s: float, orders: int,

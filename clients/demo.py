@@ -55,9 +55,10 @@ def demand_zips(rng: random.Random, n: int) -> list[tuple[str, float, float]]:
     return [rng.choice(cities[i][1]) for i in picks]
 
 
-def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str, str]:
-    """oms-server on an embedded Redis in ``data_dir``: the process, its address and the admin
-    key it wrote into ``data_dir`` on first start."""
+def start_server(data_dir: str, cluster: int = 0) -> tuple[subprocess.Popen[str], str, str]:
+    """oms-server on an embedded Redis in ``data_dir`` (``cluster`` > 0: an embedded Redis
+    Cluster of that many masters): the process, its address and the admin key it wrote into
+    ``data_dir`` on first start."""
     key_file = os.path.join(data_dir, "admin.key")
     # A key from the environment would be the server's static key instead of the file's.
     env = {k: v for k, v in os.environ.items() if k != "OMS_ADMIN_KEY"}
@@ -67,7 +68,9 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[str], str, str]:
          "--admin-key-file", key_file,
          "--auth-pepper-file", os.path.join(data_dir, "auth.pepper"),
          # the demo skips the one-hour fraud-hold delay so its orders can be waved at once
-         "--fraud-hold-seconds", "0"], stdout=subprocess.PIPE, text=True, env=env)
+         "--fraud-hold-seconds", "0",
+         *(["--embedded-cluster", str(cluster)] if cluster else [])],
+        stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
         m = re.search(r"listening on (\S+)", line)
@@ -108,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tls-ca", default="", help="with --target: PEM CA of the server's TLS")
     ap.add_argument("--fulfil", type=int, default=400,
                     help="orders carried on through pick, pack, ship, tracking and delivery")
+    ap.add_argument("--embedded-cluster", type=int, default=0, metavar="N",
+                    help="without --target: start oms-server on an embedded Redis Cluster of N "
+                         "masters instead of one embedded redis-server")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
 
@@ -116,8 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     key = credentials.resolve_api_key(args.api_key)
     if not target:
         data_dir = tempfile.mkdtemp(prefix="oms-demo-")
-        print(f"starting oms-server on an embedded redis-server (data in {data_dir}) ...")
-        proc, target, key = start_server(data_dir)
+        what = (f"an embedded Redis Cluster of {args.embedded_cluster} masters"
+                if args.embedded_cluster else "an embedded redis-server")
+        print(f"starting oms-server on {what} (data in {data_dir}) ...")
+        proc, target, key = start_server(data_dir, args.embedded_cluster)
     try:
         with OmsClient(target, timeout=120, api_key=key, tls_ca=args.tls_ca) as cl:
             zipf = [1.0 / (k + 1) ** 0.8 for k in range(args.skus)]

@@ -24,6 +24,7 @@ async def serve(config: Config, *, reuse_port: bool = False, ready: object = Non
     from oms.server.redis.store import Store  # noqa: PLC0415
 
     store = Store.from_url(config.redis_url, cluster=config.redis_cluster,
+                           replica_acks=config.replica_acks,
                            events_maxlen=config.events_maxlen,
                            idempotency_ttl_s=config.idempotency_ttl_s)
     await store.ping()

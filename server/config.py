@@ -43,6 +43,9 @@ class Config:
     # single embedded redis-server
     embedded_cluster: int = 0
     embedded_replicas: int = 0
+    # > 0: each write batch waits (Redis WAIT, per node it touched) until this many replicas
+    # have it, so a master's failover loses no acknowledged write; Redis Cluster only
+    replica_acks: int = 0
     fraud_hold_seconds: int = 3600
     workers: int = 1
     # Scheduling priority (nice) of the embedded redis-server: on cores it shares with the
@@ -102,6 +105,12 @@ class Config:
             raise ConfigError("--embedded-cluster starts its own cluster: leave out --redis-url")
         if self.embedded_replicas and not self.embedded_cluster:
             raise ConfigError("--embedded-replicas needs --embedded-cluster")
+        if self.replica_acks and not (self.redis_cluster or self.embedded_cluster):
+            raise ConfigError("--replica-acks needs --redis-cluster or --embedded-cluster "
+                              "(a single Redis's replicas are not supported)")
+        if self.embedded_cluster and self.replica_acks > self.embedded_replicas:
+            raise ConfigError(f"--replica-acks {self.replica_acks} needs at least as many "
+                              f"--embedded-replicas (has {self.embedded_replicas})")
         if self.auth == "off" and not is_loopback(self.listen):
             raise ConfigError(f"--auth off is refused on {self.listen}: it is for a loopback "
                               "address only (127.0.0.1, ::1, localhost, unix:)")
@@ -221,6 +230,7 @@ RULES: dict[str, Rule] = {
     "fsync": one_of("always", "everysec"),
     "embedded_cluster": between(0, 64),
     "embedded_replicas": between(0, 5),
+    "replica_acks": between(0, 5),
     "fraud_hold_seconds": between(0, 365 * DAY),
     "workers": between(1, 256),
     "redis_nice": between(-20, 19),

@@ -109,7 +109,8 @@ class ServerThread:
         self.loop.run_forever()
 
     async def _start(self) -> None:
-        self.store = Store.from_url(self.config.redis_url, cluster=self.config.redis_cluster)
+        self.store = Store.from_url(self.config.redis_url, cluster=self.config.redis_cluster,
+                                    replica_acks=self.config.replica_acks)
         await self.store.ping()  # on a cluster: read the slot map before serving
         self.server, self.port = create_server(self.config, self.store)
         await self.server.start()

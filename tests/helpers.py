@@ -14,6 +14,7 @@ import grpc
 from oms.clients.client import OmsClient
 from oms.engine.payments import DeterministicGateway
 from oms.server.redis.store import StoreLedger
+from tests import conftest
 from tests.conftest import ADMIN_KEY
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -70,15 +71,20 @@ def poll(cond: Callable[[], bool], timeout_s: float = 15.0) -> bool:
     return cond()
 
 
-def server_cmd(data: Path, *extra: str, admin_key: str | None = ADMIN_KEY) -> list[str]:
+def server_cmd(data: Path, *extra: str, admin_key: str | None = ADMIN_KEY,
+               cluster: bool | None = None) -> list[str]:
     """The command line of an oms-server child process on data dir ``data`` (any port). Its
     pepper and key files are in ``data``, never the repo's var/; callers send ``admin_key``
     (conftest's ADMIN_KEY by default). ``admin_key=None``: no static key, so the first start
-    writes a new admin key to ``data/admin.key`` (``admin_key_in(data)``)."""
+    writes a new admin key to ``data/admin.key`` (``admin_key_in(data)``). ``cluster``: on a
+    3-master ``--embedded-cluster`` instead of one embedded Redis (default: the session's mode,
+    pytest ``--redis-cluster``)."""
     auth = ["--admin-key-file", str(data / "admin.key"),
             "--auth-pepper-file", str(data / "auth.pepper")]
     if admin_key is not None:
         auth += ["--admin-key", admin_key]
+    if conftest.ON_CLUSTER if cluster is None else cluster:
+        auth += ["--embedded-cluster", "3"]
     return [sys.executable, "-m", "oms.server.cli", "--listen", "127.0.0.1:0", "--data-dir", str(data),
             "--label-dir", str(data / "labels"), "--log-level", "WARNING", *auth, *extra]
 
@@ -88,12 +94,12 @@ def admin_key_in(data: Path) -> str:
     return (data / "admin.key").read_text(encoding="ascii").strip()
 
 
-def start_server(data: Path, *extra: str, admin_key: str | None = ADMIN_KEY
-                 ) -> tuple[subprocess.Popen[str], str]:
+def start_server(data: Path, *extra: str, admin_key: str | None = ADMIN_KEY,
+                 cluster: bool | None = None) -> tuple[subprocess.Popen[str], str]:
     """Start an oms-server child process (``server_cmd``); it and the address it says it
     listens on."""
-    p = subprocess.Popen(server_cmd(data, *extra, admin_key=admin_key), stdout=subprocess.PIPE,
-                         text=True)
+    p = subprocess.Popen(server_cmd(data, *extra, admin_key=admin_key, cluster=cluster),
+                         stdout=subprocess.PIPE, text=True)
     assert p.stdout is not None
     for line in p.stdout:
         m = re.search(r"listening on (\S+)", line)

@@ -54,13 +54,19 @@ class StoreBase:
         self._skus.clear()
 
     @classmethod
-    def from_url(cls, url: str, *, cluster: bool = False, **kw: int) -> Self:
+    def from_url(cls, url: str, *, cluster: bool = False, replica_acks: int = 0, **kw: int) -> Self:
         """A store on ``url``; with ``cluster``, on the Redis Cluster that ``url`` names a node
-        of. Callers ``await ping()`` before use: on a cluster that reads the slot map."""
+        of. Callers ``await ping()`` before use: on a cluster that reads the slot map.
+        ``replica_acks`` N > 0 (cluster only): every write waits for N replicas (WAIT)."""
         if cluster:
             # Connections per node; a blocking wait instead of failing under bursts, as below.
             client = UnavailableAwareCluster.from_url(url, max_connections=64)
-            return cls(client, ClusterRawClient(url), **kw)  # type: ignore[arg-type]
+            raw = ClusterRawClient(url, replica_acks=replica_acks)
+            if replica_acks:
+                client.acked = raw
+            return cls(client, raw, **kw)  # type: ignore[arg-type]
+        if replica_acks:
+            raise ValueError("replica acks need a Redis Cluster")
         # A blocking pool: bursts of concurrent RPCs wait for a connection instead of failing.
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=30)
         # Connection errors come out as the retryable StoreUnavailable (UNAVAILABLE).

@@ -17,11 +17,18 @@ commands, a bounded number of rounds:
   replicated): every script is loaded on every master and only the failed calls are re-sent. Re-sending
   the whole batch (what the single-node path does) would run the other nodes' scripts twice.
 
+With ``replica_acks`` N > 0 (``--replica-acks``), each node's sub-pipeline that carries a write
+ends with ``WAIT N timeout`` in the same round trip (WAIT counts the replicas that have this
+connection's writes), and fewer than N acknowledgements fail the call with ``StoreUnavailable``
+(UNAVAILABLE): the write may then be on the master only, lost if that master dies now; the
+caller retries with the same idempotency keys, which makes the retry safe.
+
 The single-node ``RawClient`` path is untouched: this module only subclasses it per node.
 """
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +44,15 @@ _ROUNDS = 6  # redirect / retry rounds before giving up
 _BACKOFF_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
 _ASKING = pack(("ASKING",))
 Addr = tuple[str, int]
+# Commands the hot path sends that change nothing (no WAIT after a sub-pipeline of only these).
+_READS = frozenset((b"MGET", b"GET", b"HGET", b"HMGET", b"HGETALL", b"HKEYS", b"EXISTS",
+                    b"BITFIELD_RO", b"ZRANGE", b"ZSCORE", b"SMISMEMBER", b"XRANGE", b"PING"))
+REPLICA_ACK_TIMEOUT_MS = 1000
+
+
+def _writes(cmd: bytes) -> bool:
+    # b"*N\r\n$len\r\nNAME\r\n...": the command name is the third piece
+    return cmd.split(b"\r\n", 3)[2].upper() not in _READS
 
 
 def slot_of(key: object) -> int:
@@ -129,14 +145,20 @@ class ClusterRawPipeline(RawPipeline):
 class ClusterRawClient:
     """Lean pipelines to every master of a cluster; ``url`` names any node."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, replica_acks: int = 0,
+                 replica_ack_timeout_ms: int = REPLICA_ACK_TIMEOUT_MS) -> None:
         kw = parse_url(url)
         self._url = url
+        self.replica_acks = replica_acks
+        self._wait = pack(("WAIT", replica_acks, replica_ack_timeout_ms)) if replica_acks else b""
+        self._wait_ms = replica_ack_timeout_ms
         self._seed: Addr = (kw.get("host", "localhost"), int(kw.get("port", 6379)))
         self._nodes: dict[Addr, _NodeClient] = {}
         self._slot_node: list[Addr] | None = None
         self._refresh_lock = asyncio.Lock()
         self._stale = False
+        # redirects and retries seen, by kind (MOVED, ASK, TRYAGAIN, ...): for tests and logs
+        self.redirects: Counter[str] = Counter()
 
     def pipeline(self) -> ClusterRawPipeline:
         return ClusterRawPipeline(self)
@@ -224,6 +246,7 @@ class ClusterRawClient:
                     if not isinstance(r, ResponseError):
                         continue
                     msg = str(r)
+                    self.redirects[msg.split(" ", 1)[0]] += 1
                     if msg.startswith("MOVED "):
                         _, slot, where = msg.split(" ", 2)
                         table[int(slot)] = _addr(where)
@@ -262,8 +285,14 @@ class ClusterRawClient:
                 raise NoScriptError(msg) if msg.startswith("NOSCRIPT") else r
         return replies
 
+    async def execute_one(self, args: tuple[object, ...], key: object) -> Any:
+        """One command routed by ``key`` (with WAIT after it when replica acks are on)."""
+        (reply,) = await self.execute_routed([pack(args)], [slot_of(key)])
+        return reply
+
     async def _send(self, addr: Addr, cmds: list[bytes], asking: set[int], idx: list[int]) -> list[Any]:
-        if not asking:
+        wait = bool(self._wait) and any(_writes(c) for c in cmds)
+        if not asking and not wait:
             return await self._node(addr).execute(cmds)
         # ASKING holds for the next command only: put one before each redirected command
         wire: list[bytes] = []
@@ -273,7 +302,16 @@ class ClusterRawClient:
                 wire.append(_ASKING)
             keep.append(len(wire))
             wire.append(c)
+        if wait:
+            wire.append(self._wait)  # same connection, same round trip: WAIT covers these writes
         got = await self._node(addr).execute(wire)
+        if wait:
+            acked = got[-1]
+            if not isinstance(acked, int) or acked < self.replica_acks:
+                raise StoreUnavailable(
+                    f"a write reached {addr[0]}:{addr[1]} but {acked!s:.80} of "
+                    f"{self.replica_acks} replicas acknowledged it within {self._wait_ms} ms: it "
+                    "may be on the master only; retry with the same idempotency keys (safe)")
         return [got[k] for k in keep]
 
     async def _load_scripts(self, addr: Addr) -> None:

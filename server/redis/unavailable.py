@@ -74,9 +74,22 @@ class Pipeline(_AsyncPipeline):
 
 class RedisCluster(_AsyncRedisCluster):
     """``redis.asyncio.cluster.RedisCluster`` raising ``StoreUnavailable`` when the cluster
-    cannot serve (a node unreachable, a failover or slot migration not settled in time)."""
+    cannot serve (a node unreachable, a failover or slot migration not settled in time).
+
+    With ``--replica-acks``, ``acked`` is the store's ``ClusterRawClient``: the state changes
+    made outside the hot pipelines (scripts such as a cancel or a stock change, and HSET) go
+    through it, so they too end with WAIT on the connection that wrote them (redis-py would
+    send a WAIT on whatever pooled connection, which counts another client's writes)."""
+
+    acked: Any = None
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self.acked is not None and not kwargs and args:
+            name = str(args[0]).upper()
+            if name == "EVALSHA" and int(args[2]) > 0:
+                return await self.acked.execute_one(args, args[3])
+            if name == "HSET":
+                return await self.acked.execute_one(args, args[1])
         try:
             return await super().execute_command(*args, **kwargs)
         except StoreUnavailable:

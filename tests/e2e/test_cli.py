@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import conftest
 from tests.conftest import ADMIN_KEY
 
 
@@ -106,8 +107,9 @@ def test_wave_job_once(server, redis_url: str) -> None:
     out = oms(server, "order", "fill-backorders").stdout
     assert out.strip() == "backorders: 1 considered, 0 filled, 1 waiting, 0 skipped"
     oms(server, "stock", "set", "DSM", "S3", "40")
+    cluster = ["--redis-cluster"] if conftest.ON_CLUSTER else []
     p = subprocess.run([sys.executable, "-m", "oms.server.jobs.wave_job", "--redis-url", redis_url, "--once",
-                        "--time-budget", "1"], capture_output=True, text=True, timeout=180)
+                        "--time-budget", "1", *cluster], capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stderr
     log = p.stderr
     assert "wave DSM." in log and "wave CHI." in log and "saving" in log

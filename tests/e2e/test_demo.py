@@ -8,13 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import conftest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_the_whole_order_life_and_audits_clean() -> None:
+    cluster = ["--embedded-cluster", "3"] if conftest.ON_CLUSTER else []
     p = subprocess.run([sys.executable, "-m", "oms.clients.demo", "--orders", "2000", "--skus", "60",
-                        "--fulfil", "20", "--seed", "3"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+                        "--fulfil", "20", "--seed", "3", *cluster], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     out = p.stdout
     assert "audit: ok (0 problems)" in out

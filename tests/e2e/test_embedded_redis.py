@@ -17,9 +17,12 @@ import pytest
 
 from oms.clients.client import ClientError, OmsClient
 from oms.v1 import common_pb2 as c
+from tests.conftest import ON_CLUSTER
 from tests.helpers import ADMIN_KEY, poll, server_cmd, start_server
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
+pytestmark = [pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc"),
+              pytest.mark.skipif(ON_CLUSTER, reason="the single embedded redis-server's process "
+                                 "ownership; not under --redis-cluster")]
 
 # What a caller may see while a dependency is down or coming back: retryable codes only.
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}

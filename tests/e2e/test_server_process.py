@@ -38,7 +38,9 @@ def test_embedded_redis_metrics_and_restart(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-    assert (tmp_path / "appendonly.aof").exists() or any(tmp_path.glob("appendonlydir/*"))
+    # one Redis: in the data dir; --embedded-cluster: in each node's sub-directory
+    assert (tmp_path / "appendonly.aof").exists() or any(tmp_path.glob("appendonlydir/*")) \
+        or any(tmp_path.glob("node-*/appendonly*"))
     # Restart on the same data directory: the order survived (AOF).
     proc, target = start_server(tmp_path, "--metrics-port", str(_free_port()))
     try:
