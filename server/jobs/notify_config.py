@@ -18,6 +18,7 @@ class NotifyConfig:
     redis_url: str = Config.redis_url
     data_dir: str = Config.data_dir
     redis_cluster: bool = option(switch=True, help="--redis-url is a node of a Redis Cluster")
+    replica_acks: int = Config.replica_acks  # cluster only: writes wait for N replicas (WAIT)
     smtp_host: str = "localhost"
     smtp_port: int = option(0, rule=between(0, 65535),
                             help="0: 465 with --smtp-ssl, 587 with --smtp-starttls, else 25")

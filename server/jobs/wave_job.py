@@ -32,6 +32,7 @@ class WaveConfig:
     redis_url: str = Config.redis_url
     data_dir: str = Config.data_dir
     redis_cluster: bool = option(switch=True, help="--redis-url is a node of a Redis Cluster")
+    replica_acks: int = Config.replica_acks  # cluster only: writes wait for N replicas (WAIT)
     interval: float = option(300.0, rule=positive_up_to(7 * 86400), env="OMS_WAVE_INTERVAL",
                              help="seconds between rounds")
     once: bool = option(switch=True, env="")

@@ -39,6 +39,16 @@ STATE_FILE = "cluster.json"
 TOTAL_SLOTS = 16384
 
 
+def recorded_url(data_dir: str | os.PathLike[str]) -> str:
+    """The URL of the first node of the embedded cluster recorded in ``data_dir`` (an
+    ``oms-server --embedded-cluster`` there), or "" when there is none: how the jobs find it."""
+    try:
+        state = json.loads((Path(data_dir) / STATE_FILE).read_text())
+        return f"redis://{state['host']}:{int(state['ports'][0])}"
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return ""
+
+
 class EmbeddedClusterError(EmbeddedRedisError):
     pass
 

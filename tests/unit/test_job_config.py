@@ -89,3 +89,20 @@ def test_job_main_bad_value_is_one_line_exit_2(capsys: pytest.CaptureFixture[str
 def test_store_url_from_data_dir() -> None:
     assert store_url("redis://h:1/0", "ignored") == "redis://h:1/0"
     assert store_url("", "/tmp/d") == "unix:///tmp/d/redis.sock?db=0"
+
+
+def test_jobs_find_an_embedded_cluster_in_the_data_dir(tmp_path) -> None:
+    import json
+
+    from oms.server.jobs.job_runner import store_target
+
+    # no cluster recorded: the embedded single Redis (or the URL as given)
+    assert store_target("", str(tmp_path), False) == (f"unix://{tmp_path}/redis.sock?db=0", False)
+    assert store_target("redis://h:1", str(tmp_path), True) == ("redis://h:1", True)
+    # oms-server --embedded-cluster N records its nodes in cluster.json
+    (tmp_path / "cluster.json").write_text(json.dumps(
+        {"masters": 3, "replicas": 0, "host": "127.0.0.1", "ports": [17001, 17002, 17003]}))
+    assert store_target("", str(tmp_path), False) == ("redis://127.0.0.1:17001", True)
+    assert store_target("redis://h:1", str(tmp_path), False) == ("redis://h:1", False)
+    (tmp_path / "cluster.json").write_text("{broken")
+    assert store_target("", str(tmp_path), False)[1] is False
