@@ -77,19 +77,7 @@ class _NodeClient(RawClient):
     the first one: the router decides per command (redirect, retry, or raise)."""
 
     async def _roundtrip(self, conn: Any, cmds: list[bytes]) -> list[Any]:
-        conn.writer.write(b"".join(cmds))
-        replies: list[Any] = []
-        parser, reader = conn.parser, conn.reader
-        while len(replies) < len(cmds):
-            r = parser.gets()
-            if r is False:
-                data = await reader.read(262144)
-                if not data:
-                    raise StoreUnavailable("Redis closed the connection")
-                parser.feed(data)
-                continue
-            replies.append(r)
-        return replies
+        return await self._replies(conn, cmds)
 
 
 class ClusterRawPipeline(RawPipeline):

@@ -164,6 +164,17 @@ class RawClient:
         return conn
 
     async def _roundtrip(self, conn: _Conn, cmds: list[bytes]) -> list[Any]:
+        """Every reply; the first error reply raised (NOSCRIPT as NoScriptError)."""
+        replies = await self._replies(conn, cmds)
+        for r in replies:
+            if isinstance(r, ResponseError):
+                msg = str(r)
+                raise NoScriptError(msg) if msg.startswith("NOSCRIPT") else r
+        return replies
+
+    @staticmethod
+    async def _replies(conn: _Conn, cmds: list[bytes]) -> list[Any]:
+        """Send ``cmds`` and read one reply each, error replies in place."""
         conn.writer.write(b"".join(cmds))
         replies: list[Any] = []
         parser, reader = conn.parser, conn.reader
@@ -176,10 +187,6 @@ class RawClient:
                 parser.feed(data)
                 continue
             replies.append(r)
-        for r in replies:
-            if isinstance(r, ResponseError):
-                msg = str(r)
-                raise NoScriptError(msg) if msg.startswith("NOSCRIPT") else r
         return replies
 
     async def execute(self, cmds: list[bytes]) -> list[Any]:
