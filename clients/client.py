@@ -16,6 +16,7 @@ from grpc_status import rpc_status
 from oms.clients import credentials
 from oms.v1 import admin_pb2 as adm
 from oms.v1 import admin_pb2_grpc as adm_rpc
+from oms.v1 import channels_pb2_grpc as ch_rpc
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import fulfillment_pb2_grpc as f_rpc
@@ -94,6 +95,7 @@ class OmsClient:
         self.returns = _Wrapped(ret_rpc.ReturnsServiceStub(self.channel), timeout)
         self.reporting = _Wrapped(rep_rpc.ReportingServiceStub(self.channel), timeout)
         self.admin = _Wrapped(adm_rpc.AdminServiceStub(self.channel), timeout)
+        self.channels = _Wrapped(ch_rpc.ChannelServiceStub(self.channel), timeout)
         self._orders_raw = o_rpc.OrderServiceStub(self.channel)
 
     def close(self) -> None:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oms/v1/reporting.proto\x12\x06oms.v1\"\x1f\n\x0c\x41uditRequest\x12\x0f\n\x07recover\x18\x01 \x01(\x08\"I\n\x0b\x41uditReport\x12\x10\n\x08problems\x18\x01 \x03(\t\x12\x1c\n\x14released_by_recovery\x18\x02 \x01(\x03\x12\n\n\x02ok\x18\x03 \x01(\x08\"\x11\n\x0fGetStatsRequest\"(\n\nCountByKey\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\xde\x02\n\x05Stats\x12,\n\x10orders_by_status\x18\x01 \x03(\x0b\x32\x12.oms.v1.CountByKey\x12-\n\x11orders_by_channel\x18\x02 \x03(\x0b\x32\x12.oms.v1.CountByKey\x12\x19\n\x11orders_per_second\x18\x03 \x01(\x01\x12\x11\n\tfill_rate\x18\x04 \x01(\x01\x12\x12\n\nsplit_rate\x18\x05 \x01(\x01\x12#\n\x1bmean_allocation_distance_km\x18\x06 \x01(\x01\x12\x1d\n\x15pick_distance_saved_m\x18\x07 \x01(\x01\x12\x14\n\x0corders_total\x18\x08 \x01(\x03\x12\x19\n\x11orders_per_minute\x18\t \x03(\x01\x12\x1d\n\x15on_time_delivery_rate\x18\n \x01(\x01\x12\x13\n\x0breturn_rate\x18\x0b \x01(\x01\x12\r\n\x05waves\x18\x0c \x01(\x03\x32z\n\x10ReportingService\x12\x32\n\x08GetStats\x12\x17.oms.v1.GetStatsRequest\x1a\r.oms.v1.Stats\x12\x32\n\x05\x41udit\x12\x14.oms.v1.AuditRequest\x1a\x13.oms.v1.AuditReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16oms/v1/reporting.proto\x12\x06oms.v1\"\x1f\n\x0c\x41uditRequest\x12\x0f\n\x07recover\x18\x01 \x01(\x08\"I\n\x0b\x41uditReport\x12\x10\n\x08problems\x18\x01 \x03(\t\x12\x1c\n\x14released_by_recovery\x18\x02 \x01(\x03\x12\n\n\x02ok\x18\x03 \x01(\x08\"\x11\n\x0fGetStatsRequest\"(\n\nCountByKey\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"\x8a\x03\n\x05Stats\x12,\n\x10orders_by_status\x18\x01 \x03(\x0b\x32\x12.oms.v1.CountByKey\x12-\n\x11orders_by_channel\x18\x02 \x03(\x0b\x32\x12.oms.v1.CountByKey\x12\x19\n\x11orders_per_second\x18\x03 \x01(\x01\x12\x11\n\tfill_rate\x18\x04 \x01(\x01\x12\x12\n\nsplit_rate\x18\x05 \x01(\x01\x12#\n\x1bmean_allocation_distance_km\x18\x06 \x01(\x01\x12\x1d\n\x15pick_distance_saved_m\x18\x07 \x01(\x01\x12\x14\n\x0corders_total\x18\x08 \x01(\x03\x12\x19\n\x11orders_per_minute\x18\t \x03(\x01\x12\x1d\n\x15on_time_delivery_rate\x18\n \x01(\x01\x12\x13\n\x0breturn_rate\x18\x0b \x01(\x01\x12\r\n\x05waves\x18\x0c \x01(\x03\x12*\n\x08\x63hannels\x18\r \x03(\x0b\x32\x18.oms.v1.ChannelSyncStats\"\x85\x02\n\x10\x43hannelSyncStats\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0f\n\x07pending\x18\x02 \x01(\x03\x12\x12\n\nlag_ms_p50\x18\x03 \x01(\x01\x12\x12\n\nlag_ms_p99\x18\x04 \x01(\x01\x12\x0e\n\x06pushes\x18\x05 \x01(\x03\x12\x10\n\x08\x66\x61ilures\x18\x06 \x01(\x03\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x15\n\rlast_error_at\x18\x08 \x01(\x03\x12\x14\n\x0clast_push_at\x18\t \x01(\x03\x12\x14\n\x0c\x66ulfillments\x18\n \x01(\x03\x12\x17\n\x0frejected_orders\x18\x0b \x01(\x03\x12\x12\n\nupdated_at\x18\x0c \x01(\x03\x32z\n\x10ReportingService\x12\x32\n\x08GetStats\x12\x17.oms.v1.GetStatsRequest\x1a\r.oms.v1.Stats\x12\x32\n\x05\x41udit\x12\x14.oms.v1.AuditRequest\x1a\x13.oms.v1.AuditReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,7 +40,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_COUNTBYKEY']._serialized_start=161
   _globals['_COUNTBYKEY']._serialized_end=201
   _globals['_STATS']._serialized_start=204
-  _globals['_STATS']._serialized_end=554
-  _globals['_REPORTINGSERVICE']._serialized_start=556
-  _globals['_REPORTINGSERVICE']._serialized_end=678
+  _globals['_STATS']._serialized_end=598
+  _globals['_CHANNELSYNCSTATS']._serialized_start=601
+  _globals['_CHANNELSYNCSTATS']._serialized_end=862
+  _globals['_REPORTINGSERVICE']._serialized_start=864
+  _globals['_REPORTINGSERVICE']._serialized_end=986
 # @@protoc_insertion_point(module_scope)

@@ -35,7 +35,7 @@ class CountByKey(_message.Message):
     def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("orders_by_status", "orders_by_channel", "orders_per_second", "fill_rate", "split_rate", "mean_allocation_distance_km", "pick_distance_saved_m", "orders_total", "orders_per_minute", "on_time_delivery_rate", "return_rate", "waves")
+    __slots__ = ("orders_by_status", "orders_by_channel", "orders_per_second", "fill_rate", "split_rate", "mean_allocation_distance_km", "pick_distance_saved_m", "orders_total", "orders_per_minute", "on_time_delivery_rate", "return_rate", "waves", "channels")
     ORDERS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     ORDERS_BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ORDERS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class Stats(_message.Message):
     ON_TIME_DELIVERY_RATE_FIELD_NUMBER: _ClassVar[int]
     RETURN_RATE_FIELD_NUMBER: _ClassVar[int]
     WAVES_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
     orders_by_status: _containers.RepeatedCompositeFieldContainer[CountByKey]
     orders_by_channel: _containers.RepeatedCompositeFieldContainer[CountByKey]
     orders_per_second: float
@@ -60,4 +61,33 @@ class Stats(_message.Message):
     on_time_delivery_rate: float
     return_rate: float
     waves: int
-    def __init__(self, orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_by_channel: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_per_second: _Optional[float] = ..., fill_rate: _Optional[float] = ..., split_rate: _Optional[float] = ..., mean_allocation_distance_km: _Optional[float] = ..., pick_distance_saved_m: _Optional[float] = ..., orders_total: _Optional[int] = ..., orders_per_minute: _Optional[_Iterable[float]] = ..., on_time_delivery_rate: _Optional[float] = ..., return_rate: _Optional[float] = ..., waves: _Optional[int] = ...) -> None: ...
+    channels: _containers.RepeatedCompositeFieldContainer[ChannelSyncStats]
+    def __init__(self, orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_by_channel: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_per_second: _Optional[float] = ..., fill_rate: _Optional[float] = ..., split_rate: _Optional[float] = ..., mean_allocation_distance_km: _Optional[float] = ..., pick_distance_saved_m: _Optional[float] = ..., orders_total: _Optional[int] = ..., orders_per_minute: _Optional[_Iterable[float]] = ..., on_time_delivery_rate: _Optional[float] = ..., return_rate: _Optional[float] = ..., waves: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelSyncStats, _Mapping]]] = ...) -> None: ...
+
+class ChannelSyncStats(_message.Message):
+    __slots__ = ("channel_id", "pending", "lag_ms_p50", "lag_ms_p99", "pushes", "failures", "last_error", "last_error_at", "last_push_at", "fulfillments", "rejected_orders", "updated_at")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    LAG_MS_P50_FIELD_NUMBER: _ClassVar[int]
+    LAG_MS_P99_FIELD_NUMBER: _ClassVar[int]
+    PUSHES_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_PUSH_AT_FIELD_NUMBER: _ClassVar[int]
+    FULFILLMENTS_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_ORDERS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    pending: int
+    lag_ms_p50: float
+    lag_ms_p99: float
+    pushes: int
+    failures: int
+    last_error: str
+    last_error_at: int
+    last_push_at: int
+    fulfillments: int
+    rejected_orders: int
+    updated_at: int
+    def __init__(self, channel_id: _Optional[str] = ..., pending: _Optional[int] = ..., lag_ms_p50: _Optional[float] = ..., lag_ms_p99: _Optional[float] = ..., pushes: _Optional[int] = ..., failures: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[int] = ..., last_push_at: _Optional[int] = ..., fulfillments: _Optional[int] = ..., rejected_orders: _Optional[int] = ..., updated_at: _Optional[int] = ...) -> None: ...

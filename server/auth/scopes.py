@@ -14,10 +14,13 @@ FULFILLMENT = "fulfillment"
 RETURNS = "returns"
 REFUNDS = "refunds"
 REPORTING = "reporting"
+CHANNELS_READ = "channels:read"
+CHANNELS_WRITE = "channels:write"
+CHANNELS_INGEST = "channels:ingest"  # the webhook edge (oms-web)
 ADMIN = "admin"
 
 SCOPES = (ORDERS_READ, ORDERS_WRITE, INVENTORY_READ, INVENTORY_WRITE, FULFILLMENT, RETURNS,
-          REFUNDS, REPORTING, ADMIN)
+          REFUNDS, REPORTING, CHANNELS_READ, CHANNELS_WRITE, CHANNELS_INGEST, ADMIN)
 
 _TABLE: dict[str, dict[str, str]] = {
     "oms.v1.OrderService": {
@@ -68,6 +71,17 @@ _TABLE: dict[str, dict[str, str]] = {
         "CreateApiKey": ADMIN,
         "ListApiKeys": ADMIN,
         "RevokeApiKey": ADMIN,
+    },
+    "oms.v1.ChannelService": {
+        "UpsertChannel": CHANNELS_WRITE,
+        "ListChannels": CHANNELS_READ,
+        "GetChannel": CHANNELS_READ,
+        "GetAvailability": CHANNELS_READ,
+        "WatchAvailability": CHANNELS_READ,
+        "VerifyWebhook": CHANNELS_INGEST,
+        "CompleteWebhookDelivery": CHANNELS_INGEST,
+        "RecordRejectedOrder": CHANNELS_INGEST,
+        "ListRejectedOrders": CHANNELS_READ,
     },
 }
 

@@ -51,6 +51,7 @@ class StoreBase:
         """Forget the cached warehouses and sku ids: after the database was emptied or
         rewritten behind this store's back (tests flush Redis between cases)."""
         self._wh_cache = None
+        self._ch_cache = None
         self._skus.clear()
 
     @classmethod

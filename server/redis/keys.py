@@ -46,7 +46,7 @@ class Shard:
     few), so treat it as read-only."""
 
     __slots__ = ("prefix", "onhand", "reserved", "avail", "loc", "resv", "events", "stats", "waves",
-                 "followup", "replen", "waved")
+                 "followup", "replen", "waved", "stockseq")
     _made: dict[str, "Shard"] = {}
 
     def __new__(cls, warehouse_id: str) -> "Shard":
@@ -62,6 +62,9 @@ class Shard:
         self.onhand = p + "onhand"  # hash sku -> units on hand
         self.reserved = p + "reserved"  # hash sku -> units reserved by open orders
         self.avail = p + "avail"  # packed big-endian int32 per sku id: onhand - reserved
+        # counter INCRed by every script that changes this shard's stock (Lua builds it as
+        # avail .. ':seq'): the stock version behind available-to-sell versions
+        self.stockseq = self.avail + ":seq"
         self.loc = p + "loc"  # hash sku -> bin location code
         self.resv = p + "resv"  # hash order id -> "ts_ms sku qty [sku qty ...]"
         self.events = p + "events"  # stream of OrderEvent
@@ -163,3 +166,21 @@ API_KEYS = AUTH + "keys"  # zset key id -> created_at ms
 
 def api_key(key_id: str) -> str:  # hash: one stored API key (server/redis/api_keys.py)
     return f"{AUTH}key:{key_id}"
+
+
+# Sales channels (server/redis/channels.py): the records in one small slot, each channel's
+# deliveries and rejected orders in its own.
+CHANNELS = PREFIX + "{ch}:channels"  # set of channel ids
+
+
+def channel(channel_id: str) -> str:  # hash: doc, updated_at, write-only secrets
+    return f"{PREFIX}{{ch}}:channel:{channel_id}"
+
+
+def channel_delivery(channel_id: str, delivery_id: str) -> str:  # a completed webhook delivery
+    return f"{PREFIX}{{c:{channel_id}}}:dlv:{digest(delivery_id)}"
+
+
+def channel_rejected(channel_id: str) -> tuple[str, str]:
+    """(hash external id -> JSON, zset external id by time) of a channel's rejected orders."""
+    return f"{PREFIX}{{c:{channel_id}}}:rejected", f"{PREFIX}{{c:{channel_id}}}:rejected:ix"

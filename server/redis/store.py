@@ -1,5 +1,6 @@
 """``Store``: the store's one entry point, the shared plumbing (base.py) plus one mixin per area
-(registry, stock, placement, claims, orders, waves, reporting, audit, ledger, api keys). The record codec
+(registry, stock, placement, claims, orders, waves, reporting, audit, ledger, api keys,
+channels). The record codec
 lives in records.py and the payment ledger in ledger.py; their names are re-exported here so
 callers import everything from this module.
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from oms.server.redis.api_keys import ApiKeyOps
 from oms.server.redis.audit import AuditOps
 from oms.server.redis.base import StaleError, StoreBase, now_ms
+from oms.server.redis.channels import ChannelOps
 from oms.server.redis.claims import PENDING, TAKEOVER, ClaimOps
 from oms.server.redis.ledger import LedgerOps, StoreLedger
 from oms.server.redis.orders import OrderOps
@@ -32,6 +34,6 @@ __all__ = [
 
 
 class Store(RegistryOps, StockOps, PlacementOps, ClaimOps, OrderOps, WaveOps, ReportingOps,
-            AuditOps, LedgerOps, ApiKeyOps):
+            AuditOps, LedgerOps, ApiKeyOps, ChannelOps):
     """The Redis store: every area's operations on one set of clients and caches (an area
     calls another's methods through ``self``)."""

@@ -11,7 +11,9 @@ Stock of a warehouse lives in two hashes, ``onhand`` and ``reserved`` (sku -> un
 truth; and in ``avail``, a packed array of big-endian int32 (BITFIELD i32) indexed by the sku's
 numeric id, always equal to onhand - reserved because every script that changes one changes
 the other in the same step. ``avail`` exists so that planning reads a whole warehouse with one
-GET instead of thousands of hash lookups.
+GET instead of thousands of hash lookups. Every script that changes a shard's stock also
+INCRs ``<avail>:seq`` (``Shard.stockseq``, built from the avail key so no script gains a KEYS
+entry; same slot): the shard's stock version, which available-to-sell versions are sums of.
 
 A reservation record (field of the shard's ``resv`` hash, keyed by order id) is
 "<ts_ms> <sku> <sku_id> <qty> [<sku> <sku_id> <qty> ...]": traceable to its order, idempotent

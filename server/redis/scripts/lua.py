@@ -121,6 +121,7 @@ local function drop_record(resv, reserved, onhand, avail, oid, consume)
     end
     if #bf > 0 then redis.call('BITFIELD', avail, unpack(bf)) end
   end
+  redis.call('INCR', avail .. ':seq')  -- the shard's stock version (Shard.stockseq)
   redis.call('HDEL', resv, oid)
   return true
 end

@@ -128,6 +128,7 @@ for id, q in pairs(taken) do
   inc[#inc + 1] = 'INCRBY'; inc[#inc + 1] = 'i32'; inc[#inc + 1] = '#' .. id; inc[#inc + 1] = -q
 end
 call_chunked('BITFIELD', avail, inc, 4)
+if #inc > 0 then redis.call('INCR', avail .. ':seq') end  -- the shard's stock version
 local day = p .. 'sold:' .. math.floor(tonumber(now) / 86400000)
 hincr_many(reserved, sold)
 hincr_many(day, sold)

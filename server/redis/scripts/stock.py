@@ -18,6 +18,7 @@ if oh < rs then
 end
 redis.call('HSET', KEYS[1], ARGV[1], oh)
 redis.call('BITFIELD', KEYS[4], 'SET', 'i32', '#' .. ARGV[2], oh - rs)
+redis.call('INCR', KEYS[4] .. ':seq')  -- the shard's stock version (Shard.stockseq)
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[3], ARGV[1], ARGV[4]) end
 return {oh, rs, redis.call('HGET', KEYS[3], ARGV[1]) or ''}
 """
@@ -41,6 +42,7 @@ if new < rs or new < 0 then return {-1, oh, rs} end
 if new > 2147483647 then return {-2, oh, rs} end
 redis.call('HSET', KEYS[1], ARGV[1], new)
 redis.call('BITFIELD', KEYS[5], 'SET', 'i32', '#' .. ARGV[2], new - rs)
+redis.call('INCR', KEYS[5] .. ':seq')  -- the shard's stock version (Shard.stockseq)
 if ARGV[5] == '1' then redis.call('SET', KEYS[4], ARGV[3], 'EX', ARGV[4]) end
 return {new, rs, redis.call('HGET', KEYS[3], ARGV[1]) or '', 0}
 """
