@@ -74,3 +74,25 @@ def available_to_sell(network_available: np.ndarray, share_bp: int, safety: np.n
     n = np.maximum(np.asarray(network_available, dtype=np.int64), 0)
     shared = (n * np.int64(share_bp)) // np.int64(10_000)
     return np.maximum(shared - np.asarray(safety, dtype=np.int64), 0)
+
+
+# An order that came in through a channel's webhook carries the idempotency key
+# "<platform>:<channel id>:<the platform's order id>": a repeated delivery is the same order,
+# and the shipment pusher finds the platform's order id from the key alone.
+PLATFORMS = ("shopify", "woocommerce", "generic")
+EXTERNAL_ID_RE_TEXT = r"[A-Za-z0-9_.-]{1,64}"
+
+
+def external_order_key(platform: str, channel_id: str, external_id: str) -> str:
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform[:16]!r}")
+    return f"{platform}:{channel_id}:{external_id}"
+
+
+def parse_external_order_key(key: str) -> tuple[str, str, str] | None:
+    """(platform, channel id, external order id) of a webhook order's idempotency key, else
+    None."""
+    parts = key.split(":", 2)
+    if len(parts) != 3 or parts[0] not in PLATFORMS or not parts[1] or not parts[2]:
+        return None
+    return parts[0], parts[1], parts[2]
