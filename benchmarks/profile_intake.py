@@ -36,6 +36,7 @@ from oms.server.intake import Intake
 from oms.server.redis import scripts
 from oms.server.redis.embedded import EmbeddedRedis
 from oms.server.redis.store import Store
+from oms.server.auth.principal import SYSTEM
 from oms.server.services.orders import _decode_all, _sources
 from oms.server.response_bytes import batch_response_bytes
 
@@ -111,7 +112,7 @@ async def _run(args: argparse.Namespace, redis: EmbeddedRedis) -> dict[str, floa
         async def one(body: bytes, t: dict[str, float]) -> None:
             t0 = time.process_time()
             msgs = list(pb.BatchPlaceOrdersRequest.FromString(body).requests)
-            reqs = _decode_all(msgs)
+            reqs = _decode_all(msgs, SYSTEM)
             t1 = time.process_time()
             results = await intake.place(reqs)
             t2 = time.process_time()

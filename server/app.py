@@ -12,6 +12,8 @@ from grpc_reflection.v1alpha import reflection
 from oms.v1 import (
     admin_pb2,
     admin_pb2_grpc,
+    channels_pb2,
+    channels_pb2_grpc,
     fulfillment_pb2,
     fulfillment_pb2_grpc,
     inventory_pb2,
@@ -26,7 +28,9 @@ from oms.v1 import (
 from oms.server.auth.bootstrap import build_authenticator, load_pepper
 from oms.server.auth.interceptor import AuthInterceptor
 from oms.server.auth.tls import server_credentials
+from oms.server.availability_hub import AvailabilityHub
 from oms.server.backorders import BackorderFiller
+from oms.server.channel_decoding import REQUEST_LIMITS as CHANNEL_REQUEST_LIMITS
 from oms.server.config import is_loopback
 from oms.server.config import Config
 from oms.server.events_hub import EventHub
@@ -42,6 +46,7 @@ from oms.server.redis.store import StoreLedger
 from oms.server.reflection import enable_reflection
 from oms.server.transport import batch_receive_limit, transport_interceptor
 from oms.server.services.admin import AdminServicer
+from oms.server.services.channels import ChannelServicer
 from oms.server.services.fulfillment import FulfillmentServicer
 from oms.server.services.returns import ReturnsServicer
 from oms.server.services.inventory import InventoryServicer
@@ -55,6 +60,7 @@ SERVICE_NAMES = (
     returns_pb2.DESCRIPTOR.services_by_name["ReturnsService"].full_name,
     reporting_pb2.DESCRIPTOR.services_by_name["ReportingService"].full_name,
     admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    channels_pb2.DESCRIPTOR.services_by_name["ChannelService"].full_name,
 )
 
 log = logging.getLogger(__name__)
@@ -82,7 +88,8 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
     options = [
         # requests: a BatchPlaceOrders of max_batch full orders; other methods are capped
         # much lower per method by the transport interceptor
-        ("grpc.max_receive_message_length", batch_receive_limit(config.max_batch)),
+        ("grpc.max_receive_message_length", max(batch_receive_limit(config.max_batch),
+                                                *CHANNEL_REQUEST_LIMITS.values())),
         ("grpc.max_send_message_length", MAX_MESSAGE),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
@@ -92,7 +99,9 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
         [MetricsInterceptor()] if config.metrics_port or config.metrics_listen else [])
     # who is calling, before any work; then the size caps (innermost: metrics see both)
     interceptors.append(AuthInterceptor(auth))
-    interceptors.append(transport_interceptor(config.max_batch))
+    transport = transport_interceptor(config.max_batch)
+    transport.limits.update(CHANNEL_REQUEST_LIMITS)  # a channel's SKU maps, a webhook body
+    interceptors.append(transport)
     server = grpc.aio.server(options=options, interceptors=interceptors)
     life = build_order_life(config, store)
     intake = Intake(store, fraud_hold_seconds=config.fraud_hold_seconds,
@@ -112,6 +121,10 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
         server)
     returns_pb2_grpc.add_ReturnsServiceServicer_to_server(ReturnsServicer(life), server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(store, pepper, auth), server)
+    # one shared stock poller for every WatchAvailability stream of this process
+    server.availability_hub = ahub = AvailabilityHub(  # type: ignore[attr-defined]
+        store, max_per_key=config.max_watchers)
+    channels_pb2_grpc.add_ChannelServiceServicer_to_server(ChannelServicer(store, ahub), server)
 
     health_servicer = health.aio.HealthServicer() if hasattr(health, "aio") else health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

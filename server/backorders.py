@@ -10,7 +10,8 @@ steps that are each atomic and that a crash at any point leaves recoverable
 the order is still BACKORDERED with no allocation: it becomes ALLOCATED, event
 ``order.backorder_filled``), then SWAP_RECORD. Stock taken meanwhile by intake makes a stage
 fail: the order stays BACKORDERED for the next round. Orders whose skus are unknown, or that
-no warehouse set can ship now, wait too.
+no warehouse set can ship now, wait too. An order of a sales channel limited to some
+warehouses is filled from those only (engine.scoped_allocation).
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from oms.engine import allocation, geo
+from oms.engine.errors import OmsError
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Allocation
+from oms.engine.scoped_allocation import ChannelScopes, allocate_scoped
 from oms.server.reallocation_runner import Move, apply_allocations, ordered_units, stat_deltas
 from oms.server.redis.store import Store, now_ms
 
@@ -58,7 +61,14 @@ class BackorderFiller:
         whs = await self.store.warehouses(0.0)
         merged = [ordered_units(o) for o in orders]
         ids = await self.store.sku_ids({s for m in merged for s in m})
-        known = [k for k, m in enumerate(merged) if m and all(s in ids for s in m)]
+        # A channel's orders take only from its warehouses; one whose warehouses are all
+        # disabled waits. A disabled channel refuses new orders, but its backorders are served.
+        scopes = ChannelScopes([w.id for w in whs], await self.store.channels(0.0),
+                               np.array([not w.disabled for w in whs], dtype=np.bool_),
+                               refuse_disabled=False)
+        scope = [scopes.scope(o.channel) for o in orders]
+        known = [k for k, m in enumerate(merged)
+                 if m and all(s in ids for s in m) and not isinstance(scope[k], OmsError)]
         if not known or not whs:
             return BackorderReport(len(orders), 0, len(orders), 0)
         sku_index: dict[str, int] = {}
@@ -75,11 +85,10 @@ class BackorderFiller:
         dist = geo.distance_matrix(
             np.array([o.ship_to.latitude for o in picked]), np.array([o.ship_to.longitude for o in picked]),
             np.array([w.latitude for w in whs]), np.array([w.longitude for w in whs]))
-        plan = allocation.allocate(
+        plan = allocate_scoped(
             np.array(line_ptr, dtype=np.int64), np.array(line_sku, dtype=np.int64),
-            np.array(line_qty, dtype=np.int64), dist, np.maximum(available, 0),
-            np.array([not w.disabled for w in whs], dtype=np.bool_),
-            np.array([o.allow_partial for o in picked], dtype=np.bool_))
+            np.array(line_qty, dtype=np.int64), dist, np.maximum(available, 0), scopes.masks,
+            [scope[k] for k in known], np.array([o.allow_partial for o in picked], dtype=np.bool_))
         row_ptr = plan.row_ptr()
         moves = []
         for k, o in enumerate(picked):

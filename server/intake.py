@@ -3,7 +3,9 @@ one PLACE_ORDERS call per warehouse, re-plan what a stale snapshot got wrong.
 
 Steps for a batch (every order independent, results in request order):
 1. idempotency claims (CLAIM_KEYS, one call per bucket); repeats resolve to the first order;
-2. one availability snapshot for the batch's skus, one ``engine.allocation.allocate`` call;
+2. one availability snapshot for the batch's skus, one ``engine.allocation.allocate`` call
+   (one per channel scope when the batch has orders of channels limited to some warehouses:
+   ``engine.scoped_allocation``; an order of a disabled channel fails alone);
 3. split orders: reservations in their non-home warehouses first (kind R entries);
 4. home entries (kind O: the order record, its home reservation, indexes, event, counters)
    in one atomic script per warehouse;
@@ -26,11 +28,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from oms.engine import allocation, fraud, geo
+from oms.engine import allocation, fraud, geo, scoped_allocation
 from oms.engine.errors import (ConflictError, ItemFailedError, NotFoundError, OmsError, PreconditionError,
                            ValidationError, quote)
 from oms.engine.lifecycle import OrderStatus
 from oms.engine.models import Allocation, HistoryEntry, Order, OrderRequest, Warehouse
+from oms.engine.scoped_allocation import ChannelScopes
 from oms.server.auth.principal import current_actor
 from oms.server.redis.store import (PENDING, TAKEOVER, PlaceEntry, RiskRow, RiskSignals, Store, encode_alloc,
                                 encode_doc, idempotency_digest, now_ms)
@@ -38,6 +41,8 @@ from oms.server.redis.store import (PENDING, TAKEOVER, PlaceEntry, RiskRow, Risk
 log = logging.getLogger(__name__)
 
 Result = Order | OmsError
+# A batch's channel scope masks, and the scope of each request index not in scope 0.
+_Scoped = tuple[list[np.ndarray], dict[int, int]]
 
 
 class _IdGen:
@@ -292,6 +297,19 @@ class Intake:
             err = PreconditionError("no enabled warehouse: add one with UpsertWarehouse")
             out.update((i, err) for i, _ in items)
             return
+        # Each order ships only from its channel's warehouses (engine.scoped_allocation); one
+        # that cannot (a disabled channel) fails alone. Cached: no round trip on most batches.
+        scoped: _Scoped | None = None
+        chans = await self.store.channels()
+        if chans:
+            scopes = ChannelScopes([w.id for w in whs], chans)
+            got = {i: scopes.scope(r.channel) for i, r in items}
+            out.update((i, s) for i, s in got.items() if isinstance(s, OmsError))
+            items = [(i, r) for i, r in items if not isinstance(got[i], OmsError)]
+            if not items:
+                return
+            scope_of = {i: s for i, s in got.items() if isinstance(s, int) and s}
+            scoped = (scopes.masks, scope_of) if scope_of else None
         # One round trip for the fraud counters and the first availability snapshot.
         skus = list(dict.fromkeys(ln.sku for _, r in items for ln in r.lines))
         ids = await self.store.sku_ids(skus)
@@ -306,7 +324,7 @@ class Intake:
         for attempt in range(self.replan_attempts):
             if not pending:
                 break
-            failed = await self._attempt(pending, whs, out, risks, writing, prefetched)
+            failed = await self._attempt(pending, whs, out, risks, writing, prefetched, scoped)
             prefetched = None  # a re-plan reads fresh availability
             if failed:
                 log.debug("re-planning %d orders after a stale snapshot (attempt %d)",
@@ -318,10 +336,10 @@ class Intake:
 
     async def _attempt(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                        out: dict[int, Result], risks: dict[int, fraud.RiskAssessment],
-                       writing: list[bool], prefetched: tuple[list[str], np.ndarray] | None = None
-                       ) -> list[tuple[int, OrderRequest]]:
+                       writing: list[bool], prefetched: tuple[list[str], np.ndarray] | None = None,
+                       scoped: _Scoped | None = None) -> list[tuple[int, OrderRequest]]:
         now = now_ms()
-        planned = await self._plan(items, whs, now, risks, prefetched)
+        planned = await self._plan(items, whs, now, risks, prefetched, scoped)
         # Each order's record is encoded before anything is written: one that cannot be (a
         # bug) fails alone instead of stopping its batch-mates between the two phases.
         entries: dict[str, PlaceEntry] = {}
@@ -395,7 +413,8 @@ class Intake:
 
     async def _plan(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                     now: int, risks: dict[int, fraud.RiskAssessment],
-                    prefetched: tuple[list[str], np.ndarray] | None = None) -> list[_Planned]:
+                    prefetched: tuple[list[str], np.ndarray] | None = None,
+                    scoped: _Scoped | None = None) -> list[_Planned]:
         sku_index: dict[str, int] = {}
         line_ptr = [0]
         line_sku: list[int] = []
@@ -420,16 +439,25 @@ class Intake:
         # coordinate and quantity: the kernels' input checks are skipped.
         dist = geo.distance_matrix(lat, lon, np.array([w.latitude for w in whs], dtype=np.float64),
                                    np.array([w.longitude for w in whs], dtype=np.float64), check=False)
-        plan = allocation.allocate(
-            np.array(line_ptr, dtype=np.int64), np.array(line_sku, dtype=np.int64),
-            np.array(line_qty, dtype=np.int64), dist, np.ascontiguousarray(available, dtype=np.int64),
-            np.ones(len(whs), dtype=np.bool_),
-            np.array([r.allow_partial for _, r in items], dtype=np.bool_), inplace=True, check=False)
+        args = (np.array(line_ptr, dtype=np.int64), np.array(line_sku, dtype=np.int64),
+                np.array(line_qty, dtype=np.int64), dist,
+                np.ascontiguousarray(available, dtype=np.int64))
+        partial = np.array([r.allow_partial for _, r in items], dtype=np.bool_)
+        if scoped is None:  # every order may use every enabled warehouse: one kernel call
+            plan = allocation.allocate(*args, np.ones(len(whs), dtype=np.bool_), partial,
+                                       inplace=True, check=False)
+            nearest = np.argmin(dist, axis=1).tolist() if len(wids) else []
+        else:  # one kernel call per channel scope, on the same availability
+            masks, scope_of = scoped
+            scope = np.array([scope_of.get(i, 0) for i, _ in items], dtype=np.int64)
+            plan = scoped_allocation.allocate_scoped(*args, masks, scope, partial, inplace=True,
+                                                     check=False)
+            # a backordered order waits at the nearest warehouse it may ship from
+            nearest = scoped_allocation.nearest_allowed(dist, masks, scope).tolist()
 
         # Plain Python lists and shared immutable pieces: per-order numpy scalar access and
         # object construction are what this loop costs.
         dist_rows = dist.tolist()
-        nearest = np.argmin(dist, axis=1).tolist() if len(wids) else []
         row_ptr = plan.row_ptr().tolist()
         a_line, a_wh, a_qty = plan.alloc_line.tolist(), plan.alloc_wh.tolist(), plan.alloc_qty.tolist()
         # The history entries orders share, per actor: a batch carries the orders of

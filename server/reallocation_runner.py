@@ -23,8 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from oms.engine import geo, reallocation
+from oms.engine.errors import OmsError
 from oms.engine.lifecycle import HOLDS_STOCK, SHIPPED_OR_LATER, OrderStatus
 from oms.engine.models import Allocation, Order
+from oms.engine.scoped_allocation import ChannelScopes
 from oms.server.redis.store import PlaceEntry, Store, now_ms, staged_id
 
 log = logging.getLogger(__name__)
@@ -83,11 +85,12 @@ class Reallocator:
         dist = geo.distance_matrix(
             np.array([o.ship_to.latitude for o in orders]), np.array([o.ship_to.longitude for o in orders]),
             np.array([w.latitude for w in whs]), np.array([w.longitude for w in whs]))
+        enabled = np.array([not w.disabled for w in whs], dtype=np.bool_)
         problem = reallocation.ReallocationProblem(
             line_ptr=np.array(line_ptr), line_sku=np.array(line_sku), line_qty=np.array(line_qty),
             dist=dist, free=np.maximum(free, 0), cur_line=np.array(cur_line), cur_wh=np.array(cur_wh),
-            cur_qty=np.array(cur_qty), enabled=np.array([not w.disabled for w in whs]),
-            shipment_penalty_km=self.penalty)
+            cur_qty=np.array(cur_qty), enabled=enabled, shipment_penalty_km=self.penalty,
+            allowed=await self._allowed(orders, wids, enabled))
         result = await asyncio.to_thread(reallocation.reallocate, problem, time_budget_s=time_budget_s)
         moved = skipped = 0
         for mv in reallocation.moves(result, problem):
@@ -107,6 +110,20 @@ class Reallocator:
                                  result.solve_seconds)
         log.info("re-allocation: %s", rep)
         return rep
+
+    async def _allowed(self, orders: list[Order], wids: list[str], enabled: np.ndarray
+                       ) -> np.ndarray | None:
+        """Where each order may take new stock: its sales channel's warehouses (None: all).
+        An order whose channel has no enabled warehouse left keeps what it holds."""
+        chans = await self.store.channels(0.0)
+        if not chans:
+            return None
+        scopes = ChannelScopes(wids, chans, enabled, refuse_disabled=False)
+        scope = [scopes.scope(o.channel) for o in orders]
+        if all(s == 0 for s in scope):
+            return None
+        none = np.zeros(len(wids), dtype=np.bool_)
+        return np.stack([none if isinstance(s, OmsError) else scopes.masks[s] for s in scope])
 
 
 @dataclass(frozen=True)

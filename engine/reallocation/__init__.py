@@ -22,12 +22,13 @@ order costs ``sum of c[o, w] over its shipments - penalty``.
 Constraints: every line is fully allocated; per (warehouse, sku) the units allocated to these
 orders never exceed ``free + held``, where *held* is what these same orders hold there now;
 a disabled warehouse gets no new stock (a line may keep at most what it holds there now, or
-move it away).
+move it away), and neither does a warehouse outside the order's ``allowed`` ones (its sales
+channel's warehouses) when the problem gives them.
 
 Method
 ------
 Lines of one order with the same sku are merged into one *item*. ``ub[i, w]`` is the most
-units item i may take from w: ``min(qty, capacity)``, at a disabled warehouse
+units item i may take from w: ``min(qty, capacity)``, at a disabled (or not allowed) warehouse
 ``min(held now, capacity)``.
 
 1. *Pattern LP (Dantzig-Wolfe master), column generation.* A pattern is one complete integer

@@ -272,10 +272,13 @@ def _rows_from_items(p: ReallocationProblem, pr: _Prep, a: np.ndarray
         for l_ in multi_lines.tolist():
             lines_of_item.setdefault(int(pr.line_item[l_]), []).append(l_)
         extra: list[tuple[int, int, int]] = []
+        may = p.may_take()
         for it, lines in lines_of_item.items():
-            # disabled warehouses first: there an item holds at most what its lines hold now,
-            # and dealing those units back line by line gives no line a new row there
-            ws = sorted(np.flatnonzero(a[it] > 0).tolist(), key=lambda w: bool(p.enabled[w]))
+            # disabled (or not allowed) warehouses first: there an item holds at most what its
+            # lines hold now, and dealing those units back line by line gives no line a new
+            # row there
+            may_o = may[pr.item_order[it]]
+            ws = sorted(np.flatnonzero(a[it] > 0).tolist(), key=lambda w: bool(may_o[w]))
             left = {w: int(a[it, w]) for w in ws}
             need = {l_: int(p.line_qty[l_]) for l_ in lines}
             for keep_current in (True, False):

@@ -53,7 +53,10 @@ def _prepare(p: ReallocationProblem) -> _Prep:
     np.add.at(held, (p.cur_wh, item_sku[line_item[p.cur_line]]), p.cur_qty)
     cap += held
     capi = cap[:, item_sku].T  # [I, n_wh]
-    ub = np.where(p.enabled[None, :], np.minimum(item_qty[:, None], capi),
+    # where an order may not take new stock (disabled, or outside its allowed warehouses)
+    # an item keeps at most what it holds there now
+    may = p.enabled[None, :] if p.allowed is None else p.may_take()[item_order]
+    ub = np.where(may, np.minimum(item_qty[:, None], capi),
                   np.minimum(cur, capi)).astype(np.int64)
     order_by_sku = np.argsort(item_sku, kind="stable").astype(np.int64)
     sku_item_ptr = np.searchsorted(item_sku[order_by_sku], np.arange(n_s + 1)).astype(np.int64)

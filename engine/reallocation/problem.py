@@ -50,6 +50,9 @@ class ReallocationProblem:
     cur_qty: np.ndarray  # int64[n_rows], > 0
     enabled: np.ndarray  # bool[n_wh]
     shipment_penalty_km: float = 200.0
+    # bool[n, n_wh] or None (all): the warehouses each order may take new stock from, e.g.
+    # its sales channel's. Outside them an order is treated as at a disabled warehouse.
+    allowed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.line_ptr = np.ascontiguousarray(self.line_ptr, dtype=np.int64)
@@ -61,6 +64,8 @@ class ReallocationProblem:
         self.cur_wh = np.ascontiguousarray(self.cur_wh, dtype=np.int64)
         self.cur_qty = np.ascontiguousarray(self.cur_qty, dtype=np.int64)
         self.enabled = np.ascontiguousarray(self.enabled, dtype=bool)
+        if self.allowed is not None:
+            self.allowed = np.ascontiguousarray(self.allowed, dtype=bool)
 
     @property
     def n_orders(self) -> int:
@@ -69,6 +74,12 @@ class ReallocationProblem:
     @property
     def n_warehouses(self) -> int:
         return self.free.shape[0]
+
+    def may_take(self) -> np.ndarray:
+        """bool[n, n_wh]: where each order may take new stock (enabled and allowed)."""
+        if self.allowed is None:
+            return np.broadcast_to(self.enabled[None, :], (self.n_orders, self.n_warehouses))
+        return self.allowed & self.enabled[None, :]
 
     def validate(self) -> None:
         """Raise ValidationError (one violation per problem found) if the arrays disagree."""
@@ -96,6 +107,8 @@ class ReallocationProblem:
             v.append(FieldViolation("dist", "must be finite and >= 0"))
         if self.enabled.shape != (n_wh,):
             v.append(FieldViolation("enabled", f"shape {self.enabled.shape} != {(n_wh,)}"))
+        if self.allowed is not None and self.allowed.shape != (n, n_wh):
+            v.append(FieldViolation("allowed", f"shape {self.allowed.shape} != {(n, n_wh)}"))
         if not (np.isfinite(self.shipment_penalty_km) and self.shipment_penalty_km >= 0):
             v.append(FieldViolation("shipment_penalty_km", "must be finite and >= 0"))
         m = len(self.cur_line)

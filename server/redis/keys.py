@@ -184,3 +184,17 @@ def channel_delivery(channel_id: str, delivery_id: str) -> str:  # a completed w
 def channel_rejected(channel_id: str) -> tuple[str, str]:
     """(hash external id -> JSON, zset external id by time) of a channel's rejected orders."""
     return f"{PREFIX}{{c:{channel_id}}}:rejected", f"{PREFIX}{{c:{channel_id}}}:rejected:ix"
+
+
+def channel_shipment(channel_id: str, shipment_id: str) -> str:
+    """The shipment pusher's marker of one shipment on a channel (claimed -> pushed/failed;
+    SET NX with a TTL). Shipment ids are "<order id>/s<n>", so they name the order too."""
+    return f"{PREFIX}{{c:{channel_id}}}:shp:{digest(shipment_id)}"
+
+
+def channel_shipment_stats(channel_id: str) -> str:  # hash: the shipment pusher's counters
+    return f"{PREFIX}{{c:{channel_id}}}:shpstats"
+
+
+def channel_sync(channel_id: str) -> str:  # hash: oms-channels' stock push stats (channel_sync.py)
+    return f"{PREFIX}{{c:{channel_id}}}:sync"

@@ -12,6 +12,8 @@ from __future__ import annotations
 from oms.server.redis.api_keys import ApiKeyOps
 from oms.server.redis.audit import AuditOps
 from oms.server.redis.base import StaleError, StoreBase, now_ms
+from oms.server.redis.channel_shipments import ChannelShipmentOps
+from oms.server.redis.channel_sync import ChannelSyncOps
 from oms.server.redis.channels import ChannelOps
 from oms.server.redis.claims import PENDING, TAKEOVER, ClaimOps
 from oms.server.redis.ledger import LedgerOps, StoreLedger
@@ -34,6 +36,7 @@ __all__ = [
 
 
 class Store(RegistryOps, StockOps, PlacementOps, ClaimOps, OrderOps, WaveOps, ReportingOps,
-            AuditOps, LedgerOps, ApiKeyOps, ChannelOps):
+            AuditOps, LedgerOps, ApiKeyOps, ChannelOps, ChannelShipmentOps,
+            ChannelSyncOps):
     """The Redis store: every area's operations on one set of clients and caches (an area
     calls another's methods through ``self``)."""

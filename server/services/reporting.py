@@ -40,6 +40,12 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServiceServicer):
             on_time_delivery_rate=k.get("on_time") / k.get("delivered") if k.get("delivered") else 0.0,
             return_rate=k.get("returns") / k.get("shipped") if k.get("shipped") else 0.0,
             waves=k.get("waves"),
+            channels=[reporting_pb2.ChannelSyncStats(
+                channel_id=c.channel_id, pending=c.pending, lag_ms_p50=c.lag_ms_p50,
+                lag_ms_p99=c.lag_ms_p99, pushes=c.pushes, failures=c.failures,
+                last_error=c.last_error, last_error_at=c.last_error_at,
+                last_push_at=c.last_push_at, rejected_orders=c.rejected_orders,
+                updated_at=c.updated_at, fulfillments=c.fulfillments) for c in await self.store.sync_stats()],
         )
 
     @handle_errors

@@ -17,10 +17,11 @@ from google.protobuf import message_factory
 from hypothesis import strategies as st
 
 from oms.server.varint import encode_varint as _varint
-from oms.v1 import fulfillment_pb2, inventory_pb2, orders_pb2, reporting_pb2, returns_pb2
+from oms.v1 import (channels_pb2, fulfillment_pb2, inventory_pb2, orders_pb2, reporting_pb2,
+                    returns_pb2)
 from tests.hostile.world import SKUS, WAREHOUSES, World
 
-MODULES = (orders_pb2, inventory_pb2, fulfillment_pb2, returns_pb2, reporting_pb2)
+MODULES = (orders_pb2, inventory_pb2, fulfillment_pb2, returns_pb2, reporting_pb2, channels_pb2)
 FD = d.FieldDescriptor
 
 GENERIC_LENGTHS = (1, 32, 33, 64, 65, 128, 129, 256, 1024, 100_000)
@@ -144,6 +145,12 @@ def plausible(world: World, msg: d.Descriptor, f: d.FieldDescriptor) -> st.Searc
         "aisle_spacing_m": [3.0], "weight_g": [400], "length_mm": [120], "width_mm": [100],
         "height_mm": [100], "occurred_at": [0, 1_700_000_000], "latitude": [0.0, 41.6],
         "longitude": [0.0, -93.6],
+        # ChannelService (the seeded world has channel "web"; see world.seed)
+        "channel_id": ["web", "pos"], "warehouse_ids": WAREHOUSES, "scheme": ["shopify", "generic"],
+        "delivery_id": ["", "seed-d1", "d-2"], "external_id": ["seed-1", "1002"],
+        "after_version": [0, 1], "base_url": ["", "https://shop.example.com"],
+        "webhook_secret": ["", "another-secret-0123"], "location_id": ["", "loc-1"],
+        "safety_stock": [0, 3], "max_share_pct": [50.0, 100.0], "outcome": ["order x"],
     }
     special: dict[tuple[str, str], Any] = {
         ("Warehouse", "id"): [*WAREHOUSES, "NEWWH"], ("Product", "sku"): [*SKUS, "SKU-NEW"],
@@ -153,6 +160,9 @@ def plausible(world: World, msg: d.Descriptor, f: d.FieldDescriptor) -> st.Searc
         ("SetStockRequest", "location"): ["", "A01-S003", "A02-S005"],
         ("RecordTrackingEventRequest", "location"): ["Ames, IA", ""],
         ("ReturnLine", "quantity"): [1],
+        ("Channel", "id"): ["web", "pos"], ("Channel", "kind"): [1, 3, 6],
+        ("SkuSafetyStockEntry", "key"): SKUS, ("SkuSafetyStockEntry", "value"): [0, 2],
+        ("SkuItemsEntry", "key"): SKUS, ("SkuItemsEntry", "value"): ["1", "gid://item/2"],
     }
     if (m, n) in special:
         return st.sampled_from(special[(m, n)])
@@ -285,7 +295,9 @@ def fill(out: Any, values: dict[str, Any]) -> None:
         if v is None:
             continue
         if f.type == FD.TYPE_MESSAGE:
-            if f.is_repeated:
+            if f.message_type.GetOptions().map_entry:  # map<k, v>: entries of {key, value}
+                _fill_map(getattr(out, f.name), f.message_type, v)
+            elif f.is_repeated:
                 for item in v:
                     fill(getattr(out, f.name).add(), item)
             else:
@@ -295,6 +307,18 @@ def fill(out: Any, values: dict[str, Any]) -> None:
             getattr(out, f.name).extend(v)
         else:
             setattr(out, f.name, v)
+
+
+def _fill_map(m: Any, entry: d.Descriptor, items: list[dict[str, Any]]) -> None:
+    kf, vf = entry.fields_by_name["key"], entry.fields_by_name["value"]
+    for item in items:
+        k = item.get("key")
+        k = kf.default_value if k is None else k
+        v = item.get("value")
+        if vf.type == FD.TYPE_MESSAGE:
+            fill(m[k], v or {})
+        else:
+            m[k] = vf.default_value if v is None else v
 
 
 def request(world: World, rpc: Rpc) -> st.SearchStrategy:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import redis
 
 from oms.clients.client import OmsClient
+from oms.v1 import channels_pb2 as ch
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from oms.v1 import returns_pb2 as r
@@ -108,6 +109,17 @@ def seed(client: OmsClient) -> World:
     w.idempotency_keys = ["seed-held", "seed-alloc", "seed-cancel", "seed-returned"]
     w.event_ids = [e.event_id for e in _events(client, returned.id)][:3]
     w.carriers = sorted(set(w.carriers))
+    # a channel (with a webhook secret and a push target), a completed delivery and a
+    # rejected order: ChannelService requests that name "web" reach past the look-up
+    client.channels.UpsertChannel(ch.UpsertChannelRequest(channel=ch.Channel(
+        id="web", name="Web shop", kind=ch.CHANNEL_KIND_SHOPIFY, warehouse_ids=["DSM", "CHI"],
+        safety_stock=1, max_share_pct=80.0, webhook_secret="seed-secret-0123456789",
+        push=ch.PushTarget(base_url="https://shop.example.com", access_token="seed-token",
+                           sku_items={"SKU-1": "1"}))))
+    client.channels.CompleteWebhookDelivery(ch.CompleteWebhookDeliveryRequest(
+        channel_id="web", delivery_id="seed-d1", outcome="order seed"))
+    client.channels.RecordRejectedOrder(ch.RecordRejectedOrderRequest(rejected=ch.RejectedOrder(
+        channel_id="web", external_id="seed-1", reason="unknown sku", skus=["NOPE"])))
     return w
 
 

@@ -32,7 +32,7 @@ def test_the_wheel_holds_only_the_oms_package(tmp_path: Path) -> None:
         info = next(t for t in top if t.endswith(".dist-info"))
         assert top == {"oms", info}, top
         for pkg in ("engine", "server", "server/redis", "server/services", "server/jobs",
-                    "clients", "v1"):
+                    "clients", "v1", "server/channels", "server/web"):
             assert f"oms/{pkg}/__init__.py" in names, pkg
         for mod in ("__init__", "lua", "placement", "orders", "stock", "risk", "claims",
                     "refunds", "notify"):
@@ -42,4 +42,6 @@ def test_the_wheel_holds_only_the_oms_package(tmp_path: Path) -> None:
     scripts = dict(eps["console_scripts"])
     assert scripts == {"oms-server": "oms.server.cli:main", "oms-wave": "oms.server.jobs.wave_job:main",
                        "oms-notify": "oms.server.jobs.notify:main", "oms": "oms.clients.cli:main",
-                       "oms-load": "oms.clients.load:main"}
+                       "oms-load": "oms.clients.load:main",
+                       "oms-channels": "oms.server.jobs.channel_sync:main",
+                       "oms-web": "oms.server.web.cli:main"}
