@@ -4,6 +4,7 @@ one ``decode_*`` here, one operation, one encoder; a bad field raises Validation
 (INVALID_ARGUMENT) before anything is read or written."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from oms.engine.errors import ValidationError
@@ -264,3 +265,37 @@ def decode_refund(r: returns_pb2.IssueRefundRequest) -> tuple[str, int]:
     check_return_id(r.return_id)
     val.require_int(r.amount_cents, 0, val.MAX_ORDER_TOTAL_CENTS, "amount_cents")
     return r.return_id, r.amount_cents
+
+
+# ---- listings for the console ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ListStockQuery:
+    warehouse_id: str
+    sku_prefix: str
+    page_size: int
+    page_token: str
+
+
+SKU_PREFIX_RE = re.compile(r"[A-Za-z0-9_./-]{0,64}", re.ASCII)
+
+
+def decode_list_stock(r: inventory_pb2.ListStockRequest) -> ListStockQuery:
+    if r.warehouse_id:
+        pb_convert.check_id(r.warehouse_id, val.WAREHOUSE_ID_RE, "warehouse_id", "warehouse")
+    val.require_pattern(r.sku_prefix, SKU_PREFIX_RE, "sku_prefix")
+    size = r.page_size or 50
+    if not 0 < size <= 500:
+        raise ValidationError.one("page_size", f"{r.page_size} must be in 1..500")
+    if r.page_token and val.SKU_RE.fullmatch(r.page_token) is None:
+        raise ValidationError.one("page_token",
+                                  f"{val.quote(r.page_token)} is not a token from ListStock")
+    return ListStockQuery(r.warehouse_id, r.sku_prefix, size, r.page_token)
+
+
+def decode_list_waves(r: fulfillment_pb2.ListWavesRequest) -> tuple[str, int]:
+    pb_convert.check_id(r.warehouse_id, val.WAREHOUSE_ID_RE, "warehouse_id", "warehouse")
+    size = r.page_size or 20
+    if not 0 < size <= 200:
+        raise ValidationError.one("page_size", f"{r.page_size} must be in 1..200")
+    return r.warehouse_id, size

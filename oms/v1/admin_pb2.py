@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12oms/v1/admin.proto\x12\x06oms.v1\"s\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x10\n\x08\x63hannels\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\x03\x12\x18\n\x10rate_limit_per_s\x18\x05 \x01(\x01\"d\n\x14\x43reateApiKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x1f\n\x07\x61pi_key\x18\x04 \x01(\x0b\x32\x0e.oms.v1.ApiKey\"\xc3\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12\x10\n\x08\x63hannels\x18\x04 \x03(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x03\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x03\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12\x18\n\x10rate_limit_per_s\x18\t \x01(\x01\x12\x12\n\nrevoked_at\x18\n \x01(\x03\"\x14\n\x12ListApiKeysRequest\"7\n\x13ListApiKeysResponse\x12 \n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x0e.oms.v1.ApiKey\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t2\xde\x01\n\x0c\x41\x64minService\x12I\n\x0c\x43reateApiKey\x12\x1b.oms.v1.CreateApiKeyRequest\x1a\x1c.oms.v1.CreateApiKeyResponse\x12\x46\n\x0bListApiKeys\x12\x1a.oms.v1.ListApiKeysRequest\x1a\x1b.oms.v1.ListApiKeysResponse\x12;\n\x0cRevokeApiKey\x12\x1b.oms.v1.RevokeApiKeyRequest\x1a\x0e.oms.v1.ApiKeyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12oms/v1/admin.proto\x12\x06oms.v1\"s\n\x13\x43reateApiKeyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06scopes\x18\x02 \x03(\t\x12\x10\n\x08\x63hannels\x18\x03 \x03(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\x03\x12\x18\n\x10rate_limit_per_s\x18\x05 \x01(\x01\"d\n\x14\x43reateApiKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x1f\n\x07\x61pi_key\x18\x04 \x01(\x0b\x32\x0e.oms.v1.ApiKey\"\xc3\x01\n\x06\x41piKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12\x10\n\x08\x63hannels\x18\x04 \x03(\t\x12\x12\n\ncreated_at\x18\x05 \x01(\x03\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12\x12\n\nexpires_at\x18\x07 \x01(\x03\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12\x18\n\x10rate_limit_per_s\x18\t \x01(\x01\x12\x12\n\nrevoked_at\x18\n \x01(\x03\"\x14\n\x12ListApiKeysRequest\"7\n\x13ListApiKeysResponse\x12 \n\x08\x61pi_keys\x18\x01 \x03(\x0b\x32\x0e.oms.v1.ApiKey\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x0f\n\rWhoAmIRequest\"_\n\x0eWhoAmIResponse\x12\r\n\x05\x61\x63tor\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12\x10\n\x08\x63hannels\x18\x05 \x03(\t2\x97\x02\n\x0c\x41\x64minService\x12I\n\x0c\x43reateApiKey\x12\x1b.oms.v1.CreateApiKeyRequest\x1a\x1c.oms.v1.CreateApiKeyResponse\x12\x46\n\x0bListApiKeys\x12\x1a.oms.v1.ListApiKeysRequest\x1a\x1b.oms.v1.ListApiKeysResponse\x12;\n\x0cRevokeApiKey\x12\x1b.oms.v1.RevokeApiKeyRequest\x1a\x0e.oms.v1.ApiKey\x12\x37\n\x06WhoAmI\x12\x15.oms.v1.WhoAmIRequest\x1a\x16.oms.v1.WhoAmIResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTAPIKEYSRESPONSE']._serialized_end=524
   _globals['_REVOKEAPIKEYREQUEST']._serialized_start=526
   _globals['_REVOKEAPIKEYREQUEST']._serialized_end=563
-  _globals['_ADMINSERVICE']._serialized_start=566
-  _globals['_ADMINSERVICE']._serialized_end=788
+  _globals['_WHOAMIREQUEST']._serialized_start=565
+  _globals['_WHOAMIREQUEST']._serialized_end=580
+  _globals['_WHOAMIRESPONSE']._serialized_start=582
+  _globals['_WHOAMIRESPONSE']._serialized_end=677
+  _globals['_ADMINSERVICE']._serialized_start=680
+  _globals['_ADMINSERVICE']._serialized_end=959
 # @@protoc_insertion_point(module_scope)

@@ -71,3 +71,21 @@ class RevokeApiKeyRequest(_message.Message):
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("actor", "key_id", "name", "scopes", "channels")
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    actor: str
+    key_id: str
+    name: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, actor: _Optional[str] = ..., key_id: _Optional[str] = ..., name: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """API keys (README "Security"). Every method needs the `admin` scope.
+    """API keys (README "Security"). Every method but WhoAmI needs the `admin` scope.
     """
 
     def __init__(self, channel):
@@ -50,10 +50,15 @@ class AdminServiceStub:
                 request_serializer=oms_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_admin__pb2.ApiKey.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/oms.v1.AdminService/WhoAmI',
+                request_serializer=oms_dot_v1_dot_admin__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_admin__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
-    """API keys (README "Security"). Every method needs the `admin` scope.
+    """API keys (README "Security"). Every method but WhoAmI needs the `admin` scope.
     """
 
     def CreateApiKey(self, request, context):
@@ -78,6 +83,14 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Who the calling key is and what it may do (any valid key; the console shows only the
+        buttons its key may use).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +109,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=oms_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.FromString,
                     response_serializer=oms_dot_v1_dot_admin__pb2.ApiKey.SerializeToString,
             ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=oms_dot_v1_dot_admin__pb2.WhoAmIRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_admin__pb2.WhoAmIResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'oms.v1.AdminService', rpc_method_handlers)
@@ -105,7 +123,7 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """API keys (README "Security"). Every method needs the `admin` scope.
+    """API keys (README "Security"). Every method but WhoAmI needs the `admin` scope.
     """
 
     @staticmethod
@@ -179,6 +197,33 @@ class AdminService:
             '/oms.v1.AdminService/RevokeApiKey',
             oms_dot_v1_dot_admin__pb2.RevokeApiKeyRequest.SerializeToString,
             oms_dot_v1_dot_admin__pb2.ApiKey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.AdminService/WhoAmI',
+            oms_dot_v1_dot_admin__pb2.WhoAmIRequest.SerializeToString,
+            oms_dot_v1_dot_admin__pb2.WhoAmIResponse.FromString,
             options,
             channel_credentials,
             insecure,

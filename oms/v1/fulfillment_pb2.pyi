@@ -172,3 +172,35 @@ class ReallocateReport(_message.Message):
     lp_lower_bound: float
     solve_seconds: float
     def __init__(self, orders: _Optional[int] = ..., changed: _Optional[int] = ..., moved: _Optional[int] = ..., skipped: _Optional[int] = ..., cost_before: _Optional[float] = ..., cost_after: _Optional[float] = ..., lp_lower_bound: _Optional[float] = ..., solve_seconds: _Optional[float] = ...) -> None: ...
+
+class ListWavesRequest(_message.Message):
+    __slots__ = ("warehouse_id", "page_size")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    page_size: int
+    def __init__(self, warehouse_id: _Optional[str] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class WaveSummary(_message.Message):
+    __slots__ = ("id", "warehouse_id", "created_at", "batches", "orders", "total_distance_m", "baseline_distance_m")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_DISTANCE_M_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_DISTANCE_M_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    warehouse_id: str
+    created_at: int
+    batches: int
+    orders: int
+    total_distance_m: float
+    baseline_distance_m: float
+    def __init__(self, id: _Optional[str] = ..., warehouse_id: _Optional[str] = ..., created_at: _Optional[int] = ..., batches: _Optional[int] = ..., orders: _Optional[int] = ..., total_distance_m: _Optional[float] = ..., baseline_distance_m: _Optional[float] = ...) -> None: ...
+
+class ListWavesResponse(_message.Message):
+    __slots__ = ("waves",)
+    WAVES_FIELD_NUMBER: _ClassVar[int]
+    waves: _containers.RepeatedCompositeFieldContainer[WaveSummary]
+    def __init__(self, waves: _Optional[_Iterable[_Union[WaveSummary, _Mapping]]] = ...) -> None: ...

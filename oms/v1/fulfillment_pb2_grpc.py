@@ -45,6 +45,11 @@ class FulfillmentServiceStub:
                 request_serializer=oms_dot_v1_dot_fulfillment__pb2.GetWaveRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_fulfillment__pb2.Wave.FromString,
                 _registered_method=True)
+        self.ListWaves = channel.unary_unary(
+                '/oms.v1.FulfillmentService/ListWaves',
+                request_serializer=oms_dot_v1_dot_fulfillment__pb2.ListWavesRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_fulfillment__pb2.ListWavesResponse.FromString,
+                _registered_method=True)
         self.ConfirmPick = channel.unary_unary(
                 '/oms.v1.FulfillmentService/ConfirmPick',
                 request_serializer=oms_dot_v1_dot_fulfillment__pb2.ConfirmPickRequest.SerializeToString,
@@ -98,6 +103,13 @@ class FulfillmentServiceServicer:
 
     def GetWave(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWaves(self, request, context):
+        """A warehouse's waves, newest first, without their batches' stops.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -167,6 +179,11 @@ def add_FulfillmentServiceServicer_to_server(servicer, server):
                     servicer.GetWave,
                     request_deserializer=oms_dot_v1_dot_fulfillment__pb2.GetWaveRequest.FromString,
                     response_serializer=oms_dot_v1_dot_fulfillment__pb2.Wave.SerializeToString,
+            ),
+            'ListWaves': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWaves,
+                    request_deserializer=oms_dot_v1_dot_fulfillment__pb2.ListWavesRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_fulfillment__pb2.ListWavesResponse.SerializeToString,
             ),
             'ConfirmPick': grpc.unary_unary_rpc_method_handler(
                     servicer.ConfirmPick,
@@ -263,6 +280,33 @@ class FulfillmentService:
             '/oms.v1.FulfillmentService/GetWave',
             oms_dot_v1_dot_fulfillment__pb2.GetWaveRequest.SerializeToString,
             oms_dot_v1_dot_fulfillment__pb2.Wave.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWaves(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.FulfillmentService/ListWaves',
+            oms_dot_v1_dot_fulfillment__pb2.ListWavesRequest.SerializeToString,
+            oms_dot_v1_dot_fulfillment__pb2.ListWavesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -140,3 +140,23 @@ class GetStockResponse(_message.Message):
     levels: _containers.RepeatedCompositeFieldContainer[_common_pb2.StockLevel]
     total_available: int
     def __init__(self, levels: _Optional[_Iterable[_Union[_common_pb2.StockLevel, _Mapping]]] = ..., total_available: _Optional[int] = ...) -> None: ...
+
+class ListStockRequest(_message.Message):
+    __slots__ = ("warehouse_id", "sku_prefix", "page_size", "page_token")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    sku_prefix: str
+    page_size: int
+    page_token: str
+    def __init__(self, warehouse_id: _Optional[str] = ..., sku_prefix: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListStockResponse(_message.Message):
+    __slots__ = ("levels", "next_page_token")
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    levels: _containers.RepeatedCompositeFieldContainer[_common_pb2.StockLevel]
+    next_page_token: str
+    def __init__(self, levels: _Optional[_Iterable[_Union[_common_pb2.StockLevel, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -70,6 +70,11 @@ class InventoryServiceStub:
                 request_serializer=oms_dot_v1_dot_inventory__pb2.GetStockRequest.SerializeToString,
                 response_deserializer=oms_dot_v1_dot_inventory__pb2.GetStockResponse.FromString,
                 _registered_method=True)
+        self.ListStock = channel.unary_unary(
+                '/oms.v1.InventoryService/ListStock',
+                request_serializer=oms_dot_v1_dot_inventory__pb2.ListStockRequest.SerializeToString,
+                response_deserializer=oms_dot_v1_dot_inventory__pb2.ListStockResponse.FromString,
+                _registered_method=True)
         self.SetReplenishmentPolicy = channel.unary_unary(
                 '/oms.v1.InventoryService/SetReplenishmentPolicy',
                 request_serializer=oms_dot_v1_dot_inventory__pb2.SetReplenishmentPolicyRequest.SerializeToString,
@@ -130,6 +135,13 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStock(self, request, context):
+        """Stock of every SKU (in SKU order, a page at a time) in every warehouse, or one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetReplenishmentPolicy(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -180,6 +192,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.GetStock,
                     request_deserializer=oms_dot_v1_dot_inventory__pb2.GetStockRequest.FromString,
                     response_serializer=oms_dot_v1_dot_inventory__pb2.GetStockResponse.SerializeToString,
+            ),
+            'ListStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStock,
+                    request_deserializer=oms_dot_v1_dot_inventory__pb2.ListStockRequest.FromString,
+                    response_serializer=oms_dot_v1_dot_inventory__pb2.ListStockResponse.SerializeToString,
             ),
             'SetReplenishmentPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.SetReplenishmentPolicy,
@@ -381,6 +398,33 @@ class InventoryService:
             '/oms.v1.InventoryService/GetStock',
             oms_dot_v1_dot_inventory__pb2.GetStockRequest.SerializeToString,
             oms_dot_v1_dot_inventory__pb2.GetStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/oms.v1.InventoryService/ListStock',
+            oms_dot_v1_dot_inventory__pb2.ListStockRequest.SerializeToString,
+            oms_dot_v1_dot_inventory__pb2.ListStockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -18,7 +18,7 @@ from oms.engine.errors import PermissionDeniedError, RateLimitedError, Unauthent
 from oms.server.auth import api_keys
 from oms.server.auth.api_keys import ApiKeyRecord, RateLimiter
 from oms.server.auth.principal import Principal
-from oms.server.auth.scopes import scope_for
+from oms.server.auth.scopes import ANY_KEY, scope_for
 
 MAX_CACHE_S = 5.0
 
@@ -121,7 +121,7 @@ class Authenticator:
         scope = scope_for(method)
         if scope is None:
             raise PermissionDeniedError(f"{method[:120]} is not open to any API key")
-        if not principal.has_scope(scope):
+        if scope != ANY_KEY and not principal.has_scope(scope):
             raise PermissionDeniedError(
                 f"API key {principal.actor} lacks the scope {scope!r} that {method} needs")
         rate = principal.rate_limit_per_s

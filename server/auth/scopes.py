@@ -18,6 +18,8 @@ CHANNELS_READ = "channels:read"
 CHANNELS_WRITE = "channels:write"
 CHANNELS_INGEST = "channels:ingest"  # the webhook edge (oms-web)
 ADMIN = "admin"
+# Not a scope one grants: the methods any valid key may call (WhoAmI).
+ANY_KEY = "any valid key"
 
 SCOPES = (ORDERS_READ, ORDERS_WRITE, INVENTORY_READ, INVENTORY_WRITE, FULFILLMENT, RETURNS,
           REFUNDS, REPORTING, CHANNELS_READ, CHANNELS_WRITE, CHANNELS_INGEST, ADMIN)
@@ -42,12 +44,14 @@ _TABLE: dict[str, dict[str, str]] = {
         "AdjustStock": INVENTORY_WRITE,
         "RecordStockCount": INVENTORY_WRITE,
         "GetStock": INVENTORY_READ,
+        "ListStock": INVENTORY_READ,
         "SetReplenishmentPolicy": INVENTORY_WRITE,
         "SuggestReplenishment": INVENTORY_READ,
     },
     "oms.v1.FulfillmentService": {
         "PlanWave": FULFILLMENT,
         "GetWave": FULFILLMENT,
+        "ListWaves": FULFILLMENT,
         "ConfirmPick": FULFILLMENT,
         "PackOrder": FULFILLMENT,
         "ShipOrder": FULFILLMENT,
@@ -71,6 +75,7 @@ _TABLE: dict[str, dict[str, str]] = {
         "CreateApiKey": ADMIN,
         "ListApiKeys": ADMIN,
         "RevokeApiKey": ADMIN,
+        "WhoAmI": ANY_KEY,
     },
     "oms.v1.ChannelService": {
         "UpsertChannel": CHANNELS_WRITE,
@@ -119,7 +124,7 @@ def table_rows() -> list[tuple[str, str, str]]:
 def readme_rows() -> list[str]:
     """The README's scope table, one markdown row per scope (tests/unit/test_docs.py keeps the
     README's copy in step with this table)."""
-    by_scope: dict[str, list[str]] = {s: [] for s in SCOPES}
+    by_scope: dict[str, list[str]] = {s: [] for s in (*SCOPES, ANY_KEY)}
     for svc, methods in _TABLE.items():
         short = svc.removeprefix("oms.v1.").removesuffix("Service")
         for m, scope in methods.items():

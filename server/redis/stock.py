@@ -74,6 +74,33 @@ class StockOps(StoreBase):
                 f"on_hand to {res[1] + delta}, past the maximum {2**31 - 1}")
         return StockLevel(warehouse_id, sku, int(res[0]), int(res[1]), _s(res[2]))
 
+    async def list_stock(self, warehouse_ids: list[str], sku_prefix: str, after: str,
+                         limit: int) -> tuple[list[StockLevel], str]:
+        """Stock of the registered SKUs after ``after`` (SKU order) starting with ``sku_prefix``:
+        up to ``limit`` SKUs, each with its level in every warehouse that has a record of it;
+        and the last SKU looked at when more may follow ("" otherwise). The SKU list is the
+        product registry's (HKEYS): fine for catalogues of up to some 100k SKUs."""
+        skus = sorted(s for s in (k.decode() for k in await self.r.hkeys(keys.SKU_IDS))
+                      if s > after and s.startswith(sku_prefix))
+        page, more = skus[:limit], len(skus) > limit
+        if not page or not warehouse_ids:
+            return [], ""
+        async with self.r.pipeline(transaction=False) as p:
+            for w in warehouse_ids:
+                sh = keys.Shard(w)
+                p.hmget(sh.onhand, page)
+                p.hmget(sh.reserved, page)
+                p.hmget(sh.loc, page)
+            raw = await p.execute()
+        out = []
+        for k, sku in enumerate(page):
+            for i, w in enumerate(warehouse_ids):
+                oh, rs, loc = raw[3 * i][k], raw[3 * i + 1][k], raw[3 * i + 2][k]
+                if oh is None and rs is None:
+                    continue
+                out.append(StockLevel(w, sku, int(oh or 0), int(rs or 0), _s(loc)))
+        return out, page[-1] if more else ""
+
     async def get_stock(self, sku: str) -> list[StockLevel]:
         if await self.unknown_skus([sku]):
             raise NotFoundError("sku", sku)

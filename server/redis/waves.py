@@ -77,6 +77,18 @@ class WaveOps(StoreBase):
                 break
         return out[:limit]
 
+    async def list_waves(self, warehouse_id: str, limit: int) -> list[bytes]:
+        """A warehouse's newest ``limit`` waves (their JSON), newest first."""
+        sh = keys.Shard(warehouse_id)
+        ids = await self.r.zrevrange(sh.waves, 0, limit - 1)
+        if not ids:
+            return []
+        async with self.r.pipeline(transaction=False) as p:
+            for i in ids:
+                p.get(sh.wave(i.decode()))
+            raw = await p.execute()
+        return [r for r in raw if r is not None]
+
     async def get_wave(self, wave_id: str) -> bytes:
         try:
             home = keys.home_of(wave_id)

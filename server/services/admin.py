@@ -93,6 +93,17 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             api_keys=[encode_api_key(r) for r in await self.store.list_api_keys()])
 
     @handle_errors
+    async def WhoAmI(self, request: admin_pb2.WhoAmIRequest,
+                     context: grpc.aio.ServicerContext) -> admin_pb2.WhoAmIResponse:
+        p = current_principal()
+        name = ""
+        if p.key_id:
+            rec = await self.store.get_api_key(p.key_id)
+            name = rec.name if rec else ""
+        return admin_pb2.WhoAmIResponse(actor=p.actor, key_id=p.key_id, name=name,
+                                        scopes=sorted(p.scopes), channels=sorted(p.channels))
+
+    @handle_errors
     async def RevokeApiKey(self, request: admin_pb2.RevokeApiKeyRequest,
                            context: grpc.aio.ServicerContext) -> admin_pb2.ApiKey:
         rec = await self.store.revoke_api_key(check_key_id(request.key_id))

@@ -40,6 +40,18 @@ class FulfillmentServicer(fulfillment_pb2_grpc.FulfillmentServiceServicer):
         return pb_convert.encode_wave(wave_from_json(await self.store.get_wave(request.wave_id)))
 
     @handle_errors
+    async def ListWaves(self, request: fulfillment_pb2.ListWavesRequest,
+                        context: grpc.aio.ServicerContext) -> fulfillment_pb2.ListWavesResponse:
+        warehouse_id, size = decode.decode_list_waves(request)
+        await self.store.warehouse(warehouse_id)  # NOT_FOUND for an unknown warehouse
+        waves = [wave_from_json(r) for r in await self.store.list_waves(warehouse_id, size)]
+        return fulfillment_pb2.ListWavesResponse(waves=[fulfillment_pb2.WaveSummary(
+            id=w.id, warehouse_id=w.warehouse_id, created_at=w.created_at, batches=len(w.batches),
+            orders=len({o for b in w.batches for o in b.order_ids}),
+            total_distance_m=w.total_distance_m, baseline_distance_m=w.baseline_distance_m)
+            for w in waves])
+
+    @handle_errors
     async def ConfirmPick(self, request: fulfillment_pb2.ConfirmPickRequest,
                           context: grpc.aio.ServicerContext) -> common_pb2.Order:
         order_id, warehouse_id = decode.decode_confirm_pick(request)

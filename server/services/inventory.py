@@ -77,6 +77,18 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
                                    total_available=sum(max(s.available, 0) for s in levels))
 
     @handle_errors
+    async def ListStock(self, request: inventory_pb2.ListStockRequest,
+                        context: grpc.aio.ServicerContext) -> inventory_pb2.ListStockResponse:
+        q = decode.decode_list_stock(request)
+        if q.warehouse_id:
+            whs = [(await self.store.warehouse(q.warehouse_id)).id]
+        else:
+            whs = [w.id for w in await self.store.warehouses(0.0)]
+        levels, token = await self.store.list_stock(whs, q.sku_prefix, q.page_token, q.page_size)
+        return inventory_pb2.ListStockResponse(
+            levels=[pb_convert.encode_stock(s) for s in levels], next_page_token=token)
+
+    @handle_errors
     async def SetReplenishmentPolicy(self, request: inventory_pb2.SetReplenishmentPolicyRequest,
                                      context: grpc.aio.ServicerContext) -> inventory_pb2.ReplenishmentPolicy:
         cmd = decode.decode_replenishment_policy(request)
