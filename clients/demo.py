@@ -10,7 +10,15 @@
   mean shipping distance next to a "ship everything from one central warehouse" baseline;
 - a purchase order restocks what the backordered orders need at one warehouse and
   FillBackorders gives it to them; some customers cancel (card authorizations are voided);
-- pick waves, then pick, pack, ship, tracking, delivery and a few returns and refunds.
+- pick waves, then pick, pack, ship, tracking, delivery and a few returns and refunds;
+- sales channels (clients/demo_channels.py, ``--no-channels`` to skip): a Shopify channel
+  pushed to a fake Shopify by ``oms-channels`` and a POS channel; recorded Shopify
+  ``orders/create`` webhooks through ``oms-web`` alongside the BatchPlaceOrders load (so the
+  load's results then vary a little from run to run); per-channel orders, the available-to-sell
+  pushed, the push lag and the end-to-end lag of a stock change.
+
+At the end it starts the operator console (``oms-web``) on the demo's data, prints its URL
+and an operator's sign-in key, and serves until Ctrl-C (``--exit``: stop there instead).
 
 Run: ``python -m oms.clients.demo`` (``make demo``). Deterministic for a given --seed.
 
@@ -34,6 +42,7 @@ from tqdm import tqdm
 
 from oms.clients import credentials
 from oms.clients.client import ClientError, OmsClient
+from oms.clients.demo_channels import DemoChannels
 from oms.clients.metros import METROS
 from oms.engine.geo import all_us_zips, haversine_km
 from oms.v1 import common_pb2 as c
@@ -114,10 +123,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--embedded-cluster", type=int, default=0, metavar="N",
                     help="without --target: start oms-server on an embedded Redis Cluster of N "
                          "masters instead of one embedded redis-server")
+    ap.add_argument("--no-channels", action="store_true",
+                    help="skip the sales channels (Shopify webhooks, oms-channels, oms-web)")
+    ap.add_argument("--webhook-orders", type=int, default=-1, metavar="N",
+                    help="Shopify orders/create webhooks fed alongside the load "
+                         "(default: orders / 20, at most 1,000)")
+    ap.add_argument("--redis-url", default="",
+                    help="with --target: that server's Redis, for oms-channels (else the "
+                         "channels step is skipped)")
+    ap.add_argument("--console-listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                    help="where the operator console (oms-web) listens at the end (port 0: any)")
+    ap.add_argument("--exit", action="store_true",
+                    help="end once the console's URL is printed instead of serving until Ctrl-C")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
 
     proc = None
+    chan: DemoChannels | None = None
+    data_dir = ""
     target = args.target
     key = credentials.resolve_api_key(args.api_key)
     if not target:
@@ -135,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"network: {len(whs)} warehouses, {args.skus} SKUs with stock and bin locations")
             ships = demand_zips(rng, args.orders)
             prices = {f"SKU-{k:04d}": 199 + (k * 7919) % 9800 for k in range(args.skus)}
+            chan = start_channels(cl, args, target, key, data_dir, whs, prices, popularity)
             reqs = []
             for i, (z, _, _) in enumerate(ships):
                 skus = rng.choices(range(args.skus), weights=popularity, k=rng.randint(1, 5))
@@ -148,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                     req.payment_token = "tok_visa"  # card orders: authorised at intake
                 reqs.append(req)
             results: list[c.Order | ClientError] = []
+            if chan:
+                chan.begin_load(ships)
             t0 = time.perf_counter()
             with tqdm(total=len(reqs), desc="BatchPlaceOrders", unit="order") as bar:
                 for i in range(0, len(reqs), args.batch):
@@ -155,16 +181,93 @@ def main(argv: list[str] | None = None) -> int:
                     results += part
                     bar.update(len(part))
             elapsed = time.perf_counter() - t0
+            if chan:
+                chan.end_load()
             report(results, ships, whs, elapsed)
+            if chan:
+                chan.report()
             restock_and_cancel(cl, whs, results, rng)
             fulfil(cl, whs, results, rng, args.fulfil)
             audit = cl.reporting.Audit(__import__("oms.v1.reporting_pb2", fromlist=["x"]).AuditRequest())
             print(f"audit: {'ok' if audit.ok else 'FAILED'} ({len(audit.problems)} problems)")
+            if audit.ok:
+                serve_console(cl, target, key, args)
             return 0 if audit.ok else 1
     finally:
+        if chan:
+            chan.close()
         if proc:
             proc.terminate()
             proc.wait(30)
+
+
+def start_channels(cl: OmsClient, args: argparse.Namespace, target: str, key: str,
+                   data_dir: str, whs: list[c.Warehouse], prices: dict[str, int],
+                   popularity: list[float]) -> DemoChannels | None:
+    """The sales channels (clients/demo_channels.py) set up and their workers started; None
+    with --no-channels, or with --target and no --redis-url (oms-channels needs the Redis)."""
+    if args.no_channels or len(whs) < 9:
+        return None
+    if not data_dir and not args.redis_url:
+        print("channels: skipped (--target without --redis-url: oms-channels needs the Redis)")
+        return None
+    n = args.webhook_orders if args.webhook_orders >= 0 else min(1000, args.orders // 20)
+    chan = DemoChannels(cl, target, key, list(prices), prices, popularity, max(n, 5), args.seed,
+                        log_dir=data_dir or tempfile.mkdtemp(prefix="oms-demo-logs-"),
+                        tls_ca=args.tls_ca)
+    try:
+        chan.start([w.id for w in whs], data_dir, args.redis_url)
+    except BaseException:
+        chan.close()
+        raise
+    return chan
+
+
+def serve_console(cl: OmsClient, target: str, key: str, args: argparse.Namespace) -> None:
+    """The operator console on the demo's data: start ``oms-web`` (the console script next to
+    this Python), make a sign-in key for an operator, print the URL and the key, and serve
+    until Ctrl-C (``--exit``: stop right after printing)."""
+    from oms.v1 import admin_pb2 as adm  # noqa: PLC0415
+
+    scopes = ["orders:read", "orders:write", "inventory:read", "fulfillment", "reporting",
+              "channels:read", "returns"]
+    try:
+        sign_in = cl.admin.CreateApiKey(adm.CreateApiKeyRequest(
+            name="demo-console-operator", scopes=scopes)).key
+    except ClientError as e:  # --target with a key that may not create keys: sign in with it
+        print(f"console: cannot create an operator key ({e.code.name}); sign in with the demo's")
+        sign_in = key
+    exe = os.path.join(os.path.dirname(sys.executable), "oms-web")
+    cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "oms.server.web.cli"]
+    cmd += ["--listen", args.console_listen, "--target", target, "--log-level", "WARNING",
+            *(["--tls-ca", args.tls_ca] if args.tls_ca else [])]
+    # oms-web's own key (for its webhook routes) through the environment, not the command line
+    web = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMS_API_KEY": key})
+    try:
+        assert web.stdout is not None
+        url = next((m.group(1) for line in web.stdout
+                    if (m := re.search(r"listening on (http://\S+)", line))), None)
+        if url is None:
+            raise RuntimeError(f"oms-web exited with {web.wait()} before listening")
+        print(f"\noperator console: {url}/  (oms-web, pid {web.pid})")
+        print(f"sign in with the API key: {sign_in}")
+        print(f"  scopes: {' '.join(scopes)}")
+        if args.exit:
+            return
+        print("serving until Ctrl-C ...", flush=True)
+        try:
+            web.wait()
+        except KeyboardInterrupt:
+            print("\nstopping the console and oms-server")
+    finally:
+        if web.poll() is None:
+            web.terminate()
+            try:
+                web.wait(20)
+            except subprocess.TimeoutExpired:
+                web.kill()
+                web.wait()
 
 
 def restock_and_cancel(cl: OmsClient, whs: list[c.Warehouse], results: list,

@@ -1,11 +1,15 @@
 """``oms-web``: the HTTP edge (signed order webhooks from Shopify, WooCommerce and generic
-shops), a gRPC client of oms-server with its own API key.
+shops, and the operator console), a gRPC client of oms-server.
 
   oms-web --listen 0.0.0.0:8080 --target 127.0.0.1:50051 --api-key oms_...
 
 Flags fall back to environment variables: OMS_WEB_LISTEN, OMS_TARGET, OMS_API_KEY (else the
-admin key file a local oms-server wrote, like the other clients), OMS_TLS_CA. The key needs the
-scopes channels:ingest and orders:write. Port 0 picks a free port; the line
+admin key file a local oms-server wrote, like the other clients), OMS_TLS_CA,
+OMS_WEB_SESSION_IDLE_S, OMS_WEB_TLS_CERT, OMS_WEB_TLS_KEY. The --api-key is the webhooks' key
+(scopes channels:ingest and orders:write); the console needs none of its own: each user signs in
+at /login with their own key, kept server-side in a session (idle expiry --session-idle-s,
+12 h at most), and oms-server checks that key's scopes on every call. With --tls-cert/--tls-key
+oms-web serves HTTPS (and the session cookie is Secure). Port 0 picks a free port; the line
 "oms-web listening on http://HOST:PORT" on stdout says which. SIGTERM/SIGINT stop it.
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 
 from aiohttp import web
@@ -39,24 +44,49 @@ def parse_args(argv: list[str] | None) -> WebConfig:
                    help="PEM CA that signed oms-server's certificate: TLS to the target")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per gRPC call")
     p.add_argument("--log-level", default=env("OMS_LOG_LEVEL", "INFO"))
+    p.add_argument("--session-idle-s", type=float,
+                   default=float(env("OMS_WEB_SESSION_IDLE_S", "1800")),
+                   help="console sessions end after this many idle seconds "
+                        "(OMS_WEB_SESSION_IDLE_S; default 1800; 12 h at most in any case)")
+    p.add_argument("--tls-cert", default=env("OMS_WEB_TLS_CERT", ""),
+                   help="PEM certificate chain: serve HTTPS (OMS_WEB_TLS_CERT; with --tls-key)")
+    p.add_argument("--tls-key", default=env("OMS_WEB_TLS_KEY", ""),
+                   help="PEM private key of --tls-cert (OMS_WEB_TLS_KEY)")
     a = p.parse_args(argv)
     host, sep, port = a.listen.rpartition(":")
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         p.error(f"--listen {a.listen[:64]!r} is not HOST:PORT")
     if not 0 < a.timeout <= 3600:
         p.error("--timeout must be in (0, 3600]")
+    if not 0 < a.session_idle_s <= 12 * 3600:
+        p.error("--session-idle-s must be in (0, 43200]")
+    if bool(a.tls_cert) != bool(a.tls_key):
+        p.error("--tls-cert and --tls-key go together")
     return WebConfig(listen=a.listen, target=a.target, api_key=resolve_api_key(a.api_key),
-                     tls_ca=a.tls_ca, timeout_s=a.timeout, log_level=a.log_level.upper())
+                     tls_ca=a.tls_ca, timeout_s=a.timeout, log_level=a.log_level.upper(),
+                     session_idle_s=a.session_idle_s, tls_cert=a.tls_cert, tls_key=a.tls_key)
+
+
+def ssl_context(config: WebConfig) -> ssl.SSLContext | None:
+    """The HTTPS context of --tls-cert/--tls-key (TLS 1.2 at least), or None for plain HTTP."""
+    if not config.tls_cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    return ctx
 
 
 async def serve(config: WebConfig) -> None:
     host, _, port = config.listen.rpartition(":")
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host.strip("[]"), int(port))
+    tls = ssl_context(config)
+    site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=tls)
     await site.start()
     bound = runner.addresses[0]
-    print(f"oms-web listening on http://{host}:{bound[1]} (oms-server {config.target})",
+    scheme = "https" if tls else "http"
+    print(f"oms-web listening on {scheme}://{host}:{bound[1]} (oms-server {config.target})",
           flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -71,10 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(name)s %(message)s")
     if not config.api_key:
-        log.warning("no API key (--api-key, OMS_API_KEY): oms-server will refuse the calls")
+        log.warning("no API key (--api-key, OMS_API_KEY): oms-server will refuse the webhooks' "
+                    "calls (the console signs users in with their own keys)")
     try:
         asyncio.run(serve(config))
-    except OSError as e:
+    except (OSError, ssl.SSLError) as e:
         print(f"oms-web: error: {e}", file=sys.stderr)
         return 1
     return 0
