@@ -182,6 +182,8 @@ class Order:
     returns: list["Return"] = field(default_factory=list)
     tracking_events: set[str] = field(default_factory=set)
     picked_warehouses: list[str] = field(default_factory=list)  # parts confirmed picked
+    # (event id, tracking number, type, occurred at ms, location), oldest first
+    tracking_log: list[tuple[str, str, str, int, str]] = field(default_factory=list)
 
     @property
     def value_cents(self) -> int:

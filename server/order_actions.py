@@ -331,7 +331,8 @@ class OrderLife:
                         eta = min(eta, (at // DAY_MS + 1) * DAY_MS - 1)  # today
                     s = replace(s, status=kind, eta_ms=eta)
                 ships.append(s)
-            update = OrderUpdate().shipments(ships).tracking_event(event_id, kind, at, location)
+            update = OrderUpdate().shipments(ships).tracking_event(
+                event_id, kind, at, location, tracking_number)
             if all(s.status == "DELIVERED" for s in ships) and o.status == OrderStatus.SHIPPED:
                 return await self._delivered(o, at, update, f"delivered ({location})".strip())
             _, after = await self.store.transition(

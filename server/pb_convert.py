@@ -339,7 +339,10 @@ def encode_order(x: Order) -> common_pb2.Order:
         payment=encode_payment(x.payment), packages=[encode_package(p) for p in x.packages],
         shipments=[encode_shipment(sh) for sh in x.shipments], promised_by=x.promised_by,
         delivered_at=x.delivered_at, risk_score=x.risk_score, risk_reasons=x.risk_reasons,
-        picked_warehouses=x.picked_warehouses)
+        picked_warehouses=x.picked_warehouses,
+        tracking_events=[common_pb2.OrderTrackingEvent(
+            event_id=e, tracking_number=tn, type=k, occurred_at=at, location=loc)
+            for e, tn, k, at, loc in x.tracking_log])
 
 
 def encode_payment(p: PaymentState | None) -> common_pb2.Payment:

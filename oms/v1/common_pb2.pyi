@@ -225,7 +225,7 @@ class HistoryEntry(_message.Message):
     def __init__(self, status: _Optional[_Union[OrderStatus, str]] = ..., at_ms: _Optional[int] = ..., reason: _Optional[str] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("id", "idempotency_key", "channel", "status", "customer", "ship_to", "lines", "allocations", "shipments", "hold_until", "created_at", "updated_at", "history", "payment", "packages", "promised_by", "delivered_at", "risk_score", "risk_reasons", "picked_warehouses")
+    __slots__ = ("id", "idempotency_key", "channel", "status", "customer", "ship_to", "lines", "allocations", "shipments", "hold_until", "created_at", "updated_at", "history", "payment", "packages", "promised_by", "delivered_at", "risk_score", "risk_reasons", "picked_warehouses", "tracking_events")
     ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +246,7 @@ class Order(_message.Message):
     RISK_SCORE_FIELD_NUMBER: _ClassVar[int]
     RISK_REASONS_FIELD_NUMBER: _ClassVar[int]
     PICKED_WAREHOUSES_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_EVENTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     idempotency_key: str
     channel: str
@@ -266,7 +267,22 @@ class Order(_message.Message):
     risk_score: float
     risk_reasons: _containers.RepeatedScalarFieldContainer[str]
     picked_warehouses: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., ship_to: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., allocations: _Optional[_Iterable[_Union[AllocationLine, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., hold_until: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., promised_by: _Optional[int] = ..., delivered_at: _Optional[int] = ..., risk_score: _Optional[float] = ..., risk_reasons: _Optional[_Iterable[str]] = ..., picked_warehouses: _Optional[_Iterable[str]] = ...) -> None: ...
+    tracking_events: _containers.RepeatedCompositeFieldContainer[OrderTrackingEvent]
+    def __init__(self, id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., channel: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ..., ship_to: _Optional[_Union[Address, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., allocations: _Optional[_Iterable[_Union[AllocationLine, _Mapping]]] = ..., shipments: _Optional[_Iterable[_Union[Shipment, _Mapping]]] = ..., hold_until: _Optional[int] = ..., created_at: _Optional[int] = ..., updated_at: _Optional[int] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., payment: _Optional[_Union[Payment, _Mapping]] = ..., packages: _Optional[_Iterable[_Union[Package, _Mapping]]] = ..., promised_by: _Optional[int] = ..., delivered_at: _Optional[int] = ..., risk_score: _Optional[float] = ..., risk_reasons: _Optional[_Iterable[str]] = ..., picked_warehouses: _Optional[_Iterable[str]] = ..., tracking_events: _Optional[_Iterable[_Union[OrderTrackingEvent, _Mapping]]] = ...) -> None: ...
+
+class OrderTrackingEvent(_message.Message):
+    __slots__ = ("event_id", "tracking_number", "type", "occurred_at", "location")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    tracking_number: str
+    type: str
+    occurred_at: int
+    location: str
+    def __init__(self, event_id: _Optional[str] = ..., tracking_number: _Optional[str] = ..., type: _Optional[str] = ..., occurred_at: _Optional[int] = ..., location: _Optional[str] = ...) -> None: ...
 
 class OrderEvent(_message.Message):
     __slots__ = ("event_id", "order_id", "type", "status", "at_ms", "detail", "channel", "actor")

@@ -35,7 +35,7 @@ class CountByKey(_message.Message):
     def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Stats(_message.Message):
-    __slots__ = ("orders_by_status", "orders_by_channel", "orders_per_second", "fill_rate", "split_rate", "mean_allocation_distance_km", "pick_distance_saved_m", "orders_total", "orders_per_minute", "on_time_delivery_rate", "return_rate", "waves", "channels")
+    __slots__ = ("orders_by_status", "orders_by_channel", "orders_per_second", "fill_rate", "split_rate", "mean_allocation_distance_km", "pick_distance_saved_m", "orders_total", "orders_per_minute", "on_time_delivery_rate", "return_rate", "waves", "channels", "warehouses")
     ORDERS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     ORDERS_BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ORDERS_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class Stats(_message.Message):
     RETURN_RATE_FIELD_NUMBER: _ClassVar[int]
     WAVES_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSES_FIELD_NUMBER: _ClassVar[int]
     orders_by_status: _containers.RepeatedCompositeFieldContainer[CountByKey]
     orders_by_channel: _containers.RepeatedCompositeFieldContainer[CountByKey]
     orders_per_second: float
@@ -62,7 +63,16 @@ class Stats(_message.Message):
     return_rate: float
     waves: int
     channels: _containers.RepeatedCompositeFieldContainer[ChannelSyncStats]
-    def __init__(self, orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_by_channel: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_per_second: _Optional[float] = ..., fill_rate: _Optional[float] = ..., split_rate: _Optional[float] = ..., mean_allocation_distance_km: _Optional[float] = ..., pick_distance_saved_m: _Optional[float] = ..., orders_total: _Optional[int] = ..., orders_per_minute: _Optional[_Iterable[float]] = ..., on_time_delivery_rate: _Optional[float] = ..., return_rate: _Optional[float] = ..., waves: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelSyncStats, _Mapping]]] = ...) -> None: ...
+    warehouses: _containers.RepeatedCompositeFieldContainer[WarehouseCounts]
+    def __init__(self, orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_by_channel: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ..., orders_per_second: _Optional[float] = ..., fill_rate: _Optional[float] = ..., split_rate: _Optional[float] = ..., mean_allocation_distance_km: _Optional[float] = ..., pick_distance_saved_m: _Optional[float] = ..., orders_total: _Optional[int] = ..., orders_per_minute: _Optional[_Iterable[float]] = ..., on_time_delivery_rate: _Optional[float] = ..., return_rate: _Optional[float] = ..., waves: _Optional[int] = ..., channels: _Optional[_Iterable[_Union[ChannelSyncStats, _Mapping]]] = ..., warehouses: _Optional[_Iterable[_Union[WarehouseCounts, _Mapping]]] = ...) -> None: ...
+
+class WarehouseCounts(_message.Message):
+    __slots__ = ("warehouse_id", "orders_by_status")
+    WAREHOUSE_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDERS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    warehouse_id: str
+    orders_by_status: _containers.RepeatedCompositeFieldContainer[CountByKey]
+    def __init__(self, warehouse_id: _Optional[str] = ..., orders_by_status: _Optional[_Iterable[_Union[CountByKey, _Mapping]]] = ...) -> None: ...
 
 class ChannelSyncStats(_message.Message):
     __slots__ = ("channel_id", "pending", "lag_ms_p50", "lag_ms_p99", "pushes", "failures", "last_error", "last_error_at", "last_push_at", "fulfillments", "rejected_orders", "updated_at")

@@ -56,9 +56,11 @@ class OrderUpdate:
         self._fields["shp"] = _dump(list(ships))
         return self
 
-    def tracking_event(self, event_id: str, kind: str, at_ms: int, location: str) -> OrderUpdate:
-        """Remember a carrier event id (webhooks repeat: a seen id changes nothing)."""
-        self._fields[f"tev:{event_id}"] = f"{kind}|{at_ms}|{location}"
+    def tracking_event(self, event_id: str, kind: str, at_ms: int, location: str,
+                       tracking_number: str = "") -> OrderUpdate:
+        """Remember a carrier event (webhooks repeat: a seen id changes nothing), with what the
+        order page shows of it. The location is last: it may contain "|"."""
+        self._fields[f"tev:{event_id}"] = f"{kind}|{at_ms}|{tracking_number}|{location}"
         return self
 
     def delivered_at(self, at_ms: int) -> OrderUpdate:

@@ -189,15 +189,29 @@ def staged_id(order_id: str) -> str:
     return order_id + STAGED
 
 
+def _tracking_entry(event_id: str, v: str) -> tuple[str, str, str, int, str]:
+    """A ``tev:`` field: "type|at|tracking number|location" (older records: "type|at|location").
+    """
+    parts = v.split("|", 3)
+    if len(parts) == 4 and (parts[2] == "" or parts[2].isalnum()):
+        kind, at, tn, loc = parts
+    else:
+        kind, at, loc = (v.split("|", 2) + ["", "", ""])[:3]
+        tn = ""
+    return event_id, tn, kind, int(at) if at.isdigit() else 0, loc
+
+
 def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:
     doc = orjson.loads(h[b"doc"])
     risk = orjson.loads(h.get(b"risk", b"[0,[]]"))
-    returns, tev = [], set()
+    returns, tev, log = [], set(), []
     for k, v in h.items():
         if k.startswith(b"ret:"):
             returns.append(decode_return(v))
         elif k.startswith(b"tev:"):
-            tev.add(_s(k[4:]))
+            eid = _s(k[4:])
+            tev.add(eid)
+            log.append(_tracking_entry(eid, _s(v)))
     return Order(
         id=order_id,
         idempotency_key=doc.get("ik", ""),
@@ -222,6 +236,7 @@ def decode_order(order_id: str, h: dict[bytes, bytes]) -> Order:
         risk_reasons=list(risk[1]),
         returns=sorted(returns, key=lambda r: r.created_at),
         tracking_events=tev,
+        tracking_log=sorted(log, key=lambda e: (e[3], e[0])),
         picked_warehouses=_s(h[b"pkw"]).split(",") if h.get(b"pkw") else [],
     )
 

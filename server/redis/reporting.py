@@ -65,6 +65,16 @@ class ReportingOps(StoreBase):
         """Every shard's stats counters, summed and parsed (see ``counters``)."""
         return parse_counters(await self.counters())
 
+    async def status_counts_by_warehouse(self) -> dict[str, dict[int, int]]:
+        """Orders by status per home warehouse, from the shards' ``st:<status>`` counters."""
+        whs = await self.warehouses(0.0)
+        async with self.r.pipeline(transaction=False) as p:
+            for w in whs:
+                p.hgetall(keys.Shard(w.id).stats)
+            raw = await p.execute()
+        return {w.id: {int(_s(k)[3:]): int(v) for k, v in h.items() if _s(k).startswith("st:")}
+                for w, h in zip(whs, raw)}
+
     async def counters(self) -> dict[str, int]:
         """Every shard's stats counters, summed. Per-minute counters older than
         ``scripts.MINUTES_KEPT`` minutes that PLACE_ORDERS did not drop (a shard took no order

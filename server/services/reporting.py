@@ -46,6 +46,10 @@ class ReportingServicer(reporting_pb2_grpc.ReportingServiceServicer):
                 last_error=c.last_error, last_error_at=c.last_error_at,
                 last_push_at=c.last_push_at, rejected_orders=c.rejected_orders,
                 updated_at=c.updated_at, fulfillments=c.fulfillments) for c in await self.store.sync_stats()],
+            warehouses=[reporting_pb2.WarehouseCounts(warehouse_id=wid, orders_by_status=[
+                reporting_pb2.CountByKey(key=OrderStatus(st).name, count=n)
+                for st, n in sorted(counts.items()) if n])
+                for wid, counts in (await self.store.status_counts_by_warehouse()).items()],
         )
 
     @handle_errors

@@ -28,9 +28,10 @@ from tests.browser.conftest import (
     wait_for,
 )
 
-# The journey's milestones of a delivered order, in the order they happened (a delivered
-# order's timeline has no "tracking" entry: GetOrder keeps a shipment's latest status only).
-MILESTONES = ("placed", "reserved", "picked", "packed", "shipped", "delivered")
+# The journey's milestones of a delivered order, in the order they happened: its carrier's
+# events (conftest records IN_TRANSIT, then DELIVERED) are entries between shipped and
+# delivered, each naming the shipment's tracking number.
+MILESTONES = ("placed", "reserved", "picked", "packed", "shipped", "tracking", "delivered")
 PAGES = ("/", "/orders", "/orders/{order}", "/map", "/exceptions", "/waves", "/waves/{wave}",
          "/inventory", "/login")
 SIZES = ((1280, 800), (390, 844))
@@ -92,9 +93,16 @@ def test_order_journey_lists_its_events_in_order_and_maps_it(console: Console, b
     firsts = [events.index(m) for m in MILESTONES if m in events]
     assert [m for m in MILESTONES if m in events] == list(MILESTONES), events
     assert firsts == sorted(firsts), events
-    assert events[-1] == "delivered", events
-    assert len(browser.find_elements(By.CSS_SELECTOR, "[data-point=ship_to]")) == 1
+    assert events[-3:] == ["tracking", "tracking", "delivered"], events
     order = console.admin.get_order(oid)
+    tracks = browser.find_elements(By.CSS_SELECTOR, "[data-event=tracking]")
+    assert [(e.get_attribute("data-tracking"), e.get_attribute("data-tracking-type"))
+            for e in tracks] == [(order.shipments[0].tracking_number, k)
+                                 for k in ("IN_TRANSIT", "DELIVERED")]
+    assert "Des Moines, IA" in tracks[0].text
+    # Both places are on the map: Des Moines, IA (city) and ZIP 50010 (Ames).
+    assert len(browser.find_elements(By.CSS_SELECTOR, "[data-point=tracking]")) == 2
+    assert len(browser.find_elements(By.CSS_SELECTOR, "[data-point=ship_to]")) == 1
     homes = {a.warehouse_id for a in order.allocations}
     assert len(browser.find_elements(By.CSS_SELECTOR, "[data-point=warehouse]")) == len(homes)
 

@@ -64,6 +64,8 @@ class Page(HTMLParser):
         self.events: list[tuple[str, int]] = []
         self.points: list[dict[str, str]] = []
         self.rows: list[str] = []
+        self.tracking: list[tuple[str, str]] = []  # (tracking number, type) of each entry
+        self.waiting_parts: list[str] = []
         self.feed(html)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -72,6 +74,11 @@ class Page(HTMLParser):
             self.inputs[a["name"]] = a.get("value", "")
         if "data-event" in a:
             self.events.append((a["data-event"], int(a.get("data-at") or 0)))
+            if a["data-event"] == "tracking":
+                self.tracking.append((a.get("data-tracking", ""),
+                                      a.get("data-tracking-type", "")))
+        if "data-waiting-part" in a:
+            self.waiting_parts.append(a["data-waiting-part"])
         if "data-point" in a:
             self.points.append({"tag": tag, **a})
         if tag == "tr" and "data-order" in a:
@@ -167,10 +174,19 @@ def test_order_page_shows_the_journey_in_time_order(delivered: c.Order,
     types = [t for t, _ in page.events]
     times = [at for _, at in page.events]
     assert times == sorted(times) and times[0] == delivered.created_at
-    # The life in order; every history entry is one timeline entry.
-    assert len(types) == len(delivered.history)
-    milestones = ["placed", "reserved", "wave", "picked", "packed", "shipped", "delivered"]
+    # The life in order: every history entry and every carrier event is one timeline entry.
+    assert len(delivered.tracking_events) == 6
+    assert len(types) == len(delivered.history) + len(delivered.tracking_events)
+    milestones = ["placed", "reserved", "wave", "picked", "packed", "shipped",
+                  *["tracking"] * 6, "delivered"]
     assert types == milestones, types
+    # each shipment's three events, in the order they were recorded, naming the shipment
+    tns = [sh.tracking_number for sh in delivered.shipments]
+    assert page.tracking == [(tn, k) for tn in tns
+                             for k in ("IN_TRANSIT", "OUT_FOR_DELIVERY", "DELIVERED")]
+    tracked_at = [at for t, at in page.events if t == "tracking"]
+    assert tracked_at == [e.occurred_at for e in delivered.tracking_events]
+    assert "Indianapolis, IN 46204" in html and "out for delivery" in html.lower()
     assert "Columbus, OH 43215" in html  # where the carrier delivered it
     assert "Ann Lee" in html and "ann.lee@example.com" in html.lower()
 
@@ -190,12 +206,16 @@ def test_order_map_has_ship_to_and_each_shipping_warehouse(delivered: c.Order,
     (sx, sy), = [_xy(p) for p in ship_to]
     dsm, chi = (_xy(p) for p in sorted(whs, key=lambda p: p["data-id"] != "DSM"))
     assert dsm[0] < chi[0] < sx  # Des Moines, Chicago, Columbus: west to east
-    # Tracking events with a ZIP or "City, ST" are placed too, between or at the ends.
+    # Tracking events with a ZIP or "City, ST" are placed too, between or at the ends: one
+    # point per place (Indianapolis, Columbus, the Columbus ZIP), whatever the events there.
     tracks = [p for p in points if p["data-point"] == "tracking"]
-    assert tracks and all(chi[0] < _xy(p)[0] <= sx + 1 for p in tracks)
+    assert len(tracks) == 3, tracks
+    assert all(chi[0] < _xy(p)[0] <= sx + 1 for p in tracks)
+    indy = min(tracks, key=lambda p: _xy(p)[0])
+    assert indy["data-track"] == "IN_TRANSIT"
 
 
-def test_a_shipment_in_transit_shows_its_latest_tracking(client: OmsClient,
+def test_a_shipment_in_transit_shows_each_tracking_event(client: OmsClient,
                                                         web_console: WebThread) -> None:
     client.upsert_warehouse("DSM", "Des Moines", postal_code="50309", aisles=6,
                             slots_per_aisle=10)
@@ -211,10 +231,17 @@ def test_a_shipment_in_transit_shows_its_latest_tracking(client: OmsClient,
     _track(client, sh.tracking_number, "e1", "IN_TRANSIT", "Chicago, IL")
     (status, html, _), = get(web_console, f"/orders/{o.id}")
     assert status == 200
-    events = Page(html).events
-    assert [t for t, _ in events][-3:] == ["packed", "shipped", "tracking"]
+    _track(client, sh.tracking_number, "e2", "EXCEPTION", "Gary, IN 46402")
+    (status, html, _), = get(web_console, f"/orders/{o.id}")
+    assert status == 200
+    page = Page(html)
+    events = page.events
+    assert [t for t, _ in events][-4:] == ["packed", "shipped", "tracking", "tracking"]
     assert [at for _, at in events] == sorted(at for _, at in events)
-    assert "in transit" in html and sh.tracking_number in html
+    assert page.tracking == [(sh.tracking_number, "IN_TRANSIT"),
+                             (sh.tracking_number, "EXCEPTION")]
+    assert "in transit" in html and "ETA moved by the carrier" in html
+    assert len([p for p in page.points if p["data-point"] == "tracking"]) == 2
 
 
 def test_search_by_id_redirects_and_by_email_finds_it(delivered: c.Order,
@@ -317,6 +344,21 @@ def test_network_map_shows_warehouses_figures_and_todays_flow(client: OmsClient,
     assert len(dests) == 2  # ZIP3 100xx (two orders) and 606xx
     assert all(0 <= _xy(p)[0] <= 975 and 0 <= _xy(p)[1] <= 610 for p in dests)
     assert html.count('data-flow="DSM"') == 2 and 'data-flow="SEA"' not in html
-    # 57 - 3 reserved units in DSM, 3 in SEA; three orders waiting in DSM.
+    # 57 - 3 reserved units in DSM, 3 in SEA; three orders waiting in DSM (GetStats' counts).
     assert 'data-available="54"' in html and 'data-available="3"' in html
     assert 'data-waiting="3"' in html and 'data-flow-orders="3"' in html
+    assert Page(html).waiting_parts == ["ALLOCATED"]
+    # One released to a wave, then a burst from one customer (the velocity rule holds the
+    # later ones for review): released orders still wait, held ones are shown, not counted.
+    client.release_hold(placed[0].id)
+    wave = client.plan_wave("DSM", max_orders=10)
+    assert [x for b in wave.batches for x in b.order_ids] == [placed[0].id]
+    burst = [client.place_order(client.order_request(
+        [("VASE", 1, 2500)], postal_code="50010", customer_id="C-burst",
+        email="burst@example.com")) for _ in range(6)]
+    held = sum(o.status == c.ORDER_STATUS_ON_HOLD for o in burst)
+    assert 1 <= held < 6 and all(o.id.startswith("DSM.") for o in burst)
+    ((status, html, _),) = get(web_console, "/map")
+    page = Page(html)
+    assert f'data-waiting="{3 + 6 - held}"' in html and 'data-flow-orders="9"' in html
+    assert page.waiting_parts == ["ALLOCATED", "RELEASED", "ON_HOLD"]

@@ -9,6 +9,7 @@ from oms.engine.carriers import RateTableCarrier, validate_tracking_number
 from oms.engine.lifecycle import OrderStatus
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
+from oms.v1 import reporting_pb2 as rep
 from oms.v1 import returns_pb2 as r
 from oms.server.order_actions import OrderLife
 from oms.server.redis.keys import Shard
@@ -80,6 +81,15 @@ def test_walk_an_order_through_every_state_to_refunded(client, server, tmp_path)
     delivered = client.fulfillment.RecordTrackingEvent(f.RecordTrackingEventRequest(
         tracking_number=tn, event_id="e3", type="DELIVERED", location="Ames, IA"))
     assert delivered.status == c.ORDER_STATUS_DELIVERED and delivered.delivered_at > 0
+    # every carrier event is on the order, oldest first, with its shipment's tracking number
+    assert [(e.event_id, e.tracking_number, e.type, e.location)
+            for e in client.get_order(o.id).tracking_events] == [
+        ("e1", tn, "IN_TRANSIT", "Des Moines, IA"), ("e2", tn, "EXCEPTION", "weather"),
+        ("e3", tn, "DELIVERED", "Ames, IA")]
+    assert all(e.occurred_at > 0 for e in delivered.tracking_events)
+    counts = {w.warehouse_id: {x.key: x.count for x in w.orders_by_status}
+              for w in client.reporting.GetStats(rep.GetStatsRequest()).warehouses}
+    assert counts["DSM"]["DELIVERED"] == 1
     assert not client.fulfillment.ListShipmentExceptions(f.ListShipmentExceptionsRequest()).orders
 
     # returns: no more than shipped

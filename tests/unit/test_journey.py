@@ -76,7 +76,59 @@ def test_backorder_then_filled_and_cancel() -> None:
         "placed", "backordered", "reserved", "cancelled"]
 
 
-def test_a_shipped_order_shows_each_shipments_latest_tracking_last() -> None:
+def _t(tn: str, eid: str, kind: str, at: int, where: str = "") -> c.OrderTrackingEvent:
+    return c.OrderTrackingEvent(event_id=eid, tracking_number=tn, type=kind, occurred_at=at,
+                                location=where)
+
+
+def test_each_tracking_event_is_an_entry_in_time_order_naming_its_shipment() -> None:
+    o = _order([_h(S.ORDER_STATUS_RECEIVED, 1, "received"),
+                _h(S.ORDER_STATUS_SHIPPED, 5, "2 shipment(s) with UPS"),
+                _h(S.ORDER_STATUS_DELIVERED, 9, "delivered (Ames, IA 50010)")],
+               S.ORDER_STATUS_DELIVERED,
+               shipments=[c.Shipment(carrier="UPS", tracking_number="1Z1", warehouse_id="DSM",
+                                     status="DELIVERED"),
+                          c.Shipment(carrier="UPS", tracking_number="1Z2", warehouse_id="CHI",
+                                     status="DELIVERED")],
+               # oldest first, as GetOrder sends them; one a carrier dated before "shipped"
+               tracking_events=[_t("1Z2", "b1", "LABEL_CREATED", 4),
+                                _t("1Z1", "a1", "IN_TRANSIT", 6, "Des Moines, IA"),
+                                _t("1Z2", "b2", "EXCEPTION", 7, "Chicago, IL 60601"),
+                                _t("1Z1", "a2", "DELIVERED", 8, "Ames, IA 50010"),
+                                _t("1Z2", "b3", "DELIVERED", 9, "Ames, IA 50010")])
+    entries = journey.build_journey(o)
+    assert [(e.type, e.at_ms, e.tracking_number) for e in entries] == [
+        ("placed", 1, ""), ("tracking", 4, "1Z2"), ("shipped", 5, ""), ("tracking", 6, "1Z1"),
+        ("tracking", 7, "1Z2"), ("tracking", 8, "1Z1"),
+        ("tracking", 9, "1Z2"),  # the event that delivered the order comes before that
+        ("delivered", 9, "")]
+    tracks = [e for e in entries if e.type == "tracking"]
+    assert [e.tracking_type for e in tracks] == [
+        "LABEL_CREATED", "IN_TRANSIT", "EXCEPTION", "DELIVERED", "DELIVERED"]
+    assert tracks[1].title == "Tracking: in transit" and tracks[1].location == "Des Moines, IA"
+    assert "UPS 1Z2 from CHI" in tracks[2].details
+    assert "ETA moved by the carrier" in tracks[2].details
+    assert ("track 1Z1", "https://www.ups.com/track?tracknum=1Z1") in tracks[1].links
+    assert journey.tracking_locations(entries)[:2] == [("Tracking: in transit", "Des Moines, IA"),
+                                                       ("Tracking: exception",
+                                                        "Chicago, IL 60601")]
+
+
+def test_tracking_events_replace_history_entries_that_repeat_them() -> None:
+    o = _order([_h(S.ORDER_STATUS_RECEIVED, 1, "received"),
+                _h(S.ORDER_STATUS_SHIPPED, 2, "1 shipment(s) with UPS"),
+                _h(S.ORDER_STATUS_SHIPPED, 3, "in_transit Ames, IA")], S.ORDER_STATUS_SHIPPED,
+               shipments=[c.Shipment(carrier="UPS", tracking_number="1Z1",
+                                     status="IN_TRANSIT")],
+               tracking_events=[_t("", "old-1", "IN_TRANSIT", 3, "Ames, IA")])
+    entries = journey.build_journey(o)
+    assert [(e.type, e.at_ms) for e in entries] == [("placed", 1), ("shipped", 2),
+                                                    ("tracking", 3)]
+    assert any("not recorded" in d for d in entries[-1].details)  # no tracking number kept
+
+
+def test_without_tracking_events_a_shipped_order_shows_each_shipments_latest() -> None:
+    """An oms-server older than Order.tracking_events: the latest status per shipment."""
     o = _order([_h(S.ORDER_STATUS_RECEIVED, 1, "received"),
                 _h(S.ORDER_STATUS_SHIPPED, 2, "2 shipment(s) with UPS")], S.ORDER_STATUS_SHIPPED,
                updated_at=9,
@@ -86,7 +138,7 @@ def test_a_shipped_order_shows_each_shipments_latest_tracking_last() -> None:
     entries = journey.build_journey(o)
     assert [(e.type, e.at_ms) for e in entries] == [("placed", 1), ("shipped", 2),
                                                     ("tracking", 9)]
-    assert "in transit" in entries[-1].title
+    assert "in transit" in entries[-1].title and entries[-1].tracking_number == "1Z1"
 
 
 @pytest.mark.parametrize("text,state", [("Columbus, OH 43215", "Ohio"), ("Ames, IA", "Iowa"),

@@ -26,11 +26,13 @@ browser tests rely on these):
     note              any other history entry (kept, so nothing is hidden)
 
 Entries come from the order's history (each status change with its reason and actor), in
-history order, which is time order (a stable sort by time keeps it so). A tracking event that
-changes no status (in transit, out for delivery, an exception) is not in the history: GetOrder
-has only each shipment's latest tracking status, shown for a SHIPPED order as one "tracking"
-entry per shipment at the order's last update (a shipment delivered before the others
-included). The final delivery is the "delivered" entry, with the place the carrier gave.
+history order, which is time order, and from the order's carrier events (``tracking_events``,
+oldest first): one "tracking" entry per event, at the time the carrier gave, naming its
+shipment by tracking number (a stable sort by time merges the two; on a tie a tracking event
+goes after the history before "delivered" and before "delivered" itself, which that event
+caused). The final delivery is also the "delivered" entry, with the place the carrier gave.
+An oms-server older than ``Order.tracking_events`` sends none: then, as before, a SHIPPED
+order shows each shipment's latest tracking status at the order's last update.
 """
 from __future__ import annotations
 
@@ -42,7 +44,8 @@ from dataclasses import dataclass, field
 from oms.v1 import common_pb2, fulfillment_pb2, returns_pb2
 
 __all__ = ["EVENT_TYPES", "Entry", "MapPoint", "build_journey", "locate", "tracking_link",
-           "home_warehouse", "shipping_warehouses", "tracking_locations", "wave_of"]
+           "home_warehouse", "shipping_warehouses", "tracking_entries", "tracking_locations",
+           "wave_of"]
 
 EVENT_TYPES = ("placed", "payment", "reserved", "reallocated", "on_hold", "released",
                "backordered", "wave", "picked", "packed", "shipped", "tracking", "delivered",
@@ -73,6 +76,8 @@ class Entry:
     details: list[str] = field(default_factory=list)
     links: list[tuple[str, str]] = field(default_factory=list)  # (label, href)
     location: str = ""
+    tracking_number: str = ""  # a "tracking" entry's shipment
+    tracking_type: str = ""  # a "tracking" entry's carrier event type (IN_TRANSIT, ...)
 
 
 @dataclass(frozen=True)
@@ -239,16 +244,53 @@ def build_journey(order: common_pb2.Order,
         out.append(e)
         if h.status != 0:
             prev = h.status
-    out.extend(_latest_tracking(order))
-    out.sort(key=lambda x: x.at_ms)  # stable: history order within one millisecond
+    if order.tracking_events:
+        # the events themselves: drop history entries that repeat one (older records)
+        out = [e for e in out if e.type != "tracking"]
+        out.extend(tracking_entries(order))
+    else:
+        out.extend(_latest_tracking(order))
+    # Ties: history before "delivered" (0), then tracking (1), then "delivered" and after (2).
+    rank, late = [], False
+    for e in out:
+        late = late or e.type == "delivered"
+        rank.append(1 if e.type == "tracking" else 2 if late else 0)
+    order_of = {id(e): (e.at_ms, r) for e, r in zip(out, rank)}
+    out.sort(key=lambda x: order_of[id(x)])  # stable: history order within one millisecond
+    return out
+
+
+def tracking_entries(order: common_pb2.Order) -> list[Entry]:
+    """One "tracking" entry per carrier event of the order, oldest first: its type, time,
+    place and the shipment it belongs to (carrier, tracking number, shipping warehouse)."""
+    ships = {s.tracking_number: s for s in order.shipments if s.tracking_number}
+    out = []
+    for ev in sorted(order.tracking_events, key=lambda t: (t.occurred_at, t.event_id)):
+        kind = ev.type.upper()
+        e = Entry(type="tracking", at_ms=ev.occurred_at,
+                  title="Tracking: " + (kind.lower().replace("_", " ") or "event"),
+                  location=ev.location.strip(), tracking_number=ev.tracking_number,
+                  tracking_type=kind)
+        s = ships.get(ev.tracking_number)
+        if s is not None:
+            e.details.append(f"{s.carrier} {s.tracking_number} from {s.warehouse_id}")
+            link = tracking_link(s.carrier, s.tracking_number, s.label_url)
+            if link:
+                e.links.append((f"track {s.tracking_number}", link))
+        elif ev.tracking_number:
+            e.details.append(f"shipment {ev.tracking_number}")
+        else:
+            e.details.append("shipment not recorded (an event from before it was kept)")
+        if kind == "EXCEPTION":
+            e.details.append("ETA moved by the carrier")
+        out.append(e)
     return out
 
 
 def _latest_tracking(order: common_pb2.Order) -> list[Entry]:
-    """Tracking events that did not change the order's status are not in its history (only
-    in the event stream, and the order keeps their ids alone), so for a SHIPPED order each
-    shipment's latest tracking status is shown, at the order's last update (no later than
-    the event itself, which was that update or before it)."""
+    """For an oms-server that sends no ``tracking_events``: each shipment's latest tracking
+    status of a SHIPPED order, at the order's last update (no later than the event itself,
+    which was that update or before it)."""
     if order.status != S.ORDER_STATUS_SHIPPED:
         return []
     out = []
@@ -258,7 +300,8 @@ def _latest_tracking(order: common_pb2.Order) -> list[Entry]:
         e = Entry(type="tracking", at_ms=order.updated_at,
                   title=f"Tracking: {s.status.lower().replace('_', ' ')} (latest)",
                   details=[f"{s.carrier} {s.tracking_number} from {s.warehouse_id}"
-                           + (" — ETA moved by the carrier" if s.status == "EXCEPTION" else "")])
+                           + (" — ETA moved by the carrier" if s.status == "EXCEPTION" else "")],
+                  tracking_number=s.tracking_number, tracking_type=s.status)
         link = tracking_link(s.carrier, s.tracking_number, s.label_url)
         if link:
             e.links.append((f"track {s.tracking_number}", link))

@@ -72,15 +72,16 @@ async def newest_orders(calls: Calls, *, status: int = 0, channel: str = "",
                         limit: int = SCAN_LIMIT,
                         match: Callable[[common_pb2.Order], bool] = lambda o: True,
                         max_matches: int = MAX_MATCHES, now_ms: int | None = None,
-                        since_ms: int = 0) -> Scan:
+                        since_ms: int = 0,
+                        windows: tuple[int | None, ...] = WINDOWS_MS) -> Scan:
     """Look at up to ``limit`` of the newest orders (of ``status``/``channel``, created at or
     after ``since_ms``), newest first, keeping those ``match`` accepts; see the module
-    docstring."""
+    docstring (``windows``: the spans back from now read in turn, growing, the last None)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     found: list[common_pb2.Order] = []
     looked = 0
     end_token = ""  # orders at or after this suffix were read by a newer window
-    for span in WINDOWS_MS:
+    for span in windows:
         start = now - span if span is not None else 0
         last = span is None or start <= since_ms
         start = max(start, since_ms)
@@ -253,16 +254,22 @@ def build_map(order: common_pb2.Order, warehouses: dict[str, common_pb2.Warehous
                                        wid))
         if dest:
             legs.append({"x1": xy[0], "y1": xy[1], "x2": dest[0], "y2": dest[1], "from": wid})
+    # One point per place named by the timeline (each tracking event, the delivery), its
+    # tooltip listing what happened there: several events at one place share a point.
+    places: dict[str, list[journey.Entry]] = {}
     for e in entries:
-        if not e.location:
-            continue
-        loc = journey.locate(e.location)
+        if e.location:
+            places.setdefault(e.location, []).append(e)
+    for where, evs in places.items():
+        loc = journey.locate(where)
         xy = geo_svg.project(*loc) if loc else None
+        what = "; ".join(dict.fromkeys(
+            e.title + (f" ({e.tracking_number})" if e.tracking_number else "") for e in evs))
         if xy is None:
-            unplaced.append(f"{e.title.lower()} at {e.location}")
+            unplaced.append(f"{what.lower()} at {where}")
             continue
-        points.append(journey.MapPoint("tracking", xy[0], xy[1],
-                                       f"{e.title}: {e.location}", e.type))
+        points.append(journey.MapPoint("tracking", xy[0], xy[1], f"{where}: {what}",
+                                       evs[0].tracking_type or evs[0].type))
     return {"points": points, "legs": legs, "unplaced": unplaced}
 
 
