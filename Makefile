@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: env demo test lint bench proto serve clean
+.PHONY: env demo screenshots test lint bench proto serve clean
 
 $(BIN)/oms-server: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,6 +16,10 @@ env: $(BIN)/oms-server
 ## demo: create the environment, start oms-server on its embedded Redis, run the realistic demo
 demo: env
 	$(BIN)/python -m oms.clients.demo
+
+## screenshots: every console page on the demo's data (headless Chromium) -> docs/screenshots/
+screenshots: env
+	$(BIN)/python scripts/console_screenshots.py
 
 ## test: lint, then the whole test suite (unit, integration on real Redis + gRPC, end-to-end),
 ## then the integration and end-to-end tiers again on a 3-master embedded Redis Cluster
