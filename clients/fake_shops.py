@@ -1,7 +1,9 @@
 """Fake sales channels on loopback for the oms-channels tests, the demo and the channels
 benchmark: real aiohttp servers on
 127.0.0.1 port 0 that speak the shapes of Shopify's GraphQL Admin API (inventorySetQuantities
-with compare-and-set; fulfillment orders and fulfillments), WooCommerce's REST v3 (products
+with compare-and-set; fulfillment orders whose line items carry ``inventory_item_id`` and a
+``fulfillable_quantity`` that fulfillments decrement, 422 for more than is fulfillable),
+WooCommerce's REST v3 (products
 batch; order update) and the generic webhook (signed JSON; 409 for an older version).
 
 Each records every call (time, path, JSON body, status), every value applied per item in order,
@@ -23,7 +25,7 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -80,6 +82,8 @@ class FakeShop:
         self.faults: collections.deque[Fault] = collections.deque()
         self._inflight: dict[str, int] = collections.defaultdict(int)
         self._fos: dict[str, list[dict[str, Any]]] = {}  # Shopify order id -> fulfillment orders
+        self._next_fo = 9000
+        self._next_fo_line = 70000
         self._runner: web.AppRunner | None = None
         self._t_req = 0.0  # arrival of the request being answered (handlers do not await)
         self.base_url = ""
@@ -96,10 +100,34 @@ class FakeShop:
         """The shop sold ``n`` (its count moves under us: the next compare is stale)."""
         self.stock[item] = self.stock.get(item, 0) - n
 
-    def add_order(self, order_id: str, line_item_ids: list[int]) -> None:
-        """A Shopify order with one open fulfillment order."""
-        self._fos[order_id] = [{"id": 9000 + len(self._fos), "status": "open",
-                                "line_items": [{"id": i, "quantity": 1} for i in line_item_ids]}]
+    def add_order(self, order_id: str, line_item_ids: Sequence[int] = (), *,
+                  lines: Sequence[tuple[int, str, int]] = ()) -> dict[str, Any]:
+        """A Shopify order with one open fulfillment order (at ``location_id``): one unit of
+        each of ``line_item_ids`` (no inventory item), and ``lines`` as (line item id,
+        inventory item id, quantity). Returns the fulfillment order."""
+        self._fos[order_id] = []
+        return self.add_fulfillment_order(
+            order_id, [(i, "", 1) for i in line_item_ids] + list(lines))
+
+    def add_fulfillment_order(self, order_id: str, lines: Sequence[tuple[int, str, int]]
+                              ) -> dict[str, Any]:
+        """One more open fulfillment order of ``order_id`` (another location's share)."""
+        fo_id, self._next_fo = self._next_fo, self._next_fo + 1
+        items = []
+        for line_item_id, inv, qty in lines:
+            items.append({"id": self._next_fo_line, "fulfillment_order_id": fo_id,
+                          "line_item_id": line_item_id,
+                          "inventory_item_id": (int(inv) if inv.isdigit() else inv) or None,
+                          "quantity": qty, "fulfillable_quantity": qty})
+            self._next_fo_line += 1
+        fo = {"id": fo_id, "order_id": int(order_id) if order_id.isdigit() else order_id,
+              "assigned_location_id": self.location_id, "status": "open", "line_items": items}
+        self._fos.setdefault(order_id, []).append(fo)
+        return fo
+
+    def fulfillment_orders(self, order_id: str) -> list[dict[str, Any]]:
+        """The order's fulfillment orders as the shop holds them now."""
+        return self._fos.get(order_id, [])
 
     def stock_calls(self) -> list[Call]:
         path = {"shopify": SHOPIFY_PREFIX + "/graphql.json",
@@ -184,15 +212,7 @@ class FakeShop:
                     return web.json_response({"errors": "Not Found"}, status=404)
                 return web.json_response({"fulfillment_orders": self._fos[oid]})
             if m == "POST" and p == SHOPIFY_PREFIX + "/fulfillments.json":
-                f = body["fulfillment"]
-                ids = {x["fulfillment_order_id"] for x in f["line_items_by_fulfillment_order"]}
-                for fos in self._fos.values():
-                    for fo in fos:
-                        if fo["id"] in ids:
-                            fo["status"] = "closed"
-                self.fulfillments.append(f)
-                return web.json_response({"fulfillment": {"id": len(self.fulfillments),
-                                                          "status": "success"}}, status=201)
+                return self._shopify_fulfil(body["fulfillment"])
         elif self.kind == "woocommerce":
             if request.headers.get("Authorization") != "Basic " + base64.b64encode(
                     f"{self.consumer_key}:{self.consumer_secret}".encode()).decode():
@@ -233,6 +253,48 @@ class FakeShop:
                 self.fulfillments.append(body)
                 return web.json_response({"ok": True}, status=201)
         return web.json_response({"error": "no such endpoint"}, status=404)
+
+    def _shopify_fulfil(self, f: dict[str, Any]) -> web.Response:
+        """A fulfillment: all of it or nothing. Blank line items take every open unit of the
+        fulfillment order; more than a line's fulfillable quantity, an unknown line or a closed
+        fulfillment order is a 422, like Shopify."""
+        by_id = {fo["id"]: fo for fos in self._fos.values() for fo in fos}
+        take: dict[int, int] = collections.defaultdict(int)  # fulfillment order line -> units
+        lines: dict[int, dict[str, Any]] = {}
+        touched = []
+        for entry in f.get("line_items_by_fulfillment_order") or []:
+            fo = by_id.get(entry.get("fulfillment_order_id"))
+            if fo is None:
+                return web.json_response({"errors": "Not Found"}, status=404)
+            if fo["status"] not in ("open", "in_progress"):
+                return _unprocessable(f"Fulfillment order {fo['id']} has an unfulfillable "
+                                      f"status= {fo['status']}.")
+            touched.append(fo)
+            fo_lines = {li["id"]: li for li in fo["line_items"]}
+            wanted = entry.get("fulfillment_order_line_items")
+            if not wanted:
+                wanted = [{"id": li["id"], "quantity": li["fulfillable_quantity"]}
+                          for li in fo["line_items"] if li["fulfillable_quantity"] > 0]
+            for w in wanted:
+                li = fo_lines.get(w.get("id"))
+                q = w.get("quantity")
+                if li is None or not isinstance(q, int) or q < 1:
+                    return _unprocessable("Invalid fulfillment order line item.")
+                take[li["id"]] += q
+                lines[li["id"]] = li
+                if take[li["id"]] > li["fulfillable_quantity"]:
+                    return _unprocessable("Invalid fulfillment order line item quantity "
+                                          "requested.")
+        if not take:
+            return _unprocessable("Fulfillment must contain at least one line item.")
+        for lid, q in take.items():
+            lines[lid]["fulfillable_quantity"] -= q
+        for fo in touched:
+            left = any(li["fulfillable_quantity"] > 0 for li in fo["line_items"])
+            fo["status"] = "in_progress" if left else "closed"
+        self.fulfillments.append(f)
+        return web.json_response({"fulfillment": {"id": len(self.fulfillments),
+                                                  "status": "success"}}, status=201)
 
     def _apply(self, item: str, value: int, version: int | None) -> None:
         self.stock[item] = value
@@ -275,6 +337,10 @@ class FakeShop:
             "inventoryAdjustmentGroup": {"id": f"gid://shopify/InventoryAdjustmentGroup/"
                                                f"{len(self.calls)}"},
             "userErrors": []}}}
+
+
+def _unprocessable(message: str) -> web.Response:
+    return web.json_response({"errors": [message]}, status=422)
 
 
 class FakeShopThread:

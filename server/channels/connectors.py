@@ -9,7 +9,11 @@ Shopify (``ChannelKind.SHOPIFY``): GraphQL Admin API 2024-07, ``inventorySetQuan
 the name "available": absolute sets by inventory item and location, with compare-and-set
 (``compareQuantity`` = the value we last set; a ``COMPARE_QUANTITY_STALE`` user error means the
 shop sold units we have not seen yet). Shipments: the order's fulfillment orders, then one
-fulfillment with tracking.
+fulfillment per shipment with its tracking, covering exactly that shipment's units (the
+fulfillment order line items whose ``inventory_item_id`` is ``sku_items[sku]``, at most their
+``fulfillable_quantity``), so each shipment of an order split over warehouses reaches the shop
+with its own tracking. Without a mapping for one of its SKUs (or items not known) it fulfils
+every open fulfillment order, logged.
 
 WooCommerce (``ChannelKind.WOOCOMMERCE``): REST v3, ``POST /wp-json/wc/v3/products/batch``
 with ``stock_quantity`` (basic auth consumer_key:consumer_secret); shipments mark the order
@@ -37,7 +41,8 @@ raw body)>``.
 
     {"channel_id": "web-eu", "sent_at": 1735689600000,
      "shipment_id": "...", "external_order_id": "...",   # the channel's own order id
-     "carrier": "ups", "tracking_number": "...", "tracking_url": "https://..."}
+     "carrier": "ups", "tracking_number": "...", "tracking_url": "https://...",
+     "items": [{"sku": "SKU-1", "quantity": 2}]}   # the units in this shipment (may be absent)
 
   2xx or 409 (already recorded): done. Same retry rules.
 """
@@ -48,8 +53,9 @@ import base64
 import email.utils
 import hashlib
 import hmac
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +63,8 @@ import aiohttp
 import orjson
 
 from oms.engine.channels import Channel, ChannelKind
+
+log = logging.getLogger("oms.channels.connectors")
 
 SHOPIFY_API = "2024-07"
 SHOPIFY_MAX_BATCH = 250     # inventorySetQuantities accepts at most 250 quantities
@@ -152,9 +160,11 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     async def mark_shipped(self, external_order_id: str, carrier: str, tracking_number: str,
-                           tracking_url: str, shipment_id: str) -> None:
+                           tracking_url: str, shipment_id: str, *,
+                           items: Mapping[str, int] | None = None) -> None:
         """Mark the channel's order ``external_order_id`` shipped with tracking; a repeat of a
-        shipment already recorded is a success."""
+        shipment already recorded is a success. ``items``: SKU -> units in this shipment
+        (None: unknown, the whole order)."""
 
     async def _request(self, method: str, url: str, *, body: Any = None,
                        headers: dict[str, str] | None = None,
@@ -225,7 +235,8 @@ class ShopifyConnector(Connector):
         return _shopify_result(updates, doc)
 
     async def mark_shipped(self, external_order_id: str, carrier: str, tracking_number: str,
-                           tracking_url: str, shipment_id: str) -> None:
+                           tracking_url: str, shipment_id: str, *,
+                           items: Mapping[str, int] | None = None) -> None:
         _, doc = await self._request(
             "GET", self._url(f"orders/{external_order_id}/fulfillment_orders.json"),
             headers=self._headers())
@@ -234,14 +245,80 @@ class ShopifyConnector(Connector):
         if not open_fos:
             # Nothing left to fulfil: this shipment (or another) already closed the order.
             return
+        by_fo = self._shipment_lines(external_order_id, shipment_id, items,
+                                     (doc or {}).get("fulfillment_orders", []), open_fos)
+        if by_fo is None:  # whole open fulfillment orders (blank line items: all of them)
+            lines: list[dict[str, Any]] = [{"fulfillment_order_id": fo["id"]} for fo in open_fos]
+        elif not by_fo:
+            # Every unit of this shipment is fulfilled already: a repeat of this push.
+            return
+        else:
+            lines = [{"fulfillment_order_id": fo_id, "fulfillment_order_line_items": li}
+                     for fo_id, li in by_fo.items()]
         body = {"fulfillment": {
-            "line_items_by_fulfillment_order": [{"fulfillment_order_id": fo["id"]}
-                                                for fo in open_fos],
+            "line_items_by_fulfillment_order": lines,
             "tracking_info": {"number": tracking_number, "url": tracking_url,
                               "company": carrier},
             "notify_customer": True}}
         await self._request("POST", self._url("fulfillments.json"), body=body,
                             headers=self._headers())
+
+
+    def _shipment_lines(self, order_id: str, shipment_id: str,
+                        items: Mapping[str, int] | None, all_fos: list[dict[str, Any]],
+                        open_fos: list[dict[str, Any]]
+                        ) -> dict[Any, list[dict[str, int]]] | None:
+        """Fulfillment order id -> [{id, quantity}] covering ``items`` (each capped at the
+        line's ``fulfillable_quantity``); empty when all of them are fulfilled already; None
+        when the shipment's units cannot be told apart (no items, a SKU without an inventory
+        item, or none of its inventory items on the order): then every open fulfillment order
+        goes, as one fulfillment with this tracking."""
+        if not items:
+            return None
+        unmapped = sorted(sku for sku in items if not self.channel.push.sku_items.get(sku))
+        if unmapped:
+            log.warning("channel %s: shipment %s: no Shopify inventory item for %s; fulfilling "
+                        "every open fulfillment order of order %s", self.channel.id,
+                        shipment_id, ", ".join(unmapped[:5]), order_id)
+            return None
+        on_order = {_tail(li.get("inventory_item_id")) for fo in all_fos
+                    for li in fo.get("line_items") or []}
+        by_fo: dict[Any, list[dict[str, int]]] = {}
+        missing: list[str] = []
+        for sku, qty in sorted(items.items()):
+            inv = _tail(self.channel.push.sku_items[sku])
+            if inv not in on_order:
+                missing.append(sku)
+                continue
+            left = qty
+            for fo in open_fos:
+                for li in fo.get("line_items") or []:
+                    if left <= 0 or _tail(li.get("inventory_item_id")) != inv:
+                        continue
+                    n = min(left, int(li.get("fulfillable_quantity") or 0))
+                    if n > 0:
+                        by_fo.setdefault(fo["id"], []).append({"id": li["id"], "quantity": n})
+                        left -= n
+            if left > 0 and left < qty:
+                # Fewer units open on the shop than we shipped (the shop fulfilled some itself,
+                # or a repeat after a crash): send what is open, never more.
+                log.warning("channel %s: shipment %s: only %d of %d units of %s still open "
+                            "on order %s", self.channel.id, shipment_id, qty - left, qty, sku,
+                            order_id)
+        if missing and len(missing) == len(items):
+            log.warning("channel %s: shipment %s: none of its inventory items is on order %s; "
+                        "fulfilling every open fulfillment order", self.channel.id,
+                        shipment_id, order_id)
+            return None
+        if missing:
+            log.warning("channel %s: shipment %s: %s not on order %s; not fulfilled",
+                        self.channel.id, shipment_id, ", ".join(missing[:5]), order_id)
+        return by_fo
+
+
+def _tail(ident: Any) -> str:
+    """An id without its ``gid://shopify/<Kind>/`` prefix, as text (REST answers integers)."""
+    return "" if ident is None else str(ident).rsplit("/", 1)[-1]
 
 
 def _gid(kind: str, ident: str) -> str:
@@ -321,7 +398,8 @@ class WooCommerceConnector(Connector):
         return res
 
     async def mark_shipped(self, external_order_id: str, carrier: str, tracking_number: str,
-                           tracking_url: str, shipment_id: str) -> None:
+                           tracking_url: str, shipment_id: str, *,
+                           items: Mapping[str, int] | None = None) -> None:
         body = {"status": "completed", "meta_data": [
             {"key": "_oms_shipment_id", "value": shipment_id},
             {"key": "_tracking_provider", "value": carrier},
@@ -358,12 +436,15 @@ class GenericConnector(Connector):
         return PushResult(accepted=[u.sku for u in updates])  # 2xx, or 409: it has newer
 
     async def mark_shipped(self, external_order_id: str, carrier: str, tracking_number: str,
-                           tracking_url: str, shipment_id: str) -> None:
+                           tracking_url: str, shipment_id: str, *,
+                           items: Mapping[str, int] | None = None) -> None:
         await self._post_signed("shipments", {
             "channel_id": self.channel.id, "sent_at": int(time.time() * 1000),
             "shipment_id": shipment_id, "external_order_id": external_order_id,
             "carrier": carrier, "tracking_number": tracking_number,
-            "tracking_url": tracking_url})
+            "tracking_url": tracking_url,
+            **({"items": [{"sku": k, "quantity": v} for k, v in sorted(items.items())]}
+               if items else {})})
 
 
 def connector_for(channel: Channel, session: aiohttp.ClientSession,

@@ -25,6 +25,10 @@ Guarantees (the Redis side is server/redis/channel_shipments.py):
   marker says ``failed`` and the event is acknowledged. Both count in the channel's
   ``failures``; accepted shipments count in ``fulfillments``.
 
+Units: each shipment goes with the SKUs and quantities it carries (``shipment_items``: the
+order's allocations in its warehouse), so an order split over warehouses is fulfilled on
+Shopify shipment by shipment, each with its own tracking.
+
 Tracking link: the carrier's public tracking page when it is a known carrier (or
 ``tracking_url_template`` is set), else the shipment's label URL.
 """
@@ -316,7 +320,8 @@ class ShipmentPusher:
             return BUSY
         url = tracking_url(s, order.id, self.cfg.tracking_url_template)
         try:
-            await conn.mark_shipped(ext, s.carrier, s.tracking_number, url, s.id)
+            await conn.mark_shipped(ext, s.carrier, s.tracking_number, url, s.id,
+                                    items=shipment_items(order, s))
         except PushError as e:
             if e.retryable:
                 await self.store.release_shipment_push(ch.id, s.id, token)
@@ -396,6 +401,19 @@ class ShipmentPusher:
             await asyncio.wait_for(self.stop.wait(), seconds)
         except TimeoutError:
             pass
+
+
+def shipment_items(order: Order, s: Shipment) -> dict[str, int] | None:
+    """SKU -> units that ``s`` carries: the order's allocations in the shipment's warehouse
+    (``s.skus`` lists each SKU once, so the quantities come from there), limited to ``s.skus``
+    when it names any. None when the order has no allocation there (nothing to go by)."""
+    wanted = set(s.skus)
+    items: dict[str, int] = {}
+    for a in order.allocations:
+        if a.warehouse_id == s.warehouse_id and (not wanted or a.sku in wanted) \
+                and a.quantity > 0:
+            items[a.sku] = items.get(a.sku, 0) + a.quantity
+    return items or None
 
 
 def _pushes(ch: Channel | None) -> bool:

@@ -1,7 +1,10 @@
 """Shipments back to the channel (issue 15, item 5): a shipped order of a channel's webhook is
 marked fulfilled on the channel exactly once, with its carrier, tracking number and link, also
 across re-runs, two workers, retried 5xx/429 answers; other orders push nothing; a permanent
-refusal is the channel's last_error. Real server, real Redis, a fake shop on loopback."""
+refusal is the channel's last_error; an order split over two warehouses becomes two Shopify
+fulfillments, each with its own tracking and units. Real server, real Redis, fake shops on
+loopback (this file's recording shop, and oms.clients.fake_shops' Shopify with fulfillment
+order line items)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,10 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
+from oms.clients.fake_shops import FakeShop as PlatformShop
+from oms.clients.fake_shops import FakeShopThread
 from oms.engine.channels import Channel, ChannelKind, PushTarget
+from oms.server.channels.connectors import PushError, connector_for
 from oms.server.channels.shipments import ShipmentPushConfig, ShipmentPusher, tracking_url
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
@@ -248,6 +255,7 @@ def test_two_workers_at_once_push_once(client, server, shop, redis_url):
                  for x in shop.generic)
     assert got == sorted((str(2000 + i), o.shipments[0].id, o.shipments[0].tracking_number)
                          for i, o in enumerate(orders))
+    assert all(x["items"] == [{"sku": "MUG", "quantity": 1}] for x in shop.generic)
     assert len(shop.calls) == 4
 
 
@@ -356,3 +364,125 @@ def test_tracking_url_prefers_the_carriers_public_page() -> None:
     assert tracking_url(s, "DSM.1", "https://x/{order_id}") == "https://x/DSM.1"
     other = Shipment(**{**s.__dict__, "carrier": "OMSX"})
     assert tracking_url(other, "DSM.1") == "file:///l.pdf"
+
+
+# ---- split orders on Shopify ----------------------------------------------------------------
+
+@pytest.fixture()
+def shopify() -> Iterator[FakeShopThread]:
+    t = FakeShopThread(PlatformShop("shopify", secret="shpat_test")).start()
+    yield t
+    t.close()
+
+
+def _split_shipped(client: Any, key: str, channel: str) -> c.Order:
+    """An order of VASE x1 (stocked in DSM only) and LAMP x2 (CHI only), shipped to Columbus:
+    two shipments."""
+    client.upsert_warehouse("DSM", "Des Moines", postal_code="50309", aisles=6, slots_per_aisle=10)
+    client.upsert_warehouse("CHI", "Chicago", postal_code="60601", aisles=6, slots_per_aisle=10)
+    client.set_stock("DSM", "VASE", 5, "A03-S002")
+    client.set_stock("CHI", "LAMP", 5, "A01-S001")
+    o = client.place_order(client.order_request(
+        [("VASE", 1, 2500), ("LAMP", 2, 4500)], postal_code="43215", idempotency_key=key,
+        channel=channel, email="ann@example.com", name="Ann"))
+    assert {(a.warehouse_id, a.sku, a.quantity) for a in o.allocations} == {
+        ("DSM", "VASE", 1), ("CHI", "LAMP", 2)}
+    client.release_hold(o.id)
+    for wid in ("DSM", "CHI"):
+        wave = client.plan_wave(wid, max_orders=10)
+        assert o.id in [x for b in wave.batches for x in b.order_ids]
+    client.fulfillment.ConfirmPick(f.ConfirmPickRequest(order_id=o.id))
+    client.fulfillment.PackOrder(f.PackOrderRequest(order_id=o.id))
+    shipped = client.fulfillment.ShipOrder(f.ShipOrderRequest(order_id=o.id))
+    assert shipped.status == c.ORDER_STATUS_SHIPPED and len(shipped.shipments) == 2
+    return shipped
+
+
+def test_split_order_one_shopify_fulfillment_per_shipment(client, server, shopify, redis_url):
+    o = _split_shipped(client, "shopify:shop2:8001", "shop2")
+    server.run(server.store.upsert_channel(Channel(
+        id="shop2", name="shop2", kind=ChannelKind.SHOPIFY, push=PushTarget(
+            base_url=shopify.base_url, access_token="shpat_test", location_id="loc-1",
+            sku_items={"VASE": "801", "LAMP": "gid://shopify/InventoryItem/802"}))))
+    shop = shopify.shop
+    # One fulfillment order at the shop's location holds both SKUs, and a third line the
+    # shop fulfils itself (not ours: it must stay open).
+    fo = shopify.call(lambda: shop.add_order("8001", lines=[(1, "801", 1), (2, "802", 2),
+                                                            (3, "803", 1)]))
+    vase, lamp, other = (li["id"] for li in fo["line_items"])
+
+    (p,) = _run_once(redis_url, _cfg())
+    assert p.pushed == 2 and p.failed == 0 and p.retried == 0
+    fuls = shopify.call(lambda: list(shop.fulfillments))
+    by_tracking = {x["tracking_info"]["number"]: x for x in fuls}
+    assert len(fuls) == 2 and len(by_tracking) == 2
+    want = {"DSM": [{"id": vase, "quantity": 1}], "CHI": [{"id": lamp, "quantity": 2}]}
+    for sh in o.shipments:
+        ful = by_tracking[sh.tracking_number]
+        assert ful["tracking_info"]["company"] == sh.carrier
+        assert ful["line_items_by_fulfillment_order"] == [
+            {"fulfillment_order_id": fo["id"], "fulfillment_order_line_items": want[sh.warehouse_id]}]
+    left = shopify.call(lambda: {li["id"]: li["fulfillable_quantity"]
+                                 for li in shop.fulfillment_orders("8001")[0]["line_items"]})
+    assert left == {vase: 0, lamp: 0, other: 1}
+    assert shopify.call(lambda: shop.fulfillment_orders("8001")[0]["status"]) == "in_progress"
+    assert _stats(server, "shop2").fulfillments == 2
+
+    # re-runs (another worker, another group) push nothing more
+    _run_once(redis_url, _cfg("w2", claim_idle_ms=0))
+    (p3,) = _run_once(redis_url, _cfg("w3", group="g3"))
+    assert p3.skipped == 2 and p3.pushed == 0
+    posts = shopify.call(lambda: [x for x in shop.calls if x.path.endswith("/fulfillments.json")])
+    assert [x.status for x in posts] == [201, 201]
+
+
+def test_shopify_units_capped_unmapped_sku_falls_back_over_fulfilment_refused(shopify, caplog):
+    shop = shopify.shop
+    shopify.call(lambda: shop.add_order("8101", lines=[(1, "801", 1), (2, "802", 3)]))
+    fo2 = shopify.call(lambda: shop.add_order("8102", lines=[(1, "801", 1), (2, "802", 1)]))
+    ch = Channel(id="c", kind=ChannelKind.SHOPIFY, push=PushTarget(
+        base_url=shopify.base_url, access_token="shpat_test",
+        sku_items={"VASE": "801", "LAMP": "802"}))
+    url = f"{shopify.base_url}/admin/api/2024-07/fulfillments.json"
+    head = {"X-Shopify-Access-Token": "shpat_test"}
+
+    async def go() -> list[int]:
+        async with aiohttp.ClientSession() as s:
+            conn = connector_for(ch, s)
+            assert conn is not None
+            # 5 lamps shipped, 3 open on the shop: 3 are fulfilled, never more
+            await conn.mark_shipped("8101", "ups", "1Z1", "", "X/s1", items={"LAMP": 5})
+            # the same again: none of its units open, no fulfillment
+            await conn.mark_shipped("8101", "ups", "1Z1", "", "X/s1", items={"LAMP": 5})
+            # a SKU without an inventory item: every open fulfillment order, logged
+            await conn.mark_shipped("8102", "ups", "1Z2", "", "Y/s1", items={"MUG": 1, "VASE": 1})
+            statuses = []
+            # more than fulfillable (the vase of 8101 is open, 1 unit): 422, nothing changes
+            fo1 = shop.fulfillment_orders("8101")[0]
+            over = {"fulfillment": {"line_items_by_fulfillment_order": [{
+                "fulfillment_order_id": fo1["id"], "fulfillment_order_line_items": [
+                    {"id": fo1["line_items"][0]["id"], "quantity": 2}]}]}}
+            for body in (over, {"fulfillment": {"line_items_by_fulfillment_order": [
+                    {"fulfillment_order_id": fo2["id"]}]}}):  # a closed fulfillment order
+                async with s.post(url, json=body, headers=head) as r:
+                    statuses.append(r.status)
+            # a fulfillment the shop refuses reaches the pusher as a permanent failure
+            with pytest.raises(PushError) as e:
+                await conn._request("POST", url, body=over, headers=head)
+            assert not e.value.retryable and "HTTP 422" in e.value.message
+            return statuses
+
+    with caplog.at_level("WARNING", logger="oms.channels.connectors"):
+        statuses = asyncio.run(go())
+    assert statuses == [422, 422]
+    fuls = shopify.call(lambda: list(shop.fulfillments))
+    assert [x["tracking_info"]["number"] for x in fuls] == ["1Z1", "1Z2"]
+    fo1 = shopify.call(lambda: shop.fulfillment_orders("8101")[0])
+    assert fuls[0]["line_items_by_fulfillment_order"] == [{
+        "fulfillment_order_id": fo1["id"],
+        "fulfillment_order_line_items": [{"id": fo1["line_items"][1]["id"], "quantity": 3}]}]
+    assert [li["fulfillable_quantity"] for li in fo1["line_items"]] == [1, 0]
+    assert fuls[1]["line_items_by_fulfillment_order"] == [{"fulfillment_order_id": fo2["id"]}]
+    assert shopify.call(lambda: shop.fulfillment_orders("8102")[0]["status"]) == "closed"
+    assert "only 3 of 5 units of LAMP" in caplog.text
+    assert "no Shopify inventory item for MUG" in caplog.text
