@@ -15,6 +15,7 @@
   oms stats | oms audit [--recover]
   oms keys create --name N --scope S [--scope S] [--channel C] [--expires-in-days D]
                   [--rate-limit R] | keys list | keys revoke KEY_ID
+  oms channel upsert|list|get|availability|watch|rejected ...   (oms channel --help)
 
 Every command sends an API key: --api-key, else OMS_API_KEY, else the admin key file a local
 oms-server wrote on first start (OMS_ADMIN_KEY_FILE, default var/admin.key). --tls-ca trusts a
@@ -31,7 +32,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from oms.clients import credentials
+from oms.clients import cli_channels, credentials
 from oms.clients.client import ClientError, OmsClient
 from oms.v1 import admin_pb2 as adm
 from oms.v1 import common_pb2 as c
@@ -172,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests per second per server process (0 = unlimited)")
     ks.add_parser("list", help="every key, without secrets")
     ks.add_parser("revoke").add_argument("key_id")
+    cli_channels.add_parser(sub)
     _accept_globals_anywhere(p)
     return p
 
@@ -309,6 +311,8 @@ def run(args: argparse.Namespace, cl: OmsClient) -> int:
         return 0 if report.ok else 1
     elif args.cmd == "keys":
         return _keys(args, cl)
+    elif args.cmd == "channel":
+        return cli_channels.run(args, cl)
     return 0
 
 
