@@ -2,8 +2,10 @@
 one PLACE_ORDERS call per warehouse, re-plan what a stale snapshot got wrong.
 
 Steps for a batch (every order independent, results in request order):
-1. idempotency claims (CLAIM_KEYS, one call per bucket); repeats resolve to the first order;
-2. one availability snapshot for the batch's skus, one ``engine.allocation.allocate`` call
+1. one round trip: idempotency claims (CLAIM_KEYS, one call per bucket), the fraud counts
+   (RISK_SIGNALS) and one availability snapshot for the batch's skus; repeats (a key already
+   taken) have their fraud counts taken back (RISK_UNDO) and resolve to the first order;
+2. one ``engine.allocation.allocate`` call
    (one per channel scope when the batch has orders of channels limited to some warehouses:
    ``engine.scoped_allocation``; an order of a disabled channel fails alone);
 3. split orders: reservations in their non-home warehouses first (kind R entries);
@@ -22,7 +24,7 @@ import os
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -67,6 +69,16 @@ class _IdGen:
 
 
 new_order_id = _IdGen()
+
+
+@dataclass(slots=True)
+class _Claim:
+    """A batch's idempotency claims: ``pending`` (request index -> key) not claimed yet;
+    ``got`` each claimed index's answer (None: this request owns the key; TAKEOVER; or the
+    order id / pending claim of the request that holds it)."""
+    token: str
+    pending: dict[int, str]
+    got: dict[int, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -146,31 +158,36 @@ class Intake:
                 first_of[k] = i
                 claimants.append(i)
         keyed = [i for i in claimants if requests[i].idempotency_key]
-        token = secrets.token_hex(8)
-        claims = await self.store.claim_keys([requests[i].idempotency_key for i in keyed], token)
+        # The keys are claimed in the batch's first round trip (with the fraud counts and the
+        # snapshot: one round trip fewer per batch); _Claim carries each key's answer back.
+        claim = _Claim(secrets.token_hex(8), {i: requests[i].idempotency_key for i in keyed})
+        placed = await self._place_new([(i, requests[i]) for i in claimants], claim) \
+            if claimants else {}
         existing: list[tuple[int, str]] = []
         taken_over: list[int] = []
         adopted: list[tuple[str, str]] = []  # (key, order id) of claims taken over and resolved
-        owned = set(claimants)
-        for i, c in zip(keyed, claims):
+        for i, c in claim.got.items():
             if c == TAKEOVER:
                 taken_over.append(i)
             elif c is not None:
-                owned.discard(i)
                 existing.append((i, c))
         if taken_over:
             # The previous owner's lease ended: it died, or was cut off, maybe after placing
-            # the order. Its order, if any, is in the shard mapping written with it.
+            # the order. Its order, if any, is in the shard mapping written with it; without
+            # one, this request (which owns the claim now) places it.
             found = await asyncio.gather(*[self.store.idem_order(requests[i].idempotency_key)
                                            for i in taken_over])
+            again = []
             for i, oid in zip(taken_over, found):
+                claim.got[i] = None
                 if oid:
-                    owned.discard(i)
                     existing.append((i, oid))
                     adopted.append((requests[i].idempotency_key, oid))
-        to_place = [i for i in claimants if i in owned]
-
-        placed = await self._place_new([(i, requests[i]) for i in to_place]) if to_place else {}
+                else:
+                    again.append((i, requests[i]))
+            if again:
+                placed.update(await self._place_new(again, claim))
+        token = claim.token
         if self.authorize:
             paying = [i for i, r in placed.items() if isinstance(r, Order) and requests[i].payment_token
                       and r.status != OrderStatus.BACKORDERED]
@@ -262,7 +279,8 @@ class Intake:
         except OmsError as e:
             return e
 
-    async def _place_new(self, items: list[tuple[int, OrderRequest]]) -> dict[int, Result]:
+    async def _place_new(self, items: list[tuple[int, OrderRequest]], claim: "_Claim"
+                         ) -> dict[int, Result]:
         """Place orders that own their claims. An unexpected error (a bug) met before anything
         was written is narrowed down by placing each half of the orders on its own, so that
         only the order causing it fails; one met after writes began fails the orders not known
@@ -270,11 +288,13 @@ class Intake:
         out: dict[int, Result] = {}
         writing = [False]
         try:
-            await self._place_batch(items, out, writing)
+            await self._place_batch(items, out, writing, claim)
         except OmsError:
             raise
         except Exception:
-            rest = [(i, r) for i, r in items if i not in out]
+            # not the requests whose key turned out to be someone else's: they resolve to
+            # that order
+            rest = [(i, r) for i, r in items if i not in out and claim.got.get(i) is None]
             if writing[0] or len(rest) == 1:
                 log.exception("placing %d orders failed unexpectedly", len(rest))
                 msg = ("unexpected error while placing this order; it may have been placed: "
@@ -287,13 +307,15 @@ class Intake:
                             "them in halves to isolate the cause", len(rest))
                 mid = len(rest) // 2
                 for half in (rest[:mid], rest[mid:]):
-                    out.update(await self._place_new(half))
+                    out.update(await self._place_new(half, claim))
         return out
 
     async def _place_batch(self, items: list[tuple[int, OrderRequest]], out: dict[int, Result],
-                           writing: list[bool]) -> None:
+                           writing: list[bool], claim: "_Claim") -> None:
         whs = [w for w in await self.store.warehouses() if not w.disabled]
         if not whs:
+            # a repeat still resolves to its order: claim apart before failing the others
+            items = await self._claim_apart(items, claim)
             err = PreconditionError("no enabled warehouse: add one with UpsertWarehouse")
             out.update((i, err) for i, _ in items)
             return
@@ -304,20 +326,39 @@ class Intake:
         if chans:
             scopes = ChannelScopes([w.id for w in whs], chans)
             got = {i: scopes.scope(r.channel) for i, r in items}
-            out.update((i, s) for i, s in got.items() if isinstance(s, OmsError))
-            items = [(i, r) for i, r in items if not isinstance(got[i], OmsError)]
+            if any(isinstance(s, OmsError) for s in got.values()):
+                items = await self._claim_apart(items, claim)
+            out.update((i, s) for i, s in got.items() if isinstance(s, OmsError)
+                       and claim.got.get(i) is None)
+            items = [(i, r) for i, r in items if not isinstance(got.get(i), OmsError)]
             if not items:
                 return
             scope_of = {i: s for i, s in got.items() if isinstance(s, int) and s}
             scoped = (scopes.masks, scope_of) if scope_of else None
-        # One round trip for the fraud counters and the first availability snapshot.
+        # One round trip for the idempotency claims, the fraud counters and the first
+        # availability snapshot.
         skus = list(dict.fromkeys(ln.sku for _, r in items for ln in r.lines))
         ids = await self.store.sku_ids(skus)
         reqs = [r for _, r in items]
         values = [sum([ln.quantity * ln.unit_price_cents for ln in r.lines]) for r in reqs]
-        signals, available = await self.store.risk_and_snapshot(
-            self._risk_rows(reqs, values), now_ms(), int(self.risk.velocity_window_s), [w.id for w in whs],
-            np.array([ids[s] for s in skus], dtype=np.int64))
+        rows = self._risk_rows(reqs, values)
+        to_claim = [i for i, _ in items if i in claim.pending]
+        now, window = now_ms(), int(self.risk.velocity_window_s)
+        answers, signals, available = await self.store.claim_risk_and_snapshot(
+            [claim.pending.pop(i) for i in to_claim], claim.token, rows, now, window,
+            [w.id for w in whs], np.array([ids[s] for s in skus], dtype=np.int64))
+        claim.got.update(zip(to_claim, answers))
+        if any(c is not None for c in answers):
+            # Repeats (the key was taken) were counted with the rest: take their counts back
+            # and leave them out (_place resolves them). Batch-mates of the same customer
+            # counted after one in this call saw one too many; repeats are rare.
+            lost = [k for k, (i, _) in enumerate(items) if claim.got.get(i) is not None]
+            await self.store.undo_risk([rows[k] for k in lost], now, window)
+            keep = [k for k in range(len(items)) if claim.got.get(items[k][0]) is None]
+            items, reqs, values, signals = ([xs[k] for k in keep]
+                                            for xs in (items, reqs, values, signals))
+            if not items:
+                return
         risks = dict(zip([i for i, _ in items], self._assess(reqs, values, signals)))
         prefetched: tuple[list[str], np.ndarray] | None = (skus, available)
         pending = items
@@ -333,6 +374,16 @@ class Intake:
         for i, _ in pending:
             out[i] = ConflictError(
                 f"stock for this order kept changing under {self.replan_attempts} attempts; retry")
+
+    async def _claim_apart(self, items: list[tuple[int, OrderRequest]], claim: "_Claim"
+                           ) -> list[tuple[int, OrderRequest]]:
+        """Claim the keys of ``items`` not claimed yet on their own (a batch that fails before
+        its first round trip); returns the items whose claims this request owns."""
+        todo = [i for i, _ in items if i in claim.pending]
+        if todo:
+            got = await self.store.claim_keys([claim.pending.pop(i) for i in todo], claim.token)
+            claim.got.update(zip(todo, got))
+        return [(i, r) for i, r in items if claim.got.get(i) is None]
 
     async def _attempt(self, items: list[tuple[int, OrderRequest]], whs: list[Warehouse],
                        out: dict[int, Result], risks: dict[int, fraud.RiskAssessment],
@@ -545,7 +596,7 @@ class Coalescer:
     callers share one snapshot, one kernel call and one script per warehouse, and at low load a
     lone order goes through at once. Up to ``max_inflight`` batches run at the same time so the
     Python work of one overlaps the Redis round trips of another, but a batch beyond the first
-    starts only with ``min_parallel`` orders waiting: a batch has a fixed cost (three round
+    starts only with ``min_parallel`` orders waiting: a batch has a fixed cost (two round
     trips, a snapshot, a kernel call) that a trickle of one-order batches would pay per order.
     For the same reason a batch smaller than ``min_parallel`` waits up to ``gather_turns`` turns
     of the event loop before it starts (unary PlaceOrder at c=64: 16-19 % more orders/s in

@@ -51,6 +51,13 @@ class ClaimOps(StoreBase):
         id, or ``pending:...`` while a live owner is placing it."""
         if not idem_keys:
             return []
+        where, per_bucket = self._claim_plan(idem_keys, token, lease_s)
+        return self._claim_answers(where, await self._claims_call("claim", per_bucket))
+
+    def _claim_plan(self, idem_keys: Sequence[str], token: str, lease_s: float | None = None
+                    ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list[str]]]:
+        """CLAIM_KEYS' calls for ``claim_keys``: each key's bucket, and the arguments per
+        bucket (one call each)."""
         now = now_ms()
         lease_ms = int((self.claim_lease_s if lease_s is None else lease_s) * 1000)
         value = f"{PENDING}{token}:{now + lease_ms}"
@@ -62,8 +69,16 @@ class ClaimOps(StoreBase):
         per_bucket: dict[tuple[str, str], list[str]] = {}
         for h, d in zip(where, digests):
             per_bucket.setdefault(h, [value, now]).append(d)
-        answers = await self._claims_call("claim", per_bucket)
-        pos = {h: 0 for h in per_bucket}
+        return where, per_bucket
+
+    def _add_claims(self, p: RawPipeline, per_bucket: dict[tuple[str, str], list[str]]) -> None:
+        for hashes, args in per_bucket.items():
+            scripts.CLAIM_KEYS.add_to(p, list(hashes), ["claim", self._claim_life_s, *args])
+
+    @staticmethod
+    def _claim_answers(where: list[tuple[str, str]],
+                       answers: dict[tuple[str, str], list[bytes]]) -> list[str | None]:
+        pos = {h: 0 for h in answers}
         out: list[str | None] = []
         for h in where:
             v = answers[h][pos[h]]

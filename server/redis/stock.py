@@ -3,6 +3,7 @@ locations and replenishment inputs.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import numpy as np
@@ -131,8 +132,20 @@ class StockOps(StoreBase):
                                 warehouse_ids: Sequence[str], sku_ids: np.ndarray
                                 ) -> tuple[list[RiskSignals], np.ndarray]:
         """RISK_SIGNALS (if ``rows``: one call per fraud-counter bucket the rows touch) and
-        the availability snapshot (if warehouses and skus) in ONE round trip (intake's hot
-        path)."""
+        the availability snapshot (if warehouses and skus) in ONE round trip."""
+        _, signals, available = await self.claim_risk_and_snapshot(
+            [], "", rows, now, window_s, warehouse_ids, sku_ids)
+        return signals, available
+
+    async def claim_risk_and_snapshot(
+            self, idem_keys: Sequence[str], token: str, rows: Sequence[RiskRow], now: int,
+            window_s: int, warehouse_ids: Sequence[str], sku_ids: np.ndarray
+    ) -> tuple[list[str | None], list[RiskSignals], np.ndarray]:
+        """``claim_keys(idem_keys, token)``, ``risk_and_snapshot`` in ONE round trip (intake's
+        hot path: a unary order pays one round trip fewer than claiming first). The claims and
+        the counts run side by side, so a row whose key turns out to be taken was counted
+        all the same: the caller takes it back with ``undo_risk``."""
+        where, per_bucket = self._claim_plan(idem_keys, token) if idem_keys else ([], {})  # type: ignore[attr-defined]
         if rows and not self._risk_migrated:
             await self.migrate_risk_history()
         risk_calls = _pack_risk(rows) if rows else []
@@ -147,6 +160,8 @@ class StockOps(StoreBase):
         ops = [a for i in sku_ids.tolist() for a in ("GET", "i32", f"#{i}")] if few else []
 
         def build(p: RawPipeline) -> None:
+            if per_bucket:
+                self._add_claims(p, per_bucket)  # type: ignore[attr-defined]
             for bucket, args, _ in risk_calls:
                 prefix = keys.risk(bucket)
                 scripts.RISK_SIGNALS.add_to(p, [prefix + "seen"], [prefix, now, window_s, args])
@@ -156,15 +171,34 @@ class StockOps(StoreBase):
                 p.mget(avail_keys)
 
         raw = await self._exec(build)
+        claims: list[str | None] = []
+        if per_bucket:
+            claims = self._claim_answers(where, dict(zip(per_bucket, raw)))  # type: ignore[attr-defined]
+            raw = raw[len(per_bucket):]
         signals: list[RiskSignals] = []
         if rows:
             signals = _combine_risk(len(rows), [idx for _, _, idx in risk_calls],
                                     raw[:len(risk_calls)])
         if not read:
-            return signals, np.zeros((n_w, n_k), dtype=np.int64)
+            return claims, signals, np.zeros((n_w, n_k), dtype=np.int64)
         if few:
-            return signals, np.array(raw[-n_w:], dtype=np.int64).reshape(n_w, n_k)
-        return signals, _unpack_avail(raw[-1], sku_ids)
+            return claims, signals, np.array(raw[-n_w:], dtype=np.int64).reshape(n_w, n_k)
+        return claims, signals, _unpack_avail(raw[-1], sku_ids)
+
+    async def undo_risk(self, rows: Sequence[RiskRow], now: int, window_s: int) -> None:
+        """Take back what RISK_SIGNALS counted for ``rows`` at ``now`` (orders that were not
+        placed after all: their idempotency key was taken). One RISK_UNDO per bucket."""
+        per: dict[int, list[object]] = {}
+        for c, e, a, v, la, lo, co in rows:
+            hist = [v, la, lo, co]
+            for f, h in ((f"c:{c}" if c else "", hist), (f"e:{e}" if e else "", [] if c else hist),
+                         (f"a:{a}" if a else "", [])):
+                if f:
+                    per.setdefault(keys.risk_bucket(f), []).extend([f, *(h or ["", "", "", ""])])
+        await asyncio.gather(*[
+            risk_scripts.RISK_UNDO(self.r, keys=[keys.risk(b) + "seen"],
+                                   args=[keys.risk(b), now, window_s, *args])
+            for b, args in per.items()])
 
     async def migrate_risk_history(self, chunk: int = 500) -> int:
         """Move customer history kept under the single ``{risk}`` slot (before the counters

@@ -150,5 +150,36 @@ end
 return #ARGV / 2
 """
 
+_RISK_UNDO = r"""
+-- RISK_UNDO: take back what RISK_SIGNALS counted for orders that were then not placed because
+-- their idempotency key turned out to be taken (intake claims keys in the same round trip as
+-- the fraud counts, so a repeat is counted before it is known to be one; repeats are rare).
+-- Same KEYS and ARGV as RISK_SIGNALS, with the same now_ms (so the same window hash): each
+-- velocity count drops by one (never below zero), each history field loses the order's value
+-- and coordinates; a history left with no orders is removed.
+local A = ARGV
+local p, now, win = A[1], tonumber(A[2]), tonumber(A[3])
+local cur, hist = p .. 'v:' .. math.floor(now / (win * 1000)), p .. 'hist'
+for e = 4, #A, 5 do
+  local f = A[e]
+  if tonumber(redis.call('HGET', cur, f) or '0') > 0 then redis.call('HINCRBY', cur, f, -1) end
+  if A[e + 1] ~= '' then
+    local got = redis.call('HGET', hist, f)
+    if got then
+      local h, j = {}, 0
+      for tok in string.gmatch(got, '%S+') do j = j + 1; h[j] = tok end
+      local n = tonumber(h[1]) - 1
+      if n <= 0 then redis.call('HDEL', hist, f) else
+        redis.call('HSET', hist, f, string.format('%d %d %d %d %s', n,
+          tonumber(h[2]) - tonumber(A[e + 1]), tonumber(h[3]) - tonumber(A[e + 2]),
+          tonumber(h[4]) - tonumber(A[e + 3]), h[5]))
+      end
+    end
+  end
+end
+return 1
+"""
+
+RISK_UNDO = LuaScript("RISK_UNDO", _RISK_UNDO, 1)
 RISK_HIST_TAKE = LuaScript("RISK_HIST_TAKE", _RISK_HIST_TAKE, 1)
 RISK_HIST_MERGE = LuaScript("RISK_HIST_MERGE", _RISK_HIST_MERGE, 1)
