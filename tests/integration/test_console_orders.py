@@ -6,53 +6,20 @@ the ship-to and both warehouses inside the 975×610 box."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from oms.clients.client import OmsClient
-from oms.server.web.app import create_app
 from oms.server.web.backend import WebConfig
 from oms.server.web.console import orders as orders_page
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
 from tests.conftest import ADMIN_KEY
-
-
-class WebThread:
-    """The oms-web app on 127.0.0.1:<free port>, on its own event loop in a thread."""
-
-    def __init__(self, config: WebConfig) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> "WebThread":
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
-        return self
-
-    async def _start(self) -> None:
-        self.runner = web.AppRunner(create_app(self.config), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+from tests.web_thread import WebThread
 
 
 class Page(HTMLParser):

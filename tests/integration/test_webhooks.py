@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +19,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from oms.clients.client import OmsClient
-from oms.server.web.app import create_app
 from oms.server.web.backend import WebConfig
 from oms.v1 import channels_pb2 as ch
 from oms.v1 import common_pb2 as c
 from tests.conftest import ADMIN_KEY
 from tests.helpers import add_warehouses, on_hand_reserved, start_server
+from tests.web_thread import WebThread
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 SECRET = "whsec_test_0123456789abcdef"
@@ -82,36 +80,6 @@ GENERIC = Shape("generic", ch.CHANNEL_KIND_GENERIC, "generic_order_created.json"
                 "generic_order_cancelled.json", "GEN-10001", "X-OMS-Signature",
                 "X-OMS-Delivery-Id", "", "", "")
 SHAPES = (SHOPIFY, WOO, GENERIC)
-
-
-class WebThread:
-    """The oms-web app on 127.0.0.1:<free port>, on its own event loop in a thread."""
-
-    def __init__(self, config: WebConfig) -> None:
-        self.config = config
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def start(self) -> "WebThread":
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(30)
-        return self
-
-    async def _start(self) -> None:
-        self.runner = web.AppRunner(create_app(self.config), access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self.runner.addresses[0][1]
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
-
-    def url(self, platform: str, channel_id: str) -> str:
-        return f"http://127.0.0.1:{self.port}/webhooks/{platform}/{channel_id}"
 
 
 Request = tuple[str, bytes, dict[str, str]]
