@@ -16,6 +16,7 @@ Writes benchmarks/results/ab_intake.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -23,6 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,26 @@ def one_run(name: str, py: Path, tree: Path, rnd: int, tmp: Path, args: argparse
             "cpu_us_per_order": (res.get("cpu") or {}).get("total_us")}
 
 
+@contextlib.contextmanager
+def side_trees(base: str, head: str, tmp: Path) -> Iterator[dict[str, Path]]:
+    """{"A": tree, "B": tree}: a git worktree per commit given (removed afterwards); an empty
+    ``head`` is this working tree."""
+    trees: dict[str, Path] = {}
+    try:
+        for name, rev in (("A", base), ("B", head)):
+            if rev:
+                trees[name] = tmp / f"tree-{name}"
+                subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[name]), rev],
+                               cwd=ROOT, check=True)
+            else:
+                trees[name] = ROOT
+        yield trees
+    finally:
+        for tr in trees.values():
+            if tr != ROOT:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tr)], cwd=ROOT)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks.ab_intake", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,24 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="oms-ab-") as t:
         tmp = Path(t)
-        trees: dict[str, Path] = {}
-        for name, rev in (("A", args.base), ("B", args.head)):
-            if rev:
-                trees[name] = tmp / f"tree-{name}"
-                subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[name]), rev],
-                               cwd=ROOT, check=True)
-            else:
-                trees[name] = ROOT
-        try:
+        with side_trees(args.base, args.head, tmp) as trees:
             pys = {n: side_env(n, tr, tmp) for n, tr in trees.items()}
             for rnd in range(args.rounds):
                 for name in (("A", "B") if rnd % 2 == 0 else ("B", "A")):
                     log(f"round {rnd + 1}/{args.rounds}: side {name}")
                     runs.append(one_run(name, pys[name], trees[name], rnd, tmp, args))
-        finally:
-            for name, tr in trees.items():
-                if tr != ROOT:
-                    subprocess.run(["git", "worktree", "remove", "--force", str(tr)], cwd=ROOT)
     med = {n: statistics.median(r["orders_per_s"] for r in runs if r["side"] == n) for n in "AB"}
     print("| side | commit | runs (orders/s) | median |\n|---|---|---|---|")
     for n, rev in (("A", args.base), ("B", args.head or "working tree")):

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ab_intake import ROOT, server_module, side_env
+from benchmarks.ab_intake import ROOT, server_module, side_env, side_trees
 from benchmarks.procs import auth_args, key_env
 from benchmarks.run import ServerProc, log, run_load
 from oms.clients.load import METROS
@@ -74,24 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="oms-abu-") as t:
         tmp = Path(t)
-        trees: dict[str, Path] = {}
-        for name, rev in (("A", args.base), ("B", args.head)):
-            if rev:
-                trees[name] = tmp / f"tree-{name}"
-                subprocess.run(["git", "worktree", "add", "--detach", "-q", str(trees[name]), rev],
-                               cwd=ROOT, check=True)
-            else:
-                trees[name] = ROOT
-        try:
+        with side_trees(args.base, args.head, tmp) as trees:
             pys = {n: side_env(n, tr, tmp) for n, tr in trees.items()}
             for rnd in range(args.rounds):
                 for name in (("A", "B") if rnd % 2 == 0 else ("B", "A")):
                     log(f"round {rnd + 1}/{args.rounds}: side {name}")
                     runs.append(one_run(name, pys[name], trees[name], rnd, tmp, args))
-        finally:
-            for tr in trees.values():
-                if tr != ROOT:
-                    subprocess.run(["git", "worktree", "remove", "--force", str(tr)], cwd=ROOT)
     print("| side | " + " | ".join(FIELDS) + " |\n|---|" + "---|" * len(FIELDS))
     med: dict[str, dict[str, float]] = {}
     for n in "AB":
