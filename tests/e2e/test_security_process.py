@@ -246,11 +246,17 @@ def test_revocation_reaches_every_worker_within_5_s(tmp_path: Path) -> None:
                 assert code == UNAUTH
                 refused_in_a_row += 1
             assert time.monotonic() - revoked_at < 30, "a worker keeps accepting a revoked key"
-        # each worker has refused it, not only one
+        # each worker has refused it, not only one. The 30 refusals above may all have landed
+        # on one worker (SO_REUSEPORT picks per connection) while the other still held the key
+        # in its cache (key_cache_s): an OK here is allowed, and bounded by the check below.
         for _ in range(400):
             if all(_answered(_metrics("127.0.0.1", p), "UNAUTHENTICATED") for p in ports):
                 break
-            assert _call_fresh(s.target, made.key) == UNAUTH
+            code = _call_fresh(s.target, made.key)
+            if code == grpc.StatusCode.OK:
+                last_ok = time.monotonic()
+            else:
+                assert code == UNAUTH
         assert all(_answered(_metrics("127.0.0.1", p), "UNAUTHENTICATED") for p in ports)
     # the bound on revocation (a correctness bound, not a speed target)
     assert last_ok - revoked_at < 5.0, f"accepted {last_ok - revoked_at:.1f} s after revoking"
