@@ -32,7 +32,7 @@ import numpy as np
 
 from oms.engine.channels import Channel
 from oms.engine.errors import ResourceExhaustedError
-from oms.server.channels.availability import Level, channel_levels
+from oms.server.channels.availability import Level, changed_ids, channel_levels
 from oms.server.redis.store import Store
 
 log = logging.getLogger(__name__)
@@ -77,19 +77,6 @@ class Subscriber:
             await self.wake.wait()
         out, self.pending = self.pending, Change()
         return out
-
-
-def changed_ids(old: bytes, new: bytes) -> np.ndarray:
-    """Indexes (sku ids) whose big-endian int32 entry differs between two packed arrays (a
-    missing tail reads 0, as BITFIELD does)."""
-    n = max(len(old), len(new)) // 4
-    a = np.zeros(n, dtype=">i4")
-    b = np.zeros(n, dtype=">i4")
-    if len(old) >= 4:
-        a[:len(old) // 4] = np.frombuffer(old, dtype=">i4", count=len(old) // 4)
-    if len(new) >= 4:
-        b[:len(new) // 4] = np.frombuffer(new, dtype=">i4", count=len(new) // 4)
-    return np.flatnonzero(a != b)
 
 
 class AvailabilityHub:
@@ -169,7 +156,7 @@ class AvailabilityHub:
     async def _read(self, notify: bool) -> None:
         """One round: versions of every warehouse, the arrays of those that moved, the diff."""
         whs = [w.id for w in await self.store.warehouses()]
-        seqs = (await self.store.read_stock(whs, ())).seq
+        seqs = await self.store.stock_versions(whs)
         moved = [w for w, s in zip(whs, seqs.tolist()) if self._arrays.get(w, (-1, b""))[0] != s]
         self.polls += 1
         if not moved:

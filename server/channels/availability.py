@@ -51,3 +51,16 @@ async def channel_levels(store: Store, channel: Channel, skus: Sequence[str]
     return [Level(s, int(a), int(n), int(r), version)
             for s, a, n, r in zip(skus, ats.tolist(), network.tolist(), reserved.tolist())], \
         version
+
+
+def changed_ids(old: bytes, new: bytes) -> np.ndarray:
+    """Indexes (sku ids) whose big-endian int32 entry differs between two packed arrays (a
+    missing tail reads 0, as BITFIELD does)."""
+    n = max(len(old), len(new)) // 4
+    a = np.zeros(n, dtype=">i4")
+    b = np.zeros(n, dtype=">i4")
+    if len(old) >= 4:
+        a[:len(old) // 4] = np.frombuffer(old, dtype=">i4", count=len(old) // 4)
+    if len(new) >= 4:
+        b[:len(new) // 4] = np.frombuffer(new, dtype=">i4", count=len(new) // 4)
+    return np.flatnonzero(a != b)

@@ -33,7 +33,7 @@ import aiohttp
 import numpy as np
 
 from oms.engine.channels import Channel
-from oms.server.channels.availability import channel_levels
+from oms.server.channels.availability import changed_ids, channel_levels
 from oms.server.channels.connectors import (DEFAULT_TIMEOUT, Connector, PushError, StockUpdate,
                                             connector_for)
 from oms.server.redis.base import now_ms
@@ -351,17 +351,20 @@ class ChannelSync:
         whs = await self.store.warehouses(max_age_s=5.0)
         ids = [w.id for w in whs]
         enabled = tuple(sorted(w.id for w in whs if not w.disabled))
-        arrays, versions = await self.store.read_avail_arrays(ids)
+        # versions first; the arrays only of the warehouses whose version moved
+        seqs = (await self.store.stock_versions(ids)).tolist()
+        moved = [w for w, v in zip(ids, seqs) if w not in self._prev or self._prev[w][0] != v]
+        arrays, versions = await self.store.read_avail_arrays(moved)
         if self._enabled is not None and enabled != self._enabled:
             await self.reconcile_all()  # a warehouse came or went: every ATS may have moved
         self._enabled = enabled
         changed: dict[str, set[int]] = {}
-        for w, arr, ver in zip(ids, arrays, versions.tolist()):
+        for w, arr, ver in zip(moved, arrays, versions.tolist()):
             prev = self._prev.get(w)
             self._prev[w] = (ver, arr)
             if prev is None or prev[0] == ver:
                 continue
-            diff = _changed_ids(prev[1], arr)
+            diff = changed_ids(prev[1], arr)
             if diff.size:
                 changed[w] = set(diff.tolist())
         if not changed:
@@ -434,16 +437,3 @@ class ChannelSync:
         finally:
             await self.report()
             await self.close()
-
-
-def _changed_ids(old: bytes, new: bytes) -> np.ndarray:
-    """Sku ids whose entry differs between two packed big-endian int32 arrays (a missing tail
-    reads as 0)."""
-    a = np.frombuffer(old[:len(old) // 4 * 4], dtype=">i4")
-    b = np.frombuffer(new[:len(new) // 4 * 4], dtype=">i4")
-    n = max(a.size, b.size)
-    if a.size < n:
-        a = np.concatenate([a, np.zeros(n - a.size, dtype=">i4")])
-    if b.size < n:
-        b = np.concatenate([b, np.zeros(n - b.size, dtype=">i4")])
-    return np.nonzero(a != b)[0]

@@ -150,6 +150,11 @@ class ChannelOps(StoreBase):
                 seq[i] = int(part[-1] or 0)
         return StockRead(tuple(warehouse_ids), tuple(skus), oh, rs, seq)
 
+    async def stock_versions(self, warehouse_ids: Sequence[str]) -> np.ndarray:
+        """Each warehouse's stock version, in one round trip: what pollers read every interval
+        before reading the (larger) arrays of the warehouses whose version moved."""
+        return (await self.read_stock(warehouse_ids, ())).seq
+
     async def read_avail_arrays(self, warehouse_ids: Sequence[str]
                                 ) -> tuple[list[bytes], np.ndarray]:
         """Each warehouse's packed ``avail`` array (big-endian int32 by sku id; see
