@@ -21,7 +21,8 @@ from oms.server.auth.principal import Principal, current_principal
 from oms.server.events_hub import EventHub
 from oms.server.errors import code_for, handle_errors, handle_stream_errors
 from oms.server.metrics import ORDER_ERRORS, ORDERS_PLACED
-from oms.server.intake import Coalescer, Intake
+from oms.server.coalescer import Coalescer
+from oms.server.intake import Intake
 from oms.server.order_actions import OrderLife
 from oms.server.redis.store import Store
 

@@ -6,7 +6,8 @@ import asyncio
 import gc
 
 from oms.engine.models import Customer, Address, Line, Order, OrderRequest, Warehouse
-from oms.server.intake import Coalescer, Intake
+from oms.server.coalescer import Coalescer
+from oms.server.intake import Intake
 from oms.server.redis.store import Store
 from tests.conftest import store_for
 

@@ -1,0 +1,85 @@
+"""Coalescing of concurrent intake: unary PlaceOrder calls and PlaceOrders streams hand their
+orders to one ``Coalescer``, which runs them through ``Intake`` in shared batches."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from oms.engine.errors import OmsError
+from oms.engine.models import OrderRequest
+from oms.server.intake import Intake, Result
+
+log = logging.getLogger(__name__)
+
+
+class Coalescer:
+    """Gathers orders from concurrent unary calls and streams into shared intake batches.
+
+    Whatever arrives while a batch is being placed waits for the next one, so under load many
+    callers share one snapshot, one kernel call and one script per warehouse, and at low load a
+    lone order goes through at once. Up to ``max_inflight`` batches run at the same time so the
+    Python work of one overlaps the Redis round trips of another, but a batch beyond the first
+    starts only with ``min_parallel`` orders waiting: a batch has a fixed cost (two round
+    trips, a snapshot, a kernel call) that a trickle of one-order batches would pay per order.
+    For the same reason a batch smaller than ``min_parallel`` waits up to ``gather_turns`` turns
+    of the event loop before it starts (unary PlaceOrder at c=64: 16-19 % more orders/s in
+    back-to-back pairs of runs, and no worse p99 at the same open-loop rate).
+    """
+
+    def __init__(self, intake: Intake, *, max_batch: int = 1000, max_inflight: int = 2,
+                 min_parallel: int = 16, gather_turns: int = 4) -> None:
+        self.intake = intake
+        self.max_batch = max_batch
+        self.max_inflight = max_inflight
+        self.min_parallel = min_parallel
+        self.gather_turns = gather_turns
+        self._pending: list[tuple[OrderRequest | OmsError, asyncio.Future[Result]]] = []
+        self._running = 0
+        # The loop holds tasks only weakly: a drain waiting on Redis must be referenced here
+        # or it can be garbage-collected mid-batch, stranding its callers.
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, requests: Sequence[OrderRequest | OmsError]) -> list[Result]:
+        loop = asyncio.get_running_loop()
+        futs: list[asyncio.Future[Result]] = [loop.create_future() for _ in requests]
+        self._pending.extend(zip(requests, futs))
+        if self._running == 0 or (self._running < self.max_inflight
+                                  and len(self._pending) >= self.min_parallel):
+            self._running += 1
+            task = loop.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return list(await asyncio.gather(*futs))
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                # A small batch first lets the loop run a few turns: under load, calls that
+                # gRPC has already received are still on their way to submit(), and each
+                # joins this batch instead of paying a batch's fixed cost on its own. At low
+                # load the turns find nothing to run and cost microseconds.
+                turns = 0
+                while len(self._pending) < self.min_parallel and turns < self.gather_turns:
+                    await asyncio.sleep(0)
+                    turns += 1
+                batch = self._pending[:self.max_batch]
+                del self._pending[:self.max_batch]
+                try:
+                    results: list[Result] = await self.intake.place([r for r, _ in batch])
+                except OmsError as e:
+                    results = [e] * len(batch)
+                except Exception as e:  # a bug: every waiting caller gets it (INTERNAL)
+                    log.exception("intake batch failed")
+                    for _, f in batch:
+                        if not f.done():
+                            f.set_exception(e)
+                    continue
+                for (_, f), r in zip(batch, results):
+                    if not f.done():
+                        f.set_result(r)
+        finally:
+            self._running -= 1
+
+
+__all__ = ["Coalescer"]
