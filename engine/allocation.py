@@ -1,7 +1,6 @@
 """Zone-skipping allocation: which warehouses ship which lines of a batch of orders.
 
-Policy (docs/ARCHITECTURE.md, "Geography and zone skipping"), applied to each order strictly in batch order,
-each order seeing the stock that earlier orders of the batch left:
+Policy (docs/ARCHITECTURE.md, "Geography and zone skipping"), applied to each order strictly in batch order, each order seeing the stock that earlier orders of the batch left:
 
 a. Candidates are the *enabled* warehouses, ranked by (distance to the ship-to, warehouse index).
    Disabled warehouses are never used.
