@@ -3,6 +3,8 @@ loop at a fixed rate (p99 without coordinated omission), with CPU per order, alt
 round by round so that drift of a shared machine cancels out.
 
     python -m benchmarks.ab_unary --base REV [--head REV] [--rounds 7] [--rate 398]
+    python -m benchmarks.ab_unary --base HEAD --server-arg=--embedded-cluster --server-arg=3
+        (both sides the same commit: the current figures, here on a 3-master cluster)
 
 Each side is a git worktree of its commit with its own small virtual environment, as in
 ``benchmarks.ab_intake`` (the B side defaults to this working tree). Per run: a fresh
@@ -36,7 +38,7 @@ def one_run(name: str, py: Path, tree: Path, rnd: int, tmp: Path, args: argparse
     d.mkdir()
     cmd = [str(py), "-P", "-m", server_module(tree), "--listen", "127.0.0.1:0",
            "--data-dir", str(d / "redis"), "--log-level", "WARNING", "--workers", "2",
-           *auth_args(d)]
+           *auth_args(d), *args.server_arg]
     srv = ServerProc(name, cmd, d / "server.log").start()
     try:
         subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target,
@@ -57,7 +59,7 @@ def one_run(name: str, py: Path, tree: Path, rnd: int, tmp: Path, args: argparse
             "c1_cpu": (c1.get("cpu") or {}).get("total_us"),
             "open_p50": op["latency_ms"]["p50"], "open_p99": op["latency_ms"]["p99"],
             "open_rate": op["orders_per_s"], "open_cpu": (op.get("cpu") or {}).get("total_us"),
-            "errors": c1["errors"] + op["errors"]}
+            "errors": sum(c1["errors"].values()) + sum(op["errors"].values())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=8.0, help="closed-loop run length")
     ap.add_argument("--rate", type=float, default=398.0, help="open-loop orders/s")
     ap.add_argument("--skus", type=int, default=200)
+    ap.add_argument("--server-arg", action="append", default=[],
+                    help="one more oms-server argument, both sides (repeat it; e.g. "
+                         "--server-arg=--embedded-cluster --server-arg=3)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
     runs: list[dict[str, Any]] = []

@@ -1,6 +1,7 @@
 """Benchmark: intake on Redis Cluster (issue 14, items 7 and 8). Batch intake on one embedded
 Redis against ``--embedded-cluster 1``, ``2`` and ``3`` (the same redis-server binary), and the
-hot-warehouse cap: all stock in ONE warehouse, on 3 masters against one Redis.
+hot-warehouse cap: all stock in ONE warehouse, on 3 masters against one Redis, and the cost of
+``--replica-acks 1`` (3 masters with one replica each, with and without waiting for it).
 
 Per round, for each mode (the order alternates between rounds, so that a machine that gets
 slower or faster during the run does not favour one mode): a fresh oms-server (``--workers 2``,
@@ -15,7 +16,8 @@ rate: the figure that says whether the cluster path costs more is CPU microsecon
 the cluster against the single Redis in the same run (target: within 10 %). Scaling
 efficiency is rate(N) / (N * rate(1)) with rate(1) the 1-master cluster.
 
-Run:  .venv/bin/python -m benchmarks.bench_cluster [--rounds 2] [--batch-s 10] [--no-hot]
+Run:  .venv/bin/python -m benchmarks.bench_cluster [--rounds 2] [--batch-s 10] [--no-hot] [--no-replicas]
+      [--only single,cluster-3]      (some modes only: the report then has just those)
 Writes benchmarks/results/cluster.md, cluster.json and cluster.png.
 """
 from __future__ import annotations
@@ -38,6 +40,8 @@ from oms.clients.metros import METROS
 ROOT = Path(__file__).resolve().parents[1]
 SCALING = ("single", "cluster-1", "cluster-2", "cluster-3")
 HOT = ("hot-single", "hot-cluster-3")
+# 3 masters with one replica each, without and with --replica-acks 1: what waiting costs
+REPLICAS = ("replicas-cluster-3", "acks-cluster-3")
 CPU_TARGET = 0.10  # the cluster path may cost at most this much more CPU per order
 
 
@@ -51,6 +55,10 @@ def server_cmd(mode: str, d: Path) -> list[str]:
            str(d / "redis"), "--label-dir", str(d / "labels"), "--log-level", "WARNING",
            "--workers", "2", "--fraud-hold-seconds", "0", *auth_args(d)]
     n = masters(mode)
+    if mode in REPLICAS:
+        cmd += ["--embedded-replicas", "1"]
+    if mode.startswith("acks-"):
+        cmd += ["--replica-acks", "1"]
     return cmd + (["--embedded-cluster", str(n)] if n else [])
 
 
@@ -106,13 +114,17 @@ def summarise(runs: list[dict[str, Any]], modes: tuple[str, ...]) -> dict[str, A
                                "total_us", "busiest_redis_cores")}
         out[mode]["node_us"] = {n: statistics.median(r["node_us"][n] for r in mine)
                                 for n in mine[0]["node_us"]}
-    one = out["cluster-1"]["orders_per_s"]
-    for mode in SCALING[1:]:
-        out[mode]["efficiency"] = out[mode]["orders_per_s"] / (masters(mode) * one)
-    single = out["single"]["total_us"]
-    for mode in SCALING[1:]:
-        out[mode]["cpu_vs_single"] = out[mode]["total_us"] / single - 1
-    out["cpu_within_target"] = out["cluster-3"]["cpu_vs_single"] <= CPU_TARGET
+    scaled = [m for m in SCALING[1:] if m in out]
+    if "cluster-1" in out:
+        one = out["cluster-1"]["orders_per_s"]
+        for mode in scaled:
+            out[mode]["efficiency"] = out[mode]["orders_per_s"] / (masters(mode) * one)
+    if "single" in out:
+        single = out["single"]["total_us"]
+        for mode in scaled:
+            out[mode]["cpu_vs_single"] = out[mode]["total_us"] / single - 1
+    if "cpu_vs_single" in out.get("cluster-3", {}):
+        out["cpu_within_target"] = out["cluster-3"]["cpu_vs_single"] <= CPU_TARGET
     out["errors"] = sum(sum(r["errors"].values()) for r in runs)
     return out
 
@@ -140,19 +152,22 @@ def report(runs: list[dict[str, Any]], s: dict[str, Any], args: argparse.Namespa
     for r in runs:
         per_run.append(f"| {r['round'] + 1} | {r['mode']} | {r['orders_per_s']:,.0f} | "
                        f"{r['total_us']:,.0f} | {r['errors'] or '-'} |")
-    c3 = s["cluster-3"]
     lines = [
         "# Intake on Redis Cluster (benchmarks/bench_cluster.py)", "",
         f"Started {started} on {os.cpu_count()} cores; {args.rounds} alternating rounds per "
         f"mode, {args.batch_s:g} s of batch intake measured per round (BatchPlaceOrders, 500 x "
         f"3-line orders, 16 in flight), {args.skus} SKUs, `oms-server --workers 2`. Medians "
         "over rounds.", "",
-        table(s, SCALING), "",
-        f"CPU per order on 3 masters against one Redis: {c3['cpu_vs_single']:+.1%} (target "
-        f"within {CPU_TARGET:.0%}: {'met' if s['cpu_within_target'] else 'NOT met'}). Scaling "
-        f"efficiency at 3 masters: {c3['efficiency']:.2f}; on this machine every process "
-        "shares the same cores, so more masters cannot add throughput here.", ""]
-    if "hot-cluster-3" in s:
+        table(s, SCALING), ""]
+    if "cpu_within_target" in s:
+        c3 = s["cluster-3"]
+        eff = (f" Scaling efficiency at 3 masters: {c3['efficiency']:.2f}; on this machine every "
+               "process shares the same cores, so more masters cannot add throughput here."
+               if "efficiency" in c3 else "")
+        lines += [f"CPU per order on 3 masters against one Redis: {c3['cpu_vs_single']:+.1%} "
+                  f"(target within {CPU_TARGET:.0%}: "
+                  f"{'met' if s['cpu_within_target'] else 'NOT met'}).{eff}", ""]
+    if "hot-cluster-3" in s and "hot-single" in s:
         hot, hs = s["hot-cluster-3"], s["hot-single"]
         lines += [
             "## Hot warehouse (all stock in one warehouse)", "",
@@ -161,9 +176,22 @@ def report(runs: list[dict[str, Any]], s: dict[str, Any], args: argparse.Namespa
             f"{hs['orders_per_s']:,.0f} on one Redis ({hot['orders_per_s'] / hs['orders_per_s']:.0%}); "
             f"the node holding it was busy {hot['busiest_redis_cores']:.2f} cores "
             f"(one Redis: {hs['busiest_redis_cores']:.2f}).", ""]
+    if "acks-cluster-3" in s and "replicas-cluster-3" in s:
+        rep, acks = s["replicas-cluster-3"], s["acks-cluster-3"]
+        lines += [
+            "## Replica acknowledgements (3 masters, 1 replica each)", "",
+            "`replicas-cluster-3`: replicas, no waiting; `acks-cluster-3`: `--replica-acks 1` "
+            "(each node's write sub-pipeline ends with `WAIT 1 1000`). Redis per node: the "
+            "three masters, then the three replicas.", "",
+            table(s, REPLICAS), "",
+            f"Waiting for one replica: {acks['orders_per_s']:,.0f} against "
+            f"{rep['orders_per_s']:,.0f} orders/s ({acks['orders_per_s'] / rep['orders_per_s'] - 1:+.1%}), "
+            f"CPU per order {acks['total_us'] / rep['total_us'] - 1:+.1%}, p99 "
+            f"{acks['p99_ms']:.0f} against {rep['p99_ms']:.0f} ms.", ""]
     lines += ["Every run:", "", *per_run, "",
               f"Run: `python -m benchmarks.bench_cluster --rounds {args.rounds} --batch-s "
-              f"{args.batch_s:g} --skus {args.skus}{' --no-hot' if args.no_hot else ''}`", ""]
+              f"{args.batch_s:g} --skus {args.skus}{' --no-hot' if args.no_hot else ''}"
+              f"{' --no-replicas' if args.no_replicas else ''}`", ""]
     return "\n".join(lines)
 
 
@@ -199,12 +227,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-s", type=float, default=10.0)
     ap.add_argument("--skus", type=int, default=200)
     ap.add_argument("--no-hot", action="store_true", help="leave out the hot-warehouse modes")
+    ap.add_argument("--no-replicas", action="store_true",
+                    help="leave out the replica modes (3 masters + 3 replicas, with and without acks)")
+    ap.add_argument("--only", default="", help="comma-separated modes to run (default: all)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    modes = SCALING + (() if args.no_hot else HOT)
+    modes = SCALING + (() if args.no_hot else HOT) + (() if args.no_replicas else REPLICAS)
+    if args.only:
+        wanted = args.only.split(",")
+        unknown = set(wanted) - set(SCALING + HOT + REPLICAS)
+        if unknown:
+            ap.error(f"unknown modes: {', '.join(sorted(unknown))}")
+        modes = tuple(m for m in SCALING + HOT + REPLICAS if m in wanted)
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="oms-cluster-") as t:

@@ -195,7 +195,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--callgrind", default="", help="run Redis under callgrind, write its profile here")
     ap.add_argument("--sort", default="tottime", help="cProfile order: tottime or cumtime")
     ap.add_argument("--cprofile", type=int, default=0, help="print the top N functions by own time")
+    ap.add_argument("--risk-buckets", type=int, default=0,
+                    help="spread the fraud counters over N slots instead of keys.RISK_BUCKETS "
+                         "(what the spread costs; the store reads the count at call time)")
     args = ap.parse_args(argv)
+    if args.risk_buckets:
+        from oms.server.redis import keys  # noqa: PLC0415 - only this option needs it
+
+        keys.RISK_BUCKETS = args.risk_buckets
+        keys._RISK_PREFIXES[:] = [f"{keys.PREFIX}{{r:{n}}}:" for n in range(args.risk_buckets)]
     asyncio.run(run(args))
     return 0
 
