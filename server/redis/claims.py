@@ -138,8 +138,10 @@ class ClaimOps(StoreBase):
 
     async def _idem_in_shards(self, idem_key: str) -> str:
         digest = keys.digest(idem_key)
-        async with self.r.pipeline(transaction=False) as p:
-            for w in await self.warehouses():
-                p.get(f"{keys.shard(w.id)}idem:{digest}")
-            raw = await p.execute()
+        ks = [keys.Shard(w.id).idem(digest) for w in await self.warehouses()]
+        if not ks:
+            return ""
+        # the lean pipeline: on Redis Cluster it follows ASK/TRYAGAIN of a shard whose slot is
+        # migrating (a takeover's lookup while PLACE_ORDERS waits for that slot), per slot
+        (raw,) = await self._exec(lambda p: p.mget(ks))
         return next((_s(v) for v in raw if v is not None), "")

@@ -10,10 +10,10 @@ commands, a bounded number of rounds:
 - ``MOVED``: the slot map is stale (resharding, failover): the slot is pointed at the named
   node at once and the whole map re-read (CLUSTER SLOTS) before the next round;
 - ``ASK``: the slot is being migrated: ``ASKING`` then the command, on the named node, once;
-- ``TRYAGAIN`` / ``CLUSTERDOWN`` (and a script that reached an already-migrated key: see
-  ``_NON_LOCAL``): a multi-key command during a migration, or a failover in
-  progress: a short backoff; still failing after the last round, ``StoreUnavailable``
-  (UNAVAILABLE, retryable);
+- ``TRYAGAIN`` / ``CLUSTERDOWN``: a multi-key command (a script: its declared KEYS) during a
+  migration, or a failover in progress: a short backoff; still failing after the last round,
+  ``StoreUnavailable`` (UNAVAILABLE, retryable). A script's "non local key" error is not
+  retried (see ``_NON_LOCAL``);
 - ``NOSCRIPT``: that node lost its scripts (restarted, or a replica promoted before they were
   replicated): every script is loaded on every master and only the failed calls are re-sent. Re-sending
   the whole batch (what the single-node path does) would run the other nodes' scripts twice.
@@ -49,12 +49,13 @@ Addr = tuple[str, int]
 _READS = frozenset((b"MGET", b"GET", b"HGET", b"HMGET", b"HGETALL", b"HKEYS", b"EXISTS",
                     b"BITFIELD_RO", b"ZRANGE", b"ZSCORE", b"SMISMEMBER", b"XRANGE", b"PING"))
 REPLICA_ACK_TIMEOUT_MS = 1000
-# A script whose declared KEYS are all still on a migrating slot's old node, but which reaches a
-# key built from its prefix (an order hash, an index) that has already moved, fails with this
-# error instead of ASK/TRYAGAIN. It is retried like TRYAGAIN: the slot settles within the
-# migration. PLACE_ORDERS reaches such keys only in its check phase (before any write), so its
-# retry is exact; for a script that writes before such a key, see docs/ARCHITECTURE.md
-# ("Redis Cluster": resharding).
+# Not retried, on purpose. Every script declares every key it touches (server/redis/scripts/,
+# checked by tests/integration/test_declared_keys.py), so for a migrating slot a node answers
+# ASK/TRYAGAIN before the script runs. A script could meet this error ("... attempted to access
+# a non local key") only by touching a key it did not declare, or one it emptied (deleted)
+# itself earlier in the same run (the scripts remove last for that reason), and then possibly
+# after writing others: scripts are not rolled back, so a re-run could apply those writes
+# twice. It is raised as the error it is.
 _NON_LOCAL = "attempted to access a non local key"
 
 
@@ -242,9 +243,6 @@ class ClusterRawClient:
                     if not isinstance(r, ResponseError):
                         continue
                     msg = str(r)
-                    if _NON_LOCAL in msg:
-                        msg = "TRYAGAIN " + msg  # see _NON_LOCAL
-                        replies[i] = ResponseError(msg)
                     self.redirects[msg.split(" ", 1)[0]] += 1
                     if msg.startswith("MOVED "):
                         _, slot, where = msg.split(" ", 2)

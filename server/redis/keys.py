@@ -62,8 +62,8 @@ class Shard:
         self.onhand = p + "onhand"  # hash sku -> units on hand
         self.reserved = p + "reserved"  # hash sku -> units reserved by open orders
         self.avail = p + "avail"  # packed big-endian int32 per sku id: onhand - reserved
-        # counter INCRed by every script that changes this shard's stock (Lua builds it as
-        # avail .. ':seq'): the stock version behind available-to-sell versions
+        # counter INCRed by every script that changes this shard's stock (a declared key of
+        # each): the stock version behind available-to-sell versions
         self.stockseq = self.avail + ":seq"
         self.loc = p + "loc"  # hash sku -> bin location code
         self.resv = p + "resv"  # hash order id -> "ts_ms sku qty [sku qty ...]"
@@ -86,6 +86,14 @@ class Shard:
 
     def idx_channel(self, channel: str) -> str:
         return f"{self.prefix}idx:c:{channel}"
+
+    def idem(self, digest: str) -> str:
+        """An order's idempotency mapping (digest of the client's key -> order id)."""
+        return f"{self.prefix}idem:{digest}"
+
+    def sold(self, day: int) -> str:
+        """Units reserved per sku on ``day`` (days since the epoch, UTC)."""
+        return f"{self.prefix}sold:{day}"
 
     def adjust(self, idempotency_key: str) -> str:
         return f"{self.prefix}adj:{digest(idempotency_key)}"

@@ -93,8 +93,9 @@ class OrderOps(StoreBase):
         except ValueError:
             raise NotFoundError("order", order_id) from None
         sh = keys.Shard(home)
-        srcs = "," + ",".join(str(int(s)) for s in allowed_sources(target)) + ","
-        args: list[object] = [sh.prefix, now_ms(), self.events_maxlen, order_id, int(target), srcs,
+        sources = [int(s) for s in allowed_sources(target)]
+        srcs = "," + ",".join(str(s) for s in sources) + ","
+        args: list[object] = [now_ms(), self.events_maxlen, order_id, int(target), srcs,
                               action, reason, event or f"order.{target.name.lower()}",
                               "" if expect_updated_at is None else expect_updated_at,
                               "" if followup_at is None else followup_at, current_actor()]
@@ -102,9 +103,11 @@ class OrderOps(StoreBase):
             args += [k, v]
         for k, v in (update.fields() if update is not None else {}).items():
             args += [k, v]
+        # every index the order may leave is declared: its status is only read inside
         res = await scripts.TRANSITION(
             self.r, keys=[sh.order(order_id), sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats,
-                  sh.avail, sh.followup], args=args)
+                          sh.avail, sh.followup, sh.stockseq, sh.idx_status(int(target)),
+                          *(sh.idx_status(s) for s in sources)], args=args)
         code = int(res[0])
         if code == -1:
             raise NotFoundError("order", order_id)
@@ -115,10 +118,16 @@ class OrderOps(StoreBase):
         return code == 1, await self.get_order(order_id)
 
     async def pop_followups(self, warehouse_id: str, now: int, limit: int = 500) -> list[str]:
+        """Send the follow-ups due at ``now`` (up to ``limit``); returns the order ids taken.
+        The due ids are read first so that POP_FOLLOWUPS can declare their order hashes; the
+        script takes only those still due, so concurrent callers never take one twice."""
         sh = keys.Shard(warehouse_id)
-        res = await scripts.POP_FOLLOWUPS(self.r, keys=[sh.followup, sh.events, sh.stats],
-                                             args=[sh.prefix, now, self.events_maxlen, limit,
-                                                   current_actor()])
+        due = [_s(m) for m in await self.r.zrangebyscore(sh.followup, "-inf", now, 0, limit)]
+        if not due:
+            return []
+        res = await scripts.POP_FOLLOWUPS(self.r, keys=[sh.followup, sh.events, sh.stats,
+                                                        *(sh.order(oid) for oid in due)],
+                                          args=[now, self.events_maxlen, current_actor(), *due])
         return [_s(x) for x in res]
 
     async def shipment_seq(self, slot: str) -> int:
@@ -163,10 +172,12 @@ class OrderOps(StoreBase):
             for order, new_allocs, reason, stat_deltas, status, hold_until in items:
                 sh = keys.Shard(keys.home_of(order.id))
                 filled = order.status == OrderStatus.BACKORDERED
-                scripts.COMMIT_ALLOCATION.add_to(p, [sh.order(order.id), sh.events, sh.stats],
-                         [now, self.events_maxlen, order.id, encode_alloc(order.allocations),
-                          encode_alloc(new_allocs), reason, stat_deltas, int(order.status),
-                          sh.prefix, "order.backorder_filled" if filled else "order.reallocated",
-                          int(status), "" if hold_until is None else hold_until, actor])
+                scripts.COMMIT_ALLOCATION.add_to(
+                    p, [sh.order(order.id), sh.events, sh.stats, sh.idx_status(int(order.status)),
+                        sh.idx_status(int(status))],
+                    [now, self.events_maxlen, order.id, encode_alloc(order.allocations),
+                     encode_alloc(new_allocs), reason, stat_deltas, int(order.status),
+                     "order.backorder_filled" if filled else "order.reallocated",
+                     int(status), "" if hold_until is None else hold_until, actor])
 
         return [bool(x) for x in await self._exec(build)] if items else []

@@ -13,7 +13,28 @@ from oms.server.redis.resp_pipeline import RawPipeline
 
 def _release_keys(sh: keys.Shard) -> list[str]:
     """KEYS of RELEASE_RESERVATION."""
-    return [sh.onhand, sh.reserved, sh.resv, sh.avail, sh.waved]
+    return [sh.onhand, sh.reserved, sh.resv, sh.avail, sh.waved, sh.stockseq]
+
+
+def _place_keys(sh: keys.Shard, entries: Sequence[PlaceEntry], now: int) -> list[str]:
+    """KEYS of one PLACE_ORDERS call: the fixed head, each order's hash and idempotency
+    mapping in entry order (the script reads them by position), then the index keys its
+    orders go into. Declaring them all lets Redis Cluster redirect the call before it runs."""
+    ks = [sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail, sh.stockseq,
+          sh.sold(now // 86_400_000), sh.idx_all()]
+    po, pi = sh.prefix + "o:", sh.prefix + "idem:"
+    statuses: set[int] = set()
+    channels: set[str] = set()
+    for e in entries:
+        if e.kind == "O":
+            ks.append(po + e.order_id)
+            if e.idem_digest:
+                ks.append(pi + e.idem_digest)
+            statuses.add(e.status)
+            channels.add(e.channel)
+    ks += [sh.idx_status(st) for st in statuses]
+    ks += [sh.idx_channel(ch) for ch in channels]
+    return ks
 
 
 class PlacementOps(StoreBase):
@@ -32,7 +53,7 @@ class PlacementOps(StoreBase):
             # "pending" after its order is placed and is resolved from this mapping.
             args: list[object] = [sh.prefix, now, self.events_maxlen, self._claim_life_s]
             args += [e.pack() for e in groups[wid]]
-            calls.append(([sh.onhand, sh.reserved, sh.resv, sh.events, sh.stats, sh.avail], args))
+            calls.append((_place_keys(sh, groups[wid], now), args))
 
         def build(p: RawPipeline) -> None:
             for k, a in calls:
@@ -80,8 +101,8 @@ class PlacementOps(StoreBase):
         def build(p: RawPipeline) -> None:
             for order_id, wid in pairs:
                 sh = keys.Shard(wid)
-                scripts.SWAP_RECORD.add_to(p, [sh.onhand, sh.reserved, sh.resv, sh.avail],
-                         [order_id, staged_id(order_id)])
+                scripts.SWAP_RECORD.add_to(p, [sh.onhand, sh.reserved, sh.resv, sh.avail,
+                                               sh.stockseq], [order_id, staged_id(order_id)])
 
         if pairs:
             await self._exec(build)

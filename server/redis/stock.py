@@ -36,7 +36,8 @@ class StockOps(StoreBase):
         sh = keys.Shard(warehouse_id)
         # Setting stock registers the sku, so a catalogue without dimensions still works.
         sid = await self.ensure_sku(sku)
-        res = await scripts.SET_STOCK(self.r, keys=[sh.onhand, sh.reserved, sh.loc, sh.avail],
+        res = await scripts.SET_STOCK(self.r, keys=[sh.onhand, sh.reserved, sh.loc, sh.avail,
+                                                    sh.stockseq],
                                          args=[sku, sid, on_hand, location] + (["clamp"] if clamp else []))
         if res[0] == -1:
             raise PreconditionError(
@@ -63,7 +64,8 @@ class StockOps(StoreBase):
             raise NotFoundError("sku", sku)
         sh = keys.Shard(warehouse_id)
         res = await scripts.ADJUST_STOCK(
-            self.r, keys=[sh.onhand, sh.reserved, sh.loc, sh.adjust(idempotency_key or "-"), sh.avail],
+            self.r, keys=[sh.onhand, sh.reserved, sh.loc, sh.adjust(idempotency_key or "-"), sh.avail,
+                          sh.stockseq],
             args=[sku, ids[sku], delta, self.idempotency_ttl_s, "1" if idempotency_key else "0"])
         if res[0] == -1:
             raise PreconditionError(
@@ -149,6 +151,9 @@ class StockOps(StoreBase):
         if rows and not self._risk_migrated:
             await self.migrate_risk_history()
         risk_calls = _pack_risk(rows) if rows else []
+        # the velocity windows RISK_SIGNALS reads (declared keys: its window arithmetic)
+        win_n = now // (window_s * 1000) if risk_calls else 0
+        win, prev = f"v:{win_n}", f"v:{win_n - 1}"
         n_w, n_k = len(warehouse_ids), len(sku_ids)
         read = n_w > 0 and n_k > 0
         avail_keys = [keys.Shard(wid).avail for wid in warehouse_ids] if read else []
@@ -164,7 +169,8 @@ class StockOps(StoreBase):
                 self._add_claims(p, per_bucket)  # type: ignore[attr-defined]
             for bucket, args, _ in risk_calls:
                 prefix = keys.risk(bucket)
-                scripts.RISK_SIGNALS.add_to(p, [prefix + "seen"], [prefix, now, window_s, args])
+                scripts.RISK_SIGNALS.add_to(p, [prefix + win, prefix + prev, prefix + "hist"],
+                                            [prefix, now, window_s, args])
             if few:
                 p.same_command_per_key("BITFIELD_RO", avail_keys, ops)
             elif read:
@@ -196,7 +202,8 @@ class StockOps(StoreBase):
                 if f:
                     per.setdefault(keys.risk_bucket(f), []).extend([f, *(h or ["", "", "", ""])])
         await asyncio.gather(*[
-            risk_scripts.RISK_UNDO(self.r, keys=[keys.risk(b) + "seen"],
+            risk_scripts.RISK_UNDO(self.r, keys=[f"{keys.risk(b)}v:{now // (window_s * 1000)}",
+                                                 keys.risk(b) + "hist"],
                                    args=[keys.risk(b), now, window_s, *args])
             for b, args in per.items()])
 

@@ -41,8 +41,11 @@ class WaveOps(StoreBase):
         """Run RELEASE_WAVE; returns the ids that were not releasable ([] = released)."""
         sh = keys.Shard(warehouse_id)
         res = await scripts.RELEASE_WAVE(
-            self.r, keys=[sh.wave(wave_id), sh.waves, sh.events, sh.stats, sh.waved],
-            args=[sh.prefix, now, self.events_maxlen, wave_id, wave_json, saved_cm,
+            self.r, keys=[sh.wave(wave_id), sh.waves, sh.events, sh.stats, sh.waved,
+                          sh.idx_status(int(OrderStatus.ALLOCATED)),
+                          sh.idx_status(int(OrderStatus.RELEASED)),
+                          *(sh.order(oid) for oid in order_ids)],
+            args=[now, self.events_maxlen, wave_id, wave_json, saved_cm,
                   current_actor(), len(order_ids), *order_ids, *part_ids])
         return [] if int(res[0]) == 1 else [_s(x) for x in res[1:]]
 

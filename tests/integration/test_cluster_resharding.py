@@ -110,9 +110,12 @@ def _reshard_under_intake(cluster: EmbeddedCluster, st: ServerThread, client: Om
         assert poll(lambda: sum(redirects.values()) > seen or intake.failure is not None, 30)
         while move.migrate(1000):
             pass
-        # every key on the target, the slot not yet handed over: ASK, then served there
-        asks, done = redirects["ASK"], intake.batches
-        assert poll(lambda: (redirects["ASK"] > asks and intake.batches > done)
+        # every key on the target, the slot not yet handed over: ASK, and there TRYAGAIN. A
+        # placement declares the keys it creates (every script declares every key it touches),
+        # and a node runs a script whose declared keys are not all there only once the slot is
+        # handed over: redirected before it runs, never stopped half-way
+        asks, tries = redirects["ASK"], redirects["TRYAGAIN"]
+        assert poll(lambda: (redirects["ASK"] > asks and redirects["TRYAGAIN"] > tries)
                     or intake.failure is not None, 30)
         move.finish()
         assert _owner(move.src, slot) == move.dst_addr

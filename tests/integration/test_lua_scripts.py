@@ -31,8 +31,11 @@ def test_every_script_is_an_object_with_its_final_text() -> None:
 
 
 def test_a_wrong_key_count_fails_before_redis() -> None:
-    with pytest.raises(ValueError, match="SET_STOCK takes 4 keys"):
+    with pytest.raises(ValueError, match="SET_STOCK takes 5 keys"):
         scripts.SET_STOCK.add_to(None, ["a"], [])  # type: ignore[arg-type]
+    # a script with a variable tail still needs its whole fixed head
+    with pytest.raises(ValueError, match="TRANSITION takes at least 10 keys"):
+        scripts.TRANSITION.add_to(None, ["a"] * 9, [])  # type: ignore[arg-type]
 
 
 def test_the_shas_redis_runs_are_the_exported_ones(client, server, redis_url) -> None:

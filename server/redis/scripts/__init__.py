@@ -1,8 +1,15 @@
 """Every Lua script, named, with its KEYS/ARGV contract in a header comment.
 
 Rules kept by all of them:
-- each script touches keys of ONE hash slot: the fixed keys come in KEYS, and per-order keys are
-  built from the shard prefix in ARGV[1] (same hash tag), so the scripts run on Redis Cluster;
+- each script touches keys of ONE hash slot, and only keys it declares in KEYS: the fixed ones,
+  then (``LuaScript(..., tail=True)``) the ones a call needs (order hashes, idempotency
+  mappings, status and channel indexes), which the store names before the call. A Redis
+  Cluster node decides ASK/TRYAGAIN from KEYS before a script runs, so a key that moved in a
+  live slot migration redirects the whole call instead of stopping it half-way (scripts are
+  not rolled back); tests/integration/test_declared_keys.py checks every script's accesses;
+- a command that may empty (and so delete) a key comes after every other use of that key in
+  the script: in a migrating slot a key deleted mid-script is "missing" and touching it again
+  fails the script there (reads first, removals last);
 - legality of lifecycle transitions is decided in Python (engine/lifecycle.py) and passed in
   as the set of allowed source statuses, so there is one state machine;
 - special return values are turned into typed exceptions by server/redis/store.py.
@@ -12,8 +19,8 @@ truth; and in ``avail``, a packed array of big-endian int32 (BITFIELD i32) index
 numeric id, always equal to onhand - reserved because every script that changes one changes
 the other in the same step. ``avail`` exists so that planning reads a whole warehouse with one
 GET instead of thousands of hash lookups. Every script that changes a shard's stock also
-INCRs ``<avail>:seq`` (``Shard.stockseq``, built from the avail key so no script gains a KEYS
-entry; same slot): the shard's stock version, which available-to-sell versions are sums of.
+INCRs ``<avail>:seq`` (``Shard.stockseq``, a declared key: same slot): the shard's stock
+version, which available-to-sell versions are sums of.
 
 A reservation record (field of the shard's ``resv`` hash, keyed by order id) is
 "<ts_ms> <sku> <sku_id> <qty> [<sku> <sku_id> <qty> ...]": traceable to its order, idempotent

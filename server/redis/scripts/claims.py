@@ -39,24 +39,45 @@ if ARGV[1] == 'claim' then
     end
   end
   if #new > 0 then call_chunked('HSET', KEYS[1], new, 2) end
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
 else
+  -- read everything first, decide on Lua copies, then write: sets and the expiry before the
+  -- removals, and nothing after them (a removal may empty, i.e. delete, a hash, which on a
+  -- migrating cluster slot cannot be touched again in the same script)
   local owner = ARGV[3] ~= '' and ('pending:' .. ARGV[3] .. ':') or nil
-  for k = 4, #ARGV, 2 do
+  local ds = {}
+  for k = 4, #ARGV, 2 do ds[#ds + 1] = ARGV[k] end
+  local cur, prev = {}, {}
+  if owner and #ds > 0 then
+    cur = call_chunked('HMGET', KEYS[1], ds, 1)
+    prev = call_chunked('HMGET', KEYS[2], ds, 1)
+  end
+  local val, order = {}, {}  -- digest -> its value now (false: dropped), in first-seen order
+  for i = 1, #ds do
+    local d = ds[i]
     local keep = false
     if owner then
-      local v = redis.call('HGET', KEYS[1], ARGV[k]) or redis.call('HGET', KEYS[2], ARGV[k])
+      local v = val[d]
+      if v == nil then v = cur[i] or prev[i] end
       keep = not v or string.sub(v, 1, #owner) ~= owner
     end
-    if keep then
-    elseif ARGV[k + 1] == '' then
-      redis.call('HDEL', KEYS[1], ARGV[k])
-      redis.call('HDEL', KEYS[2], ARGV[k])
-    else
-      redis.call('HSET', KEYS[1], ARGV[k], ARGV[k + 1])
+    if not keep then
+      if val[d] == nil then order[#order + 1] = d end
+      local nv = ARGV[3 + 2 * i]  -- pair i is ARGV[2 + 2i], ARGV[3 + 2i]
+      val[d] = nv ~= '' and nv or false
     end
   end
+  local set, drop = {}, {}
+  for _, d in ipairs(order) do
+    if val[d] then set[#set + 1] = d; set[#set + 1] = val[d] else drop[#drop + 1] = d end
+  end
+  if #set > 0 then call_chunked('HSET', KEYS[1], set, 2) end
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  if #drop > 0 then
+    call_chunked('HDEL', KEYS[1], drop, 1)
+    call_chunked('HDEL', KEYS[2], drop, 1)
+  end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
 return out
 """
 

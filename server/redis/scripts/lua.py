@@ -16,39 +16,49 @@ class LuaScript:
     substituted), ``sha`` its SHA1, both fixed at import, so what is read here is what Redis
     runs, and a misspelt script is an AttributeError at import rather than a KeyError later.
 
+    Every key a script touches is in its KEYS (a Redis Cluster node decides ASK/TRYAGAIN from
+    them before the script runs, so a script is never stopped half-way by a key that moved).
+    ``numkeys`` is the fixed head every call passes; a script with ``tail`` takes more keys
+    after it, as many as that call touches (order hashes, index keys), at least ``numkeys``.
+
     Calls go by EVALSHA with the precomputed sha (no SCRIPT EXISTS round trip, unlike
     redis-py's ``Script`` inside a pipeline); a NOSCRIPT answer (a restarted or flushed Redis)
     loads the script and runs it again."""
 
-    __slots__ = ("name", "text", "numkeys", "sha")
+    __slots__ = ("name", "text", "numkeys", "tail", "sha")
 
-    def __init__(self, name: str, text: str, numkeys: int) -> None:
+    def __init__(self, name: str, text: str, numkeys: int, *, tail: bool = False) -> None:
         self.name = name
         self.text = text
         self.numkeys = numkeys
+        self.tail = tail
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
     def __repr__(self) -> str:
-        return f"LuaScript({self.name!r}, numkeys={self.numkeys}, sha={self.sha[:12]})"
+        more = "+" if self.tail else ""
+        return f"LuaScript({self.name!r}, numkeys={self.numkeys}{more}, sha={self.sha[:12]})"
 
-    def _check(self, keys: Sequence[str]) -> None:
-        if len(keys) != self.numkeys:
-            raise ValueError(f"{self.name} takes {self.numkeys} keys, got {len(keys)}")
+    def _check(self, keys: Sequence[str]) -> int:
+        n = len(keys)
+        if n != self.numkeys and not (self.tail and n > self.numkeys):
+            takes = f"at least {self.numkeys}" if self.tail else str(self.numkeys)
+            raise ValueError(f"{self.name} takes {takes} keys, got {n}")
+        return n
 
     async def __call__(self, client: Any, keys: Sequence[str], args: Sequence[object]) -> Any:
         """EVALSHA on a redis-py asyncio client (``client``), loading the script on NOSCRIPT."""
-        self._check(keys)
+        n = self._check(keys)
         try:
-            return await client.evalsha(self.sha, self.numkeys, *keys, *args)
+            return await client.evalsha(self.sha, n, *keys, *args)
         except NoScriptError:
             await client.script_load(self.text)
-            return await client.evalsha(self.sha, self.numkeys, *keys, *args)
+            return await client.evalsha(self.sha, n, *keys, *args)
 
     def add_to(self, p: RawPipeline, keys: Sequence[str], args: Sequence[object]) -> None:
         """Queue the call on a lean pipeline; its ``execute`` raises NoScriptError if Redis
         lacks the script (see ``load_all``)."""
-        self._check(keys)
-        p.evalsha(self.sha, self.numkeys, *keys, *args)
+        n = self._check(keys)
+        p.evalsha(self.sha, n, *keys, *args)
 
 
 # Shared Lua helpers, prepended to the scripts that need them.
@@ -100,10 +110,11 @@ local function triples(s)
 end
 
 -- give back (or consume) what a reservation record holds; returns true if there was one
+-- (seq: the shard's stock version counter, avail:seq; a declared key like the others)
 -- consume: true (every sku's units leave the building), false (all given back), or a sku name
 -- (that sku's units are written off with the reservation, the others given back: a stock
 -- count found them missing)
-local function drop_record(resv, reserved, onhand, avail, oid, consume)
+local function drop_record(resv, reserved, onhand, avail, seq, oid, consume)
   local rec = redis.call('HGET', resv, oid)
   if not rec then return false end
   local sp = string.find(rec, ' ', 1, true)
@@ -121,7 +132,7 @@ local function drop_record(resv, reserved, onhand, avail, oid, consume)
     end
     if #bf > 0 then redis.call('BITFIELD', avail, unpack(bf)) end
   end
-  redis.call('INCR', avail .. ':seq')  -- the shard's stock version (Shard.stockseq)
+  redis.call('INCR', seq)  -- the shard's stock version (Shard.stockseq)
   redis.call('HDEL', resv, oid)
   return true
 end

@@ -12,7 +12,13 @@ _PLACE_ORDERS = r"""
 -- PLACE_ORDERS: reserve stock for a group of orders in ONE warehouse and write the orders
 -- whose home is this warehouse. Each entry is all-or-nothing on its own, in argument order.
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] events  KEYS[5] stats  KEYS[6] avail
--- ARGV[1] shard prefix  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] idempotency ttl (s)
+-- KEYS[7] avail:seq (stock version)  KEYS[8] sold:<day of now_ms>  KEYS[9] idx:all
+-- KEYS[10..] (as many as the call needs) per entry of kind "O", in entry order, its order hash
+--   o:<id>, then idem:<digest> if it has an idempotency key; after those, each status index
+--   idx:s:<st> and channel index idx:c:<ch> of those entries, once. Every key the script
+--   touches is declared (Redis Cluster decides ASK/TRYAGAIN from KEYS before it runs); the
+--   per-order keys are read by position, not built from the prefix (cheaper).
+-- ARGV[1] shard prefix (names the index keys, all declared)  ARGV[2] now_ms  ARGV[3] events maxlen  ARGV[4] idempotency ttl (s)
 -- ARGV[5..] the entries, one after the other, each field its own argument (Lua then splits
 --   and parses nothing: that was a third of the script's cost):
 --   kind ("O" = order + its reservation here, "R" = reservation only), order_id, n (number of
@@ -28,7 +34,9 @@ _PLACE_ORDERS = r"""
 -- for the whole call), and stock, reservation records, indexes and counters are written once
 -- per call with every member, not once per order: per order only the existence check, the
 -- order hash and its event remain. The script is atomic, so the copy cannot go stale.
-local onhand, reserved, resv, events, stats, avail = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local reserved, resv, events, stats, avail = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local seq, day, idx_all = KEYS[7], KEYS[8], KEYS[9]
+local K, kn = KEYS, 10  -- kn: the next per-order key
 local A = ARGV
 local p, now, maxlen, ttl = A[1], A[2], A[3], A[4]
 -- tonumber is strtod, and quantities and counts repeat: convert each distinct string once
@@ -67,8 +75,8 @@ local function member(key, oid)
   if not m then m = {}; zadd[key] = m end
   m[#m + 1] = '0'; m[#m + 1] = oid  -- a string: Lua numbers go through sprintf
 end
--- index key names made once per status and channel (a concatenation interns a new string)
-local idx_all = p .. 'idx:all'
+-- index key names made once per status and channel (a concatenation interns a new string);
+-- the caller declared each one in KEYS
 local idx_s = setmetatable({}, {__index = function(t, st) local k = p .. 'idx:s:' .. st; t[st] = k; return k end})
 local idx_c = setmetatable({}, {__index = function(t, ch) local k = p .. 'idx:c:' .. ch; t[ch] = k; return k end})
 for e = 1, #starts do
@@ -76,7 +84,11 @@ for e = 1, #starts do
   local kind, oid = A[s], A[s + 1]
   local l0 = s + 3
   local l1 = l0 + 3 * num[A[s + 2]] - 1
-  local okey = p .. 'o:' .. oid
+  local okey, ikey
+  if kind == 'O' then
+    okey = K[kn]
+    if A[l1 + 3] ~= '' then ikey = K[kn + 1]; kn = kn + 2 else kn = kn + 1 end
+  end
   local res = 1
   if kind == 'O' and (newkeys[okey] or redis.call('EXISTS', okey) == 1) then
     res = 2
@@ -106,7 +118,7 @@ for e = 1, #starts do
     member(idx_all, oid)
     member(idx_s[st], oid)
     member(idx_c[ch], oid)
-    if ik ~= '' then redis.call('SET', p .. 'idem:' .. ik, oid, 'EX', ttl) end
+    if ikey then redis.call('SET', ikey, oid, 'EX', ttl) end
     redis.call('XADD', events, 'MAXLEN', '~', maxlen, '*',
       'o', oid, 't', 'order.placed', 's', st, 'c', ch, 'd', '', 'a', A[f + 11])
     placed = placed + 1
@@ -128,8 +140,7 @@ for id, q in pairs(taken) do
   inc[#inc + 1] = 'INCRBY'; inc[#inc + 1] = 'i32'; inc[#inc + 1] = '#' .. id; inc[#inc + 1] = -q
 end
 call_chunked('BITFIELD', avail, inc, 4)
-if #inc > 0 then redis.call('INCR', avail .. ':seq') end  -- the shard's stock version
-local day = p .. 'sold:' .. math.floor(tonumber(now) / 86400000)
+if #inc > 0 then redis.call('INCR', seq) end  -- the shard's stock version
 hincr_many(reserved, sold)
 hincr_many(day, sold)
 local rs = {}
@@ -150,15 +161,18 @@ for st, fst in pairs(flags) do
     end
   end
 end
+local minute = math.floor(tonumber(now) / 60000)
 if placed > 0 then
-  local minute = math.floor(tonumber(now) / 60000)
   counters['m:' .. minute] = placed
   if dist > 0 then counters['dist_m'] = dist end
-  -- Per-minute counters live MINUTES_KEPT minutes: the stats hash must not grow with uptime.
-  -- A minute with no placement here is dropped by Store.counters instead.
-  redis.call('HDEL', stats, 'm:' .. (minute - MINUTES_KEPT))
 end
 hincr_many(stats, counters)
+if placed > 0 then
+  -- Per-minute counters live MINUTES_KEPT minutes: the stats hash must not grow with uptime.
+  -- A minute with no placement here is dropped by Store.counters instead. (After the counters:
+  -- a removal last can never empty, i.e. delete, a key that is touched again.)
+  redis.call('HDEL', stats, 'm:' .. (minute - MINUTES_KEPT))
+end
 return out
 """
 
@@ -170,6 +184,7 @@ _RELEASE_RESERVATION = r"""
 -- Once nothing is held here the order's part can never be waved again, so its mark in the
 -- waved set goes too (that set would otherwise grow with every split order ever shipped).
 -- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail  KEYS[5] waved set
+-- KEYS[6] avail:seq (stock version)
 -- ARGV[1] order_id  ARGV[2] only_if_older_than_ms ("0" = unconditionally)
 -- ARGV[3] "consume" to consume instead of release, "writeoff:<sku>" to consume that sku only
 --         (optional)
@@ -181,7 +196,7 @@ if not rec then
 end
 local cutoff = tonumber(ARGV[2])
 if cutoff > 0 and tonumber(string.match(rec, '^(%d+)')) >= cutoff then return 0 end
-drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], drop_mode(ARGV[3] or 'release'))
+drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], KEYS[6], ARGV[1], drop_mode(ARGV[3] or 'release'))
 redis.call('SREM', KEYS[5], ARGV[1])
 return 1
 """
@@ -192,29 +207,29 @@ _COMMIT_ALLOCATION = r"""
 -- BACKORDERED order whose stock arrived (it becomes ALLOCATED, or ON_HOLD when its fraud score
 -- asks for a review). The new reservations were staged beforehand (records "<order id>~m" in
 -- each new warehouse); SWAP_RECORD finishes.
--- KEYS[1] order hash  KEYS[2] events  KEYS[3] stats
+-- KEYS[1] order hash  KEYS[2] events  KEYS[3] stats  KEYS[4] idx:s:<expected status>
+-- KEYS[5] idx:s:<new status> (the same key as KEYS[4] when the status stays)
 -- ARGV[1] now_ms  ARGV[2] events maxlen  ARGV[3] order id  ARGV[4] expected allocation JSON
 -- ARGV[5] new allocation JSON  ARGV[6] reason  ARGV[7] counter deltas "k=v,k=v"
 -- ARGV[8] expected status: "2" (re-allocation) or "3" (backorder filled)
--- ARGV[9] shard prefix (for the status index keys)  ARGV[10] event type
--- ARGV[11] new status ("2" or "4")  ARGV[12] hold_until in ms ("" leaves it)
--- ARGV[13] actor (who moved it: history entry and event)
+-- ARGV[9] event type  ARGV[10] new status ("2" or "4")  ARGV[11] hold_until in ms ("" leaves it)
+-- ARGV[12] actor (who moved it: history entry and event)
 -- returns 1 committed, 0 the order changed meanwhile (nothing done)
 local h = redis.call('HMGET', KEYS[1], 'st', 'al')
-local was, st = ARGV[8], ARGV[11]
+local was, st = ARGV[8], ARGV[10]
 if h[1] ~= was or (h[2] or '[]') ~= ARGV[4] then return 0 end
 local hist = cjson.decode(redis.call('HGET', KEYS[1], 'hist'))
-hist[#hist + 1] = {tonumber(st), tonumber(ARGV[1]), ARGV[6], ARGV[13]}
+hist[#hist + 1] = {tonumber(st), tonumber(ARGV[1]), ARGV[6], ARGV[12]}
 redis.call('HSET', KEYS[1], 'st', st, 'al', ARGV[5], 'ua', ARGV[1], 'hist', cjson.encode(hist))
-if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'hu', ARGV[12]) end
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 'hu', ARGV[11]) end
 if was ~= st then
-  redis.call('ZREM', ARGV[9] .. 'idx:s:' .. was, ARGV[3])
-  redis.call('ZADD', ARGV[9] .. 'idx:s:' .. st, 0, ARGV[3])
+  redis.call('ZREM', KEYS[4], ARGV[3])
+  redis.call('ZADD', KEYS[5], 0, ARGV[3])
   redis.call('HINCRBY', KEYS[3], 'st:' .. was, -1)
   redis.call('HINCRBY', KEYS[3], 'st:' .. st, 1)
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[3], 't', ARGV[10],
-  's', st, 'c', redis.call('HGET', KEYS[1], 'ch'), 'd', ARGV[6], 'a', ARGV[13])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[3], 't', ARGV[9],
+  's', st, 'c', redis.call('HGET', KEYS[1], 'ch'), 'd', ARGV[6], 'a', ARGV[12])
 for kv in string.gmatch(ARGV[7], '([^,]+)') do
   local eq = string.find(kv, '=', 1, true)
   redis.call('HINCRBY', KEYS[3], string.sub(kv, 1, eq - 1), string.sub(kv, eq + 1))
@@ -225,20 +240,21 @@ return 1
 _SWAP_RECORD = r"""
 -- SWAP_RECORD: after COMMIT_ALLOCATION, make a warehouse's staged reservation the order's own:
 -- release the old record (if any) and rename "<order id>~m" to "<order id>". Idempotent.
--- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail
+-- KEYS[1] onhand  KEYS[2] reserved  KEYS[3] resv  KEYS[4] avail  KEYS[5] avail:seq
 -- ARGV[1] order id  ARGV[2] staged record id
 -- returns 1 if a staged record was moved in, 0 if there was none (old one released anyway)
 local staged = redis.call('HGET', KEYS[3], ARGV[2])
-drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], ARGV[1], false)
+drop_record(KEYS[3], KEYS[2], KEYS[1], KEYS[4], KEYS[5], ARGV[1], false)
 if not staged then return 0 end
 redis.call('HSET', KEYS[3], ARGV[1], staged)
 redis.call('HDEL', KEYS[3], ARGV[2])
 return 1
 """
 
-# The scripts as they run. Each one's KEYS count is checked on every call.
+# The scripts as they run. Each one's KEYS count is checked on every call (PLACE_ORDERS: its
+# fixed head, then the per-call tail).
 PLACE_ORDERS = LuaScript("PLACE_ORDERS", LUA_CHUNKED + LUA_RECORD
-                         + _PLACE_ORDERS.replace("MINUTES_KEPT)", f"{MINUTES_KEPT})"), 6)
-RELEASE_RESERVATION = LuaScript("RELEASE_RESERVATION", LUA_RECORD + _RELEASE_RESERVATION, 5)
-COMMIT_ALLOCATION = LuaScript("COMMIT_ALLOCATION", _COMMIT_ALLOCATION, 3)
-SWAP_RECORD = LuaScript("SWAP_RECORD", LUA_RECORD + _SWAP_RECORD, 4)
+                         + _PLACE_ORDERS.replace("MINUTES_KEPT)", f"{MINUTES_KEPT})"), 9, tail=True)
+RELEASE_RESERVATION = LuaScript("RELEASE_RESERVATION", LUA_RECORD + _RELEASE_RESERVATION, 6)
+COMMIT_ALLOCATION = LuaScript("COMMIT_ALLOCATION", _COMMIT_ALLOCATION, 5)
+SWAP_RECORD = LuaScript("SWAP_RECORD", LUA_RECORD + _SWAP_RECORD, 5)

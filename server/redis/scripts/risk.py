@@ -18,8 +18,10 @@ _RISK_SIGNALS = r"""
 -- "orders value_sum lat_sum lon_sum country", coordinates in
 -- millionths of a degree so that every number is an integer (Lua prints a float with
 -- sprintf("%.14g"), which costs more than the rest of a row's work).
--- KEYS[1] any key of the bucket's slot (oms:{r:<n>}:seen)
--- ARGV[1] key prefix "oms:{r:<n>}:"  ARGV[2] now_ms  ARGV[3] window seconds
+-- KEYS[1] this window's velocity hash oms:{r:<n>}:v:<now_ms // (window s * 1000)>
+-- KEYS[2] the previous window's (v:<that - 1>)  KEYS[3] the history hash oms:{r:<n>}:hist
+-- ARGV[1] key prefix "oms:{r:<n>}:"  ARGV[2] now_ms (neither is read: the keys they name
+-- are declared; kept so the fields stay at ARGV[4..])  ARGV[3] window seconds
 -- ARGV[4..] 5 per signal field, in batch order: the field ("c:<customer>", "e:<email>" or
 --           "a:<address>"), then for the order's history field (its customer's, else its
 --           e-mail's) value_cents, lat_e6, lon_e6, country (integers), else "" "" "" ""
@@ -30,12 +32,11 @@ _RISK_SIGNALS = r"""
 -- Orders are counted one after the other (a repeat within the batch sees the ones before it),
 -- on Lua copies of the touched fields: three HMGETs and two HSETs per call, not per order.
 local A = ARGV
-local p, now, win = A[1], tonumber(A[2]), tonumber(A[3])
+local win = tonumber(A[3])
 -- strtod and sprintf are the costly part of a number: counts repeat, convert each once
 local num = setmetatable({}, {__index = function(t, s) local v = tonumber(s); t[s] = v; return v end})
 local str = setmetatable({}, {__index = function(t, n) local v = string.format('%d', n); t[n] = v; return v end})
-local bucket = math.floor(now / (win * 1000))
-local cur, prev, hist = p .. 'v:' .. bucket, p .. 'v:' .. (bucket - 1), p .. 'hist'
+local cur, prev, hist = KEYS[1], KEYS[2], KEYS[3]
 local rows, vf, vseen, who, wseen = {}, {}, {}, {}, {}
 local function want(field)
   if field and not vseen[field] then vseen[field] = true; vf[#vf + 1] = field end
@@ -108,7 +109,7 @@ return out
 """
 
 # The scripts as they run. Each one's KEYS count is checked on every call.
-RISK_SIGNALS = LuaScript("RISK_SIGNALS", LUA_CHUNKED + _RISK_SIGNALS, 1)
+RISK_SIGNALS = LuaScript("RISK_SIGNALS", LUA_CHUNKED + _RISK_SIGNALS, 3)
 
 _RISK_HIST_TAKE = r"""
 -- RISK_HIST_TAKE: the history migration's read side: remove up to ARGV[1] fields from the
@@ -154,32 +155,65 @@ _RISK_UNDO = r"""
 -- RISK_UNDO: take back what RISK_SIGNALS counted for orders that were then not placed because
 -- their idempotency key turned out to be taken (intake claims keys in the same round trip as
 -- the fraud counts, so a repeat is counted before it is known to be one; repeats are rare).
--- Same KEYS and ARGV as RISK_SIGNALS, with the same now_ms (so the same window hash): each
--- velocity count drops by one (never below zero), each history field loses the order's value
--- and coordinates; a history left with no orders is removed.
+-- Same ARGV as RISK_SIGNALS, with the same now_ms (so the same window hash): each velocity
+-- count drops by one (never below zero), each history field loses the order's value and
+-- coordinates; a history left with no orders is removed.
+-- KEYS[1] this window's velocity hash (RISK_SIGNALS' KEYS[1])  KEYS[2] the history hash
+-- Everything is read first and written after, the removals last: a removal may empty (delete)
+-- the history hash, and on a migrating cluster slot a key deleted mid-script cannot be
+-- touched again.
 local A = ARGV
-local p, now, win = A[1], tonumber(A[2]), tonumber(A[3])
-local cur, hist = p .. 'v:' .. math.floor(now / (win * 1000)), p .. 'hist'
+local cur, hist = KEYS[1], KEYS[2]
+local vf, hf, seen, hseen = {}, {}, {}, {}
 for e = 4, #A, 5 do
   local f = A[e]
-  if tonumber(redis.call('HGET', cur, f) or '0') > 0 then redis.call('HINCRBY', cur, f, -1) end
-  if A[e + 1] ~= '' then
-    local got = redis.call('HGET', hist, f)
-    if got then
+  if not seen[f] then seen[f] = true; vf[#vf + 1] = f end
+  if A[e + 1] ~= '' and not hseen[f] then hseen[f] = true; hf[#hf + 1] = f end
+end
+local vcnt, vdone, hrow = {}, {}, {}
+if #vf > 0 then
+  local got = redis.call('HMGET', cur, unpack(vf))
+  for k = 1, #vf do vcnt[vf[k]] = tonumber(got[k] or '0') end
+end
+if #hf > 0 then
+  local got = redis.call('HMGET', hist, unpack(hf))
+  for k = 1, #hf do
+    if got[k] then
       local h, j = {}, 0
-      for tok in string.gmatch(got, '%S+') do j = j + 1; h[j] = tok end
-      local n = tonumber(h[1]) - 1
-      if n <= 0 then redis.call('HDEL', hist, f) else
-        redis.call('HSET', hist, f, string.format('%d %d %d %d %s', n,
-          tonumber(h[2]) - tonumber(A[e + 1]), tonumber(h[3]) - tonumber(A[e + 2]),
-          tonumber(h[4]) - tonumber(A[e + 3]), h[5]))
-      end
+      for tok in string.gmatch(got[k], '%S+') do j = j + 1; h[j] = tok end
+      hrow[hf[k]] = {tonumber(h[1]), tonumber(h[2]), tonumber(h[3]), tonumber(h[4]), h[5]}
     end
   end
 end
+for e = 4, #A, 5 do
+  local f = A[e]
+  if vcnt[f] > 0 then vcnt[f] = vcnt[f] - 1; vdone[f] = true end
+  local h = A[e + 1] ~= '' and hrow[f]
+  if h and h[1] > 0 then
+    h[1] = h[1] - 1
+    h[2] = h[2] - tonumber(A[e + 1]); h[3] = h[3] - tonumber(A[e + 2]); h[4] = h[4] - tonumber(A[e + 3])
+  end
+end
+local vset = {}
+for k = 1, #vf do
+  if vdone[vf[k]] then vset[#vset + 1] = vf[k]; vset[#vset + 1] = string.format('%d', vcnt[vf[k]]) end
+end
+if #vset > 0 then redis.call('HSET', cur, unpack(vset)) end
+local hset, hdel = {}, {}
+for k = 1, #hf do
+  local h = hrow[hf[k]]
+  if h then
+    if h[1] <= 0 then hdel[#hdel + 1] = hf[k] else
+      hset[#hset + 1] = hf[k]
+      hset[#hset + 1] = string.format('%d %d %d %d %s', h[1], h[2], h[3], h[4], h[5])
+    end
+  end
+end
+if #hset > 0 then redis.call('HSET', hist, unpack(hset)) end
+if #hdel > 0 then redis.call('HDEL', hist, unpack(hdel)) end
 return 1
 """
 
-RISK_UNDO = LuaScript("RISK_UNDO", _RISK_UNDO, 1)
+RISK_UNDO = LuaScript("RISK_UNDO", _RISK_UNDO, 2)
 RISK_HIST_TAKE = LuaScript("RISK_HIST_TAKE", _RISK_HIST_TAKE, 1)
 RISK_HIST_MERGE = LuaScript("RISK_HIST_MERGE", _RISK_HIST_MERGE, 1)
