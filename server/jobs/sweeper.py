@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 
 from oms.server.auth.principal import acting_as
 from oms.server.redis.store import Store
@@ -26,6 +28,7 @@ class Sweeper:
         self.grace_ms = grace_ms
         self._task: asyncio.Task[None] | None = None
         self.released = 0  # over the sweeper's life (tests, logs)
+        self._me = f"{os.getpid()}:{secrets.token_hex(4)}"
 
     def start(self) -> None:
         """Start on the running loop; a second call does nothing."""
@@ -49,11 +52,18 @@ class Sweeper:
             log.warning("recovery sweep released %d orphaned reservations", n)
         return n
 
+    async def take_turn(self) -> bool:
+        """Whether this worker sweeps this interval: each worker process runs a Sweeper, and
+        one sweep per interval over all of them is enough (a turn lasts 90 % of the interval,
+        so the next interval's first sweeper always finds it free)."""
+        return await self.store.take_sweep_turn(self._me, int(self.interval_s * 900))
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval_s)
             try:
-                await self.sweep_once()
+                if await self.take_turn():
+                    await self.sweep_once()
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # Redis away for a while: the next round tries again

@@ -11,6 +11,13 @@ from oms.server.redis.base import StoreBase, now_ms
 from oms.server.redis.records import STAGED, _s
 
 
+def _record_ms(rec: bytes | str) -> int:
+    """When a reservation record ("<ms> <sku> <id> <qty> ...") was written; 0 if unreadable
+    (then it is old enough to be checked)."""
+    head = (rec.decode() if isinstance(rec, bytes) else rec).split(" ", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
 class AuditOps(StoreBase):
     """Invariant audit, recovery sweep, orphan sweep."""
 
@@ -138,27 +145,47 @@ class AuditOps(StoreBase):
         """The periodic part of the recovery sweep: release reservations whose order does not
         exist and that are older than ``grace_ms`` (a placement writes its order one round trip
         after its other warehouses' reservations, so the grace must exceed the longest write
-        phase). Existence checks pipelined 1,000 at a time: cheap enough to run every few
-        seconds beside traffic. Staged moves and other repairs stay with ``recover``."""
+        phase). Staged moves and other repairs stay with ``recover``.
+
+        It runs on the serving event loop beside traffic, so its cost follows the split parts,
+        not every open order: PLACE_ORDERS writes an order and its home reservation in one
+        script and orders are never deleted, so only a record of an order homed in another
+        warehouse (or with a malformed id) can be an orphan. Records are read a page at a time
+        (HSCAN), records younger than the grace are skipped, and the existence checks of a
+        page go in one pipeline."""
         released = 0
         cutoff = now_ms() - grace_ms
         for w in await self.warehouses(0.0):
             sh = keys.Shard(w.id)
-            ids = [_s(k) for k in await self.r.hkeys(sh.resv)]
-            ids = [rid for rid in ids if not rid.endswith(STAGED)]
-            for at in range(0, len(ids), 1000):
-                page = ids[at:at + 1000]
-                order_keys = []
-                for rid in page:
+            cursor = 0
+            while True:
+                cursor, page = await self.r.hscan(sh.resv, cursor, count=1000)
+                suspects: list[tuple[str, str]] = []  # (record id, its order's key; "" malformed)
+                for k, rec in page.items():
+                    rid = _s(k)
+                    if rid.endswith(STAGED) or _record_ms(rec) > cutoff:
+                        continue
                     try:
-                        order_keys.append(keys.Shard(keys.home_of(rid)).order(rid))
+                        home = keys.home_of(rid)
                     except ValueError:
-                        order_keys.append("")
-                async with self.r.pipeline(transaction=False) as p:
-                    for k in order_keys:
-                        p.exists(k or sh.resv + ":none")
-                    there = await p.execute()
-                for rid, k, n in zip(page, order_keys, there):
-                    if not k or not n:
-                        released += await self.release(w.id, rid, older_than_ms=cutoff)
+                        suspects.append((rid, ""))
+                        continue
+                    if home != w.id:
+                        suspects.append((rid, keys.Shard(home).order(rid)))
+                if suspects:
+                    async with self.r.pipeline(transaction=False) as p:
+                        for _, ok in suspects:
+                            if ok:
+                                p.exists(ok)
+                        there = iter(await p.execute())
+                    for rid, ok in suspects:
+                        if not ok or not next(there):
+                            released += await self.release(w.id, rid, older_than_ms=cutoff)
+                if not int(cursor):
+                    break
         return released
+
+    async def take_sweep_turn(self, owner: str, period_ms: int) -> bool:
+        """True for the first caller in each ``period_ms``: every worker process runs a
+        sweeper, and one sweep per interval is enough."""
+        return bool(await self.r.set(keys.SWEEP_TURN, owner, nx=True, px=max(1, period_ms)))

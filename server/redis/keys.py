@@ -29,6 +29,7 @@ SKU_SEQ = NET + "sku_seq"  # counter for the ids
 LEGACY_RISK = PREFIX + "{risk}:"
 SHIP_SEQ = NET + "ship_seq"  # counter behind tracking numbers
 SHIP_SLOTS = NET + "ship_slots"  # hash "<order id>/<n>" -> sequence number
+SWEEP_TURN = NET + "sweep_turn"  # string, TTL one interval: a worker's turn to run the orphan sweep
 
 # The one definition of each pattern is in server/validation.py; use them with fullmatch.
 ID_RE = WAREHOUSE_ID_RE
