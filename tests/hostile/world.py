@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import redis
 
 from oms.clients.client import OmsClient
+from oms.server.redis import keys
 from oms.v1 import channels_pb2 as ch
 from oms.v1 import common_pb2 as c
 from oms.v1 import fulfillment_pb2 as f
@@ -184,7 +185,13 @@ def state_lines(rc: redis.Redis) -> dict[bytes, bytes]:
     return out
 
 
+# Written by the server's periodic jobs on their own clock, whatever a call does: the orphan
+# sweep takes its turn every interval (server/jobs/sweeper.py).
+BACKGROUND = frozenset({keys.SWEEP_TURN.encode()})
+
+
 def changed_keys(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> list[str]:
-    """The keys a call added, removed or changed (names only: values may be huge)."""
+    """The keys a call added, removed or changed (names only: values may be huge), leaving
+    out the periodic jobs' own keys (BACKGROUND)."""
     return sorted(k.decode(errors="replace") for k in set(before) | set(after)
-                  if before.get(k) != after.get(k))
+                  if before.get(k) != after.get(k) and k not in BACKGROUND)
