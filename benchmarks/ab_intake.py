@@ -24,7 +24,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,25 @@ def side_trees(base: str, head: str, tmp: Path) -> Iterator[dict[str, Path]]:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tr)], cwd=ROOT)
 
 
+RunSide = Callable[[str, Path, Path, int, Path, argparse.Namespace], dict[str, Any]]
+
+
+def alternate_sides(args: argparse.Namespace, one_run: RunSide, prefix: str) -> list[dict[str, Any]]:
+    """``one_run(side, python, tree, round, tmp, args)`` for sides A and B of ``args.base`` /
+    ``args.head``, ``args.rounds`` times, the order alternating (A B, B A, ...) so that a
+    machine that drifts does not favour one side."""
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix=prefix) as t:
+        tmp = Path(t)
+        with side_trees(args.base, args.head, tmp) as trees:
+            pys = {n: side_env(n, tr, tmp) for n, tr in trees.items()}
+            for rnd in range(args.rounds):
+                for name in (("A", "B") if rnd % 2 == 0 else ("B", "A")):
+                    log(f"round {rnd + 1}/{args.rounds}: side {name}")
+                    runs.append(one_run(name, pys[name], trees[name], rnd, tmp, args))
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="benchmarks.ab_intake", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -114,15 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skus", type=int, default=200)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
-    runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="oms-ab-") as t:
-        tmp = Path(t)
-        with side_trees(args.base, args.head, tmp) as trees:
-            pys = {n: side_env(n, tr, tmp) for n, tr in trees.items()}
-            for rnd in range(args.rounds):
-                for name in (("A", "B") if rnd % 2 == 0 else ("B", "A")):
-                    log(f"round {rnd + 1}/{args.rounds}: side {name}")
-                    runs.append(one_run(name, pys[name], trees[name], rnd, tmp, args))
+    runs = alternate_sides(args, one_run, "oms-ab-")
     med = {n: statistics.median(r["orders_per_s"] for r in runs if r["side"] == n) for n in "AB"}
     print("| side | commit | runs (orders/s) | median |\n|---|---|---|---|")
     for n, rev in (("A", args.base), ("B", args.head or "working tree")):

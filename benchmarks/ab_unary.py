@@ -19,14 +19,13 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.ab_intake import ROOT, server_module, side_env, side_trees
+from benchmarks.ab_intake import ROOT, alternate_sides, server_module
 from benchmarks.procs import auth_args, key_env
-from benchmarks.run import ServerProc, log, run_load
+from benchmarks.run import ServerProc, run_load
 from oms.clients.load import METROS
 
 FIELDS = ("c1_p50", "c1_p99", "c1_cpu", "open_p50", "open_p99", "open_rate", "open_cpu")
@@ -76,15 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                          "--server-arg=--embedded-cluster --server-arg=3)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args(argv)
-    runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="oms-abu-") as t:
-        tmp = Path(t)
-        with side_trees(args.base, args.head, tmp) as trees:
-            pys = {n: side_env(n, tr, tmp) for n, tr in trees.items()}
-            for rnd in range(args.rounds):
-                for name in (("A", "B") if rnd % 2 == 0 else ("B", "A")):
-                    log(f"round {rnd + 1}/{args.rounds}: side {name}")
-                    runs.append(one_run(name, pys[name], trees[name], rnd, tmp, args))
+    runs = alternate_sides(args, one_run, "oms-abu-")
     print("| side | " + " | ".join(FIELDS) + " |\n|---|" + "---|" * len(FIELDS))
     med: dict[str, dict[str, float]] = {}
     for n in "AB":
