@@ -112,7 +112,8 @@ def create_server(config: Config, store: Store, *, reuse_port: bool = False
     # one shared event tailer for every WatchOrderEvents stream of this process
     server.events_hub = hub = EventHub(store, max_watchers=config.max_watchers)  # type: ignore[attr-defined]
     orders_pb2_grpc.add_OrderServiceServicer_to_server(
-        OrderServicer(store, intake, life, config.max_batch, hub=hub), server)
+        OrderServicer(store, intake, life, config.max_batch, hub=hub,
+                      coalesce_wait_s=config.coalesce_wait_ms / 1000), server)
     reporting_pb2_grpc.add_ReportingServiceServicer_to_server(ReportingServicer(store, config.grace_ms), server)
     fulfillment_pb2_grpc.add_FulfillmentServiceServicer_to_server(
         FulfillmentServicer(store, WavePlanner(store, time_budget_s=config.wave_time_budget_s), life,

@@ -25,15 +25,34 @@ class Coalescer:
     For the same reason a batch smaller than ``min_parallel`` waits up to ``gather_turns`` turns
     of the event loop before it starts (unary PlaceOrder at c=64: 16-19 % more orders/s in
     back-to-back pairs of runs, and no worse p99 at the same open-loop rate).
+
+    The window adapts to the arrival rate: while orders keep arriving during batches (a moving
+    average of at least ``busy_arrivals`` per batch, the last batch less than ``busy_horizon_s``
+    ago), the callers do not wait on each other's answers, and a small batch waits up to
+    ``wait_s`` more for company (it starts as soon as ``min_parallel`` orders are waiting). At
+    moderate load a batch is mostly fixed cost, so this cuts CPU per order and with it the
+    queueing that makes the tail (unary open loop at 550/s: server CPU 2,390 -> 1,880-1,970 us
+    an order with 1-2 ms). A lone caller (c=1) never has an order arrive during its batch, so
+    it never waits; nor does the first order after a quiet spell.
     """
 
     def __init__(self, intake: Intake, *, max_batch: int = 1000, max_inflight: int = 2,
-                 min_parallel: int = 16, gather_turns: int = 4) -> None:
+                 min_parallel: int = 16, gather_turns: int = 4, wait_s: float = 0.002,
+                 busy_arrivals: float = 0.5, busy_horizon_s: float = 0.05) -> None:
         self.intake = intake
         self.max_batch = max_batch
         self.max_inflight = max_inflight
         self.min_parallel = min_parallel
         self.gather_turns = gather_turns
+        self.wait_s = wait_s
+        self.busy_arrivals = busy_arrivals
+        self.busy_horizon_s = busy_horizon_s
+        # orders that arrived while a batch ran, moving average over batches; when it was
+        # last updated (loop time)
+        self.arrivals = 0.0
+        self._arrivals_at = 0.0
+        self._company: asyncio.Future[None] | None = None  # set once min_parallel wait
+        self.waits = 0  # batches that waited for company (tests, metrics)
         self._pending: list[tuple[OrderRequest | OmsError, asyncio.Future[Result]]] = []
         self._running = 0
         # The loop holds tasks only weakly: a drain waiting on Redis must be referenced here
@@ -44,6 +63,9 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         futs: list[asyncio.Future[Result]] = [loop.create_future() for _ in requests]
         self._pending.extend(zip(requests, futs))
+        company = self._company
+        if company is not None and len(self._pending) >= self.min_parallel and not company.done():
+            company.set_result(None)
         if self._running == 0 or (self._running < self.max_inflight
                                   and len(self._pending) >= self.min_parallel):
             self._running += 1
@@ -63,8 +85,11 @@ class Coalescer:
                 while len(self._pending) < self.min_parallel and turns < self.gather_turns:
                     await asyncio.sleep(0)
                     turns += 1
+                if len(self._pending) < self.min_parallel and self._busy():
+                    await self._wait_for_company()
                 batch = self._pending[:self.max_batch]
                 del self._pending[:self.max_batch]
+                left = len(self._pending)
                 try:
                     results: list[Result] = await self.intake.place([r for r, _ in batch])
                 except OmsError as e:
@@ -78,8 +103,37 @@ class Coalescer:
                 for (_, f), r in zip(batch, results):
                     if not f.done():
                         f.set_result(r)
+                self._count_arrivals(len(self._pending) - left)
         finally:
             self._running -= 1
+
+    def _busy(self) -> bool:
+        """Whether orders have been arriving while batches ran, recently enough to expect more."""
+        if self.wait_s <= 0 or self.arrivals < self.busy_arrivals:
+            return False
+        return asyncio.get_running_loop().time() - self._arrivals_at < self.busy_horizon_s
+
+    async def _wait_for_company(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._company = company = loop.create_future()
+        timer = loop.call_later(self.wait_s, _settle, company)
+        try:
+            await company
+        finally:
+            timer.cancel()
+            self._company = None
+        self.waits += 1
+
+    def _count_arrivals(self, n: int) -> None:
+        # Measured only around intake.place, not the wait: orders gathered by waiting would
+        # otherwise keep the wait on by themselves.
+        self.arrivals += 0.2 * (max(n, 0) - self.arrivals)
+        self._arrivals_at = asyncio.get_running_loop().time()
+
+
+def _settle(f: asyncio.Future[None]) -> None:
+    if not f.done():
+        f.set_result(None)
 
 
 __all__ = ["Coalescer"]

@@ -56,6 +56,9 @@ class Config:
     idempotency_ttl_s: int = 24 * 3600
     events_maxlen: int = 1_000_000
     max_batch: int = 1000
+    # Unary PlaceOrder / PlaceOrders coalescing (server/coalescer.py): while orders keep
+    # arriving during batches, a small batch waits up to this long for more (0 = never)
+    coalesce_wait_ms: float = 2.0
     max_watchers: int = 1000  # open WatchOrderEvents streams per process (server/events_hub.py)
     replan_attempts: int = 8
     grace_ms: int = 30_000  # recovery sweep leaves younger in-flight reservations alone
@@ -237,6 +240,7 @@ RULES: dict[str, Rule] = {
     "idempotency_ttl_s": between(1, 365 * DAY),
     "events_maxlen": between(1, 10**9),
     "max_batch": between(1, 10_000),
+    "coalesce_wait_ms": between(0, 50),
     "max_watchers": between(1, 1_000_000),
     "replan_attempts": between(0, 100),
     "grace_ms": between(0, DAY * 1000),

@@ -66,13 +66,13 @@ def _decode_all(requests: list[orders_pb2.PlaceOrderRequest], p: Principal) -> l
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
     def __init__(self, store: Store, intake: Intake, life: OrderLife, max_batch: int = 1000,
-                 hub: EventHub | None = None) -> None:
+                 hub: EventHub | None = None, coalesce_wait_s: float = 0.002) -> None:
         self.store = store
         self.hub = hub if hub is not None else EventHub(store)
         self.intake = intake
         self.life = life
         self.max_batch = max_batch
-        self.coalescer = Coalescer(intake, max_batch=max_batch)
+        self.coalescer = Coalescer(intake, max_batch=max_batch, wait_s=coalesce_wait_s)
 
     @handle_errors
     async def PlaceOrder(self, request: orders_pb2.PlaceOrderRequest,

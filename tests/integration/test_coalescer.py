@@ -92,3 +92,114 @@ def test_a_small_batch_gathers_callers_that_arrive_over_a_few_loop_turns(clean_r
     assert len({r[0].id for r in results}) == 12
     eager, _ = asyncio.run(go(0))
     assert len(eager) > 1 and sum(eager) == 12  # without the turns the late callers wait
+
+
+class _Recording:
+    """The real intake, with the size of every batch it is given recorded."""
+
+    def __init__(self, intake: Intake) -> None:
+        self.sizes: list[int] = []
+        self._place = intake.place
+        intake.place = self.place  # type: ignore[method-assign]
+
+    async def place(self, requests):  # type: ignore[no-untyped-def]
+        self.sizes.append(len(requests))
+        return await self._place(requests)
+
+
+def test_a_lone_caller_never_waits_for_company(clean_redis: str) -> None:
+    """c=1: no order ever arrives while its batch runs, so a long window is never opened."""
+    async def go() -> tuple[Coalescer, list[int]]:
+        store = store_for(clean_redis)
+        try:
+            await _two_stocked_warehouses(store)
+            intake = Intake(store, fraud_hold_seconds=0)
+            rec = _Recording(intake)
+            co = Coalescer(intake, wait_s=30.0)
+            for i in range(25):
+                (res,) = await asyncio.wait_for(co.submit([_req(5000 + i)]), 20)
+                assert isinstance(res, Order)
+            return co, rec.sizes
+        finally:
+            await store.close()
+
+    co, sizes = asyncio.run(go())
+    assert co.waits == 0 and co.arrivals == 0
+    assert sizes == [1] * 25
+
+
+def _stream_of_callers(clean_redis: str, wait_s: float, n: int, every_s: float, base: int
+                       ) -> tuple[Coalescer, list[int], list]:
+    """Callers that arrive on their own schedule (open loop), whatever the answers do."""
+    async def go() -> tuple[Coalescer, list[int], list]:
+        store = store_for(clean_redis)
+        try:
+            await _two_stocked_warehouses(store)
+            intake = Intake(store, fraud_hold_seconds=0)
+            rec = _Recording(intake)
+            co = Coalescer(intake, wait_s=wait_s)
+            calls = []
+            for i in range(n):
+                calls.append(asyncio.create_task(co.submit([_req(base + i)])))
+                await asyncio.sleep(every_s)
+            results = await asyncio.wait_for(asyncio.gather(*calls), 60)
+            assert not await store.audit()
+            return co, rec.sizes, results
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+def test_while_orders_arrive_during_batches_a_small_batch_waits_for_more(clean_redis: str) -> None:
+    """Open-loop arrivals faster than a batch: with the window, batches wait and get bigger;
+    without it (wait 0) they never wait."""
+    co, sizes, results = _stream_of_callers(clean_redis, 0.05, 80, 0.001, 6000)
+    assert all(isinstance(r[0], Order) for r in results)
+    assert len({r[0].id for r in results}) == 80 and sum(sizes) == 80
+    assert co.waits > 0
+    off, sizes_off, results_off = _stream_of_callers(clean_redis, 0.0, 80, 0.001, 7000)
+    assert off.waits == 0 and sum(sizes_off) == 80
+    assert all(isinstance(r[0], Order) for r in results_off)
+
+
+def test_the_wait_ends_once_min_parallel_orders_are_waiting(clean_redis: str) -> None:
+    """A window of a minute still lets a batch start as soon as min_parallel orders wait."""
+    async def go() -> tuple[Coalescer, list[int]]:
+        store = store_for(clean_redis)
+        try:
+            await _two_stocked_warehouses(store)
+            intake = Intake(store, fraud_hold_seconds=0)
+            rec = _Recording(intake)
+            co = Coalescer(intake, wait_s=60.0, min_parallel=4, busy_horizon_s=60.0)
+            co.arrivals, co._arrivals_at = 1.0, asyncio.get_running_loop().time()  # busy
+            first = asyncio.create_task(co.submit([_req(8000)]))
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert co.waits == 0 and co._company is not None  # it is waiting
+            rest = [asyncio.create_task(co.submit([_req(8001 + i)])) for i in range(3)]
+            got = await asyncio.wait_for(asyncio.gather(first, *rest), 20)
+            assert all(isinstance(r[0], Order) for r in got)
+            return co, rec.sizes
+        finally:
+            await store.close()
+
+    co, sizes = asyncio.run(go())
+    assert co.waits == 1 and sizes[0] == 4
+
+
+def test_after_a_quiet_spell_the_first_order_does_not_wait(clean_redis: str) -> None:
+    async def go() -> Coalescer:
+        store = store_for(clean_redis)
+        try:
+            await _two_stocked_warehouses(store)
+            co = Coalescer(Intake(store, fraud_hold_seconds=0), wait_s=60.0, busy_horizon_s=0.05)
+            # busy a while ago
+            co.arrivals, co._arrivals_at = 5.0, asyncio.get_running_loop().time() - 1.0
+            (res,) = await asyncio.wait_for(co.submit([_req(9000)]), 20)
+            assert isinstance(res, Order)
+            return co
+        finally:
+            await store.close()
+
+    assert asyncio.run(go()).waits == 0
