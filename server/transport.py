@@ -165,6 +165,9 @@ class TransportInterceptor(grpc.aio.ServerInterceptor):
                  default_limit: int = DEFAULT_REQUEST_LIMIT) -> None:
         self.limits = dict(limits or {})
         self.default_limit = default_limit
+        # method -> (the handler it wrapped, the guarded one): built once per method, not per
+        # call; bounded by the registered methods (an unknown method's handler is None)
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
             self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -173,7 +176,12 @@ class TransportInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = details.method
-        return guard_handler(handler, method, self.limits.get(method, self.default_limit))
+        hit = self._guarded.get(method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        guarded = guard_handler(handler, method, self.limits.get(method, self.default_limit))
+        self._guarded[method] = (handler, guarded)
+        return guarded
 
 
 def transport_interceptor(max_batch: int) -> TransportInterceptor:

@@ -143,6 +143,10 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, auth: Authenticator | None) -> None:
         self.auth = auth
+        # method -> (the handler it wrapped, the gated one). A gate holds no per-call state, and
+        # building one with its closures and handler per call cost every unary call; bounded by
+        # the registered methods (an unknown method's handler is None, never stored).
+        self._gated: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
             self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -150,4 +154,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or is_open(details.method):
             return handler
-        return gate_handler(handler, _Gate(self.auth, details.method))
+        hit = self._gated.get(details.method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        gated = gate_handler(handler, _Gate(self.auth, details.method))
+        self._gated[details.method] = (handler, gated)
+        return gated
