@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from oms.engine.models import Customer, Address, Line, Order, OrderRequest, Warehouse
 from oms.server.coalescer import Coalescer
@@ -107,21 +110,27 @@ class _Recording:
         return await self._place(requests)
 
 
+@asynccontextmanager
+async def _coalescer(clean_redis: str, **kw: Any) -> AsyncIterator[tuple[Store, Coalescer, _Recording]]:
+    """A Coalescer over the real intake on two stocked warehouses, its batch sizes recorded."""
+    store = store_for(clean_redis)
+    try:
+        await _two_stocked_warehouses(store)
+        intake = Intake(store, fraud_hold_seconds=0)
+        rec = _Recording(intake)
+        yield store, Coalescer(intake, **kw), rec
+    finally:
+        await store.close()
+
+
 def test_a_lone_caller_never_waits_for_company(clean_redis: str) -> None:
     """c=1: no order ever arrives while its batch runs, so a long window is never opened."""
     async def go() -> tuple[Coalescer, list[int]]:
-        store = store_for(clean_redis)
-        try:
-            await _two_stocked_warehouses(store)
-            intake = Intake(store, fraud_hold_seconds=0)
-            rec = _Recording(intake)
-            co = Coalescer(intake, wait_s=30.0)
+        async with _coalescer(clean_redis, wait_s=30.0) as (_, co, rec):
             for i in range(25):
                 (res,) = await asyncio.wait_for(co.submit([_req(5000 + i)]), 20)
                 assert isinstance(res, Order)
             return co, rec.sizes
-        finally:
-            await store.close()
 
     co, sizes = asyncio.run(go())
     assert co.waits == 0 and co.arrivals == 0
@@ -132,12 +141,7 @@ def _stream_of_callers(clean_redis: str, wait_s: float, n: int, every_s: float, 
                        ) -> tuple[Coalescer, list[int], list]:
     """Callers that arrive on their own schedule (open loop), whatever the answers do."""
     async def go() -> tuple[Coalescer, list[int], list]:
-        store = store_for(clean_redis)
-        try:
-            await _two_stocked_warehouses(store)
-            intake = Intake(store, fraud_hold_seconds=0)
-            rec = _Recording(intake)
-            co = Coalescer(intake, wait_s=wait_s)
+        async with _coalescer(clean_redis, wait_s=wait_s) as (store, co, rec):
             calls = []
             for i in range(n):
                 calls.append(asyncio.create_task(co.submit([_req(base + i)])))
@@ -145,8 +149,6 @@ def _stream_of_callers(clean_redis: str, wait_s: float, n: int, every_s: float, 
             results = await asyncio.wait_for(asyncio.gather(*calls), 60)
             assert not await store.audit()
             return co, rec.sizes, results
-        finally:
-            await store.close()
 
     return asyncio.run(go())
 
@@ -166,12 +168,8 @@ def test_while_orders_arrive_during_batches_a_small_batch_waits_for_more(clean_r
 def test_the_wait_ends_once_min_parallel_orders_are_waiting(clean_redis: str) -> None:
     """A window of a minute still lets a batch start as soon as min_parallel orders wait."""
     async def go() -> tuple[Coalescer, list[int]]:
-        store = store_for(clean_redis)
-        try:
-            await _two_stocked_warehouses(store)
-            intake = Intake(store, fraud_hold_seconds=0)
-            rec = _Recording(intake)
-            co = Coalescer(intake, wait_s=60.0, min_parallel=4, busy_horizon_s=60.0)
+        async with _coalescer(clean_redis, wait_s=60.0, min_parallel=4,
+                              busy_horizon_s=60.0) as (_, co, rec):
             co.arrivals, co._arrivals_at = 1.0, asyncio.get_running_loop().time()  # busy
             first = asyncio.create_task(co.submit([_req(8000)]))
             for _ in range(10):
@@ -181,8 +179,6 @@ def test_the_wait_ends_once_min_parallel_orders_are_waiting(clean_redis: str) ->
             got = await asyncio.wait_for(asyncio.gather(first, *rest), 20)
             assert all(isinstance(r[0], Order) for r in got)
             return co, rec.sizes
-        finally:
-            await store.close()
 
     co, sizes = asyncio.run(go())
     assert co.waits == 1 and sizes[0] == 4
@@ -190,16 +186,11 @@ def test_the_wait_ends_once_min_parallel_orders_are_waiting(clean_redis: str) ->
 
 def test_after_a_quiet_spell_the_first_order_does_not_wait(clean_redis: str) -> None:
     async def go() -> Coalescer:
-        store = store_for(clean_redis)
-        try:
-            await _two_stocked_warehouses(store)
-            co = Coalescer(Intake(store, fraud_hold_seconds=0), wait_s=60.0, busy_horizon_s=0.05)
+        async with _coalescer(clean_redis, wait_s=60.0, busy_horizon_s=0.05) as (_, co, _rec):
             # busy a while ago
             co.arrivals, co._arrivals_at = 5.0, asyncio.get_running_loop().time() - 1.0
             (res,) = await asyncio.wait_for(co.submit([_req(9000)]), 20)
             assert isinstance(res, Order)
             return co
-        finally:
-            await store.close()
 
     assert asyncio.run(go()).waits == 0
