@@ -7,6 +7,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from oms.clients.load.order_pool import sku_name
@@ -14,6 +15,25 @@ from oms.clients.load.worker import CHANNEL_OPTIONS
 from oms.clients.metros import METROS
 
 LAYOUT = dict(aisles=30, slots_per_aisle=60, slot_length_m=1.0, aisle_spacing_m=3.0)
+
+
+# Retried with backoff (about 7 s in all): the server answers these while Redis is briefly
+# unreachable (a restart, a cluster failover) or a race was lost, and both calls set absolute
+# values, so a repeat is harmless.
+RETRIED = frozenset({"UNAVAILABLE", "ABORTED", "DEADLINE_EXCEEDED"})
+BACKOFF_S = (0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0)
+
+
+async def _retried(call: Callable[[], Awaitable[Any]]) -> Any:
+    import grpc  # noqa: PLC0415
+
+    for delay in (*BACKOFF_S, None):
+        try:
+            return await call()
+        except grpc.aio.AioRpcError as e:
+            if delay is None or e.code().name not in RETRIED:
+                raise
+        await asyncio.sleep(delay)
 
 
 async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, hot_skus: int,
@@ -44,9 +64,9 @@ async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, h
         stub = inv_rpc.InventoryServiceStub(ch)
         whs = METROS[:n_warehouses]
         for wid, name, z in whs:
-            await stub.UpsertWarehouse(inv.UpsertWarehouseRequest(warehouse=c.Warehouse(
-                id=wid, name=name, postal_code=z, layout=c.WarehouseLayout(**LAYOUT))), timeout=30,
-                metadata=md)
+            await _retried(lambda: stub.UpsertWarehouse(inv.UpsertWarehouseRequest(
+                warehouse=c.Warehouse(id=wid, name=name, postal_code=z,
+                                      layout=c.WarehouseLayout(**LAYOUT))), timeout=30, metadata=md))
         jobs = [(wid, k) for k in range(skus) for wid, _, _ in whs]
         it = iter(jobs)
         done = 0
@@ -57,10 +77,10 @@ async def setup_network(target: str, n_warehouses: int, skus: int, stock: int, h
             for wid, k in it:
                 on_hand = hot_stock if (k < hot_skus and hot_stock > 0) else stock
                 loc = f"A{rng.randrange(LAYOUT['aisles']):02d}-S{rng.randrange(LAYOUT['slots_per_aisle']):03d}"
+                req = inv.SetStockRequest(warehouse_id=wid, sku=sku_name(k), on_hand=on_hand,
+                                          location=loc)
                 try:
-                    await stub.SetStock(inv.SetStockRequest(
-                        warehouse_id=wid, sku=sku_name(k), on_hand=on_hand, location=loc), timeout=60,
-                        metadata=md)
+                    await _retried(lambda: stub.SetStock(req, timeout=60, metadata=md))
                 except grpc.aio.AioRpcError as e:
                     errors[e.code().name] += 1
                 done += 1
