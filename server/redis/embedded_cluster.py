@@ -275,8 +275,9 @@ class EmbeddedCluster:
             "--protected-mode", "yes",
             "--logfile", str(n.log_file),
         ]
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, preexec_fn=owner.die_with_parent())
+        argv, preexec = owner.deathbound(args)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, preexec_fn=preexec)
         self._procs[n.index] = proc
         n.pid = proc.pid
         owner.write_pid(n.dir, proc.pid)

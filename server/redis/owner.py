@@ -4,8 +4,9 @@
   process that runs the directory's redis-server for as long as it lives. The kernel drops it
   when that process dies, however it dies (kill -9 included), so a stale lock cannot exist.
   Processes that only connect to the socket (``oms-wave``, ``oms-notify``) never take it.
-- ``die_with_parent``: a ``preexec_fn`` asking Linux to send the child SIGTERM (Redis flushes
-  its AOF and exits) when the thread that started it dies.
+- ``deathbound``: how to start a child that Linux sends SIGTERM (Redis flushes its AOF and
+  exits) when the thread that started it dies: through ``setpriv --pdeathsig`` where it
+  exists, else with ``die_with_parent``, a ``preexec_fn``.
 - ``stop_survivor``: a redis-server left behind on the directory (by an owner of an older
   version, or one that died before its child got the signal) is stopped before a new one starts,
   so two never write one AOF.
@@ -16,6 +17,7 @@ import ctypes
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -60,6 +62,24 @@ class DataDirLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)  # closing the only descriptor drops the flock
+
+
+def deathbound(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``(argv, preexec_fn)`` for ``subprocess.Popen`` of a child that gets SIGTERM when the
+    thread that started it dies.
+
+    ``setpriv --pdeathsig TERM`` (util-linux) sets the signal and execs the child under the
+    same pid, so no Python runs between fork and exec and the fork can be a vfork. A
+    ``preexec_fn`` forces a full fork, whose child runs grpcio's fork handlers; with gRPC
+    threads busy in the parent these abort the child before it execs (grpc/grpc#43055; 6 of
+    300 such spawns here), which is how a test restarting a cluster node under intake failed.
+    setpriv sets the signal once it runs: a starter that dies in that instant leaves the child
+    running, and ``stop_survivor`` stops it at the next start (as for an owner killed before
+    its child got the signal)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--pdeathsig", "TERM", "--", *argv], None
+    return argv, die_with_parent()
 
 
 def die_with_parent() -> Callable[[], None] | None:
