@@ -165,12 +165,14 @@ def test_while_orders_arrive_during_batches_a_small_batch_waits_for_more(clean_r
     assert all(isinstance(r[0], Order) for r in results_off)
 
 
-def test_the_wait_ends_once_min_parallel_orders_are_waiting(clean_redis: str) -> None:
-    """A window of a minute still lets a batch start as soon as min_parallel orders wait."""
+def test_the_wait_ends_once_enough_orders_are_waiting(clean_redis: str) -> None:
+    """A window of a minute still lets a batch start as soon as company() orders wait: twice
+    the usual arrivals during a batch, here 4 (callers in a closed loop are all back)."""
     async def go() -> tuple[Coalescer, list[int]]:
         async with _coalescer(clean_redis, wait_s=60.0, min_parallel=4,
                               busy_horizon_s=60.0) as (_, co, rec):
-            co.arrivals, co._arrivals_at = 1.0, asyncio.get_running_loop().time()  # busy
+            co.arrivals, co._arrivals_at = 2.0, asyncio.get_running_loop().time()  # busy
+            assert co.company() == 4
             first = asyncio.create_task(co.submit([_req(8000)]))
             for _ in range(10):
                 await asyncio.sleep(0)
@@ -194,3 +196,10 @@ def test_after_a_quiet_spell_the_first_order_does_not_wait(clean_redis: str) -> 
             return co
 
     assert asyncio.run(go()).waits == 0
+
+
+def test_company_is_twice_the_usual_arrivals_within_bounds() -> None:
+    co = Coalescer(None, min_parallel=16)  # type: ignore[arg-type] - only the arithmetic
+    for arrivals, enough in ((0.0, 2), (0.6, 2), (1.2, 3), (3.2, 7), (7.9, 16), (50.0, 16)):
+        co.arrivals = arrivals
+        assert co.company() == enough, arrivals
