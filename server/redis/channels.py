@@ -162,14 +162,17 @@ class ChannelOps(StoreBase):
         which SKUs changed without reading every hash."""
         if not warehouse_ids:
             return [], np.zeros(0, dtype=np.int64)
+        # The version before the array: a stock write may land between the two reads (another
+        # client's command on the node), and an array older than its version would hide that
+        # write from every later poll (the version no longer moves); a newer array is harmless.
         async with self.r.pipeline(transaction=False) as p:
             for w in warehouse_ids:
                 sh = keys.Shard(w)
-                p.get(sh.avail)
                 p.get(sh.stockseq)
+                p.get(sh.avail)
             raw = await p.execute()
-        return ([raw[2 * i] or b"" for i in range(len(warehouse_ids))],
-                np.array([int(raw[2 * i + 1] or 0) for i in range(len(warehouse_ids))],
+        return ([raw[2 * i + 1] or b"" for i in range(len(warehouse_ids))],
+                np.array([int(raw[2 * i] or 0) for i in range(len(warehouse_ids))],
                          dtype=np.int64))
 
     async def all_sku_ids(self) -> dict[str, int]:
