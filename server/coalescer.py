@@ -67,9 +67,8 @@ class Coalescer:
         loop = asyncio.get_running_loop()
         futs: list[asyncio.Future[Result]] = [loop.create_future() for _ in requests]
         self._pending.extend(zip(requests, futs))
-        company = self._company
-        if company is not None and len(self._pending) >= self._enough and not company.done():
-            company.set_result(None)
+        if self._company is not None and len(self._pending) >= self._enough:
+            _settle(self._company)
         if self._running == 0 or (self._running < self.max_inflight
                                   and len(self._pending) >= self.min_parallel):
             self._running += 1
