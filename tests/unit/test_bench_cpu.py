@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from benchmarks.cpu import CpuSampler, cost_per_order, session_cpu
+from benchmarks.cpu import CpuSampler, cost_per_order, session_cpu, session_pids
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
 
@@ -28,6 +28,24 @@ def test_session_cpu_counts_a_child_session_and_nothing_else() -> None:
     finally:
         p.kill()
         p.wait()
+
+
+def test_session_cpu_reads_the_given_pids_of_its_session_only() -> None:
+    code = "import time\nend = time.process_time() + 0.2\nwhile time.process_time() < end: pass\n" \
+           "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        assert p.stdout is not None and p.stdout.readline() == "done\n"
+        assert session_pids(p.pid) == [p.pid]
+        assert session_cpu(p.pid, pids=[p.pid])["server"] >= 0.15
+        # a pid of another session (here ours: a pid reused since the scan) is not counted
+        assert session_cpu(p.pid, pids=[os.getpid()])["server"] == 0.0
+        assert session_cpu(p.pid, pids=[])["server"] == 0.0
+    finally:
+        p.kill()
+        p.wait()
+    assert session_cpu(p.pid, pids=[p.pid])["server"] == 0.0  # exited
 
 
 def test_sampler_interpolates_between_samples() -> None:
@@ -50,7 +68,8 @@ def test_sampler_sees_cpu_used_in_its_session() -> None:
     # the burn's CPU over a wider span than [t0, t1] when it interpolates.
     code = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n" \
            "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
-    s = CpuSampler(os.getsid(0), interval=0.02).start()
+    # rescans: the child starts after the sampler did, and is found at a rescan of /proc
+    s = CpuSampler(os.getsid(0), interval=0.02, rescan_s=0.1).start()
     p = None
     try:
         _wait_for_sample_after(s, 0.0)
@@ -58,6 +77,7 @@ def test_sampler_sees_cpu_used_in_its_session() -> None:
         p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         assert p.stdout is not None and p.stdout.readline() == "done\n"
         # a sample taken after the burn ended, then one after t1, so both ends are bracketed
+        time.sleep(0.15)  # a rescan
         _wait_for_sample_after(s, time.time())
         t1 = time.time()
         _wait_for_sample_after(s, t1)
