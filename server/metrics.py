@@ -23,28 +23,43 @@ def serve_metrics(host: str, port: int) -> None:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Times unary handlers (streaming handlers are counted per call, not per message)."""
+    """Times unary handlers (streaming handlers are counted per call, not per message).
+
+    A method's timed handler is built once, not per call (like the auth and transport
+    interceptors): ``_timed`` maps the method to (the handler it wrapped, the timed one), bounded
+    by the registered methods (an unknown method's handler is None and is not stored)."""
+
+    def __init__(self) -> None:
+        self._timed: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
                                 details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = details.method.rsplit("/", 1)[-1]
-        inner = handler.unary_unary
+        hit = self._timed.get(details.method)
+        if hit is not None and hit[0] is handler:
+            return hit[1]
+        timed = _timed_handler(handler, details.method.rsplit("/", 1)[-1])
+        self._timed[details.method] = (handler, timed)
+        return timed
 
-        async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            t0 = time.perf_counter()
-            code = "OK"
-            try:
-                return await inner(request, context)
-            except BaseException:
-                c = context.code()
-                code = c.name if c is not None else "UNKNOWN"
-                raise
-            finally:
-                RPC_LATENCY.labels(method, code).observe(time.perf_counter() - t0)
 
-        return grpc.unary_unary_rpc_method_handler(
-            timed, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+def _timed_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+    inner = handler.unary_unary
+
+    async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        t0 = time.perf_counter()
+        code = "OK"
+        try:
+            return await inner(request, context)
+        except BaseException:
+            c = context.code()
+            code = c.name if c is not None else "UNKNOWN"
+            raise
+        finally:
+            RPC_LATENCY.labels(method, code).observe(time.perf_counter() - t0)
+
+    return grpc.unary_unary_rpc_method_handler(
+        timed, request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer)

@@ -1,4 +1,4 @@
-"""The auth and transport interceptors wrap a method's handler once, not on every call, and
+"""The auth, transport and metrics interceptors wrap a method's handler once, not on every call, and
 wrap again when the handler underneath is another one."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from oms.server.auth.interceptor import AuthInterceptor
+from oms.server.metrics import RPC_LATENCY, MetricsInterceptor
 from oms.server.transport import TransportInterceptor
 
 
@@ -33,7 +34,7 @@ def _intercept(icp: Any, details: _Details, handler: grpc.RpcMethodHandler | Non
 
 def test_each_interceptor_wraps_a_method_once() -> None:
     method = "/oms.v1.OrderService/PlaceOrder"
-    for icp in (TransportInterceptor(), AuthInterceptor(None)):
+    for icp in (TransportInterceptor(), AuthInterceptor(None), MetricsInterceptor()):
         base = _handler()
         first = _intercept(icp, _Details(method), base)
         assert first is not base and first.unary_unary is not base.unary_unary
@@ -45,10 +46,11 @@ def test_each_interceptor_wraps_a_method_once() -> None:
 
 
 def test_unknown_methods_are_not_remembered() -> None:
-    for icp in (TransportInterceptor(), AuthInterceptor(None)):
+    for icp in (TransportInterceptor(), AuthInterceptor(None), MetricsInterceptor()):
         for i in range(50):
             assert _intercept(icp, _Details(f"/x.Y/M{i}"), None) is None
-        cache = icp._guarded if isinstance(icp, TransportInterceptor) else icp._gated
+        cache = (icp._guarded if isinstance(icp, TransportInterceptor) else
+                 icp._timed if isinstance(icp, MetricsInterceptor) else icp._gated)
         assert cache == {}
 
 
@@ -57,3 +59,23 @@ def test_a_gated_handler_still_runs_the_method() -> None:
     wrapped = _intercept(icp, _Details("/oms.v1.OrderService/GetOrder"), _handler())
     assert asyncio.run(wrapped.unary_unary("req", object())) == "req"
     assert asyncio.run(wrapped.unary_unary("again", object())) == "again"
+
+
+class _Context:
+    def code(self) -> Any:
+        return None
+
+
+def test_a_timed_handler_runs_the_method_and_counts_each_call() -> None:
+    icp = MetricsInterceptor()
+    wrapped = _intercept(icp, _Details("/oms.v1.OrderService/GetOrder"), _handler())
+
+    def count() -> float:
+        return sum(smp.value for metric in RPC_LATENCY.collect() for smp in metric.samples
+                   if smp.name.endswith("_count")
+                   and smp.labels == {"method": "GetOrder", "code": "OK"})
+
+    before = count()
+    assert asyncio.run(wrapped.unary_unary("req", _Context())) == "req"
+    assert asyncio.run(wrapped.unary_unary("again", _Context())) == "again"
+    assert count() == before + 2
