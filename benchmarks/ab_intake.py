@@ -28,9 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import auth_args, key_env
+from benchmarks.procs import auth_args, setup_stock
 from benchmarks.run import ServerProc, log, run_load
-from oms.clients.load import METROS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,9 +69,7 @@ def one_run(name: str, py: Path, tree: Path, rnd: int, tmp: Path, args: argparse
     srv = ServerProc(f"{name} oms-server", cmd, d / "server.log")
     srv.start()
     try:
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
-                        "--warehouses", str(len(METROS)), "--skus", str(args.skus), "--duration", "0"],
-                       cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL, env=key_env())
+        setup_stock(srv, args.skus)
         res = run_load(f"{name} batch r{rnd}", srv, [
             "--channels", "32", "--skus", str(args.skus), "--pool-cache", str(tmp / "pools"),
             "--mode", "batch", "--lines", "3", "--batch-size", "500", "--concurrency", "16"],

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.ab_intake import ROOT, alternate_sides, server_module
-from benchmarks.procs import auth_args, key_env
+from benchmarks.procs import auth_args, setup_stock
 from benchmarks.run import ServerProc, run_load
-from oms.clients.load import METROS
 
 FIELDS = ("c1_p50", "c1_p99", "c1_cpu", "open_p50", "open_p99", "open_rate", "open_cpu")
 
@@ -40,10 +38,7 @@ def one_run(name: str, py: Path, tree: Path, rnd: int, tmp: Path, args: argparse
            *auth_args(d), *args.server_arg]
     srv = ServerProc(name, cmd, d / "server.log").start()
     try:
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target,
-                        "--setup", "--warehouses", str(len(METROS)), "--skus", str(args.skus),
-                        "--duration", "0"], cwd=ROOT, check=True, timeout=900,
-                       stdout=subprocess.DEVNULL, env=key_env())
+        setup_stock(srv, args.skus)
         common = ["--channels", "32", "--skus", str(args.skus), "--hot-share", "0.1",
                   "--pool-cache", str(tmp / "pools"), "--mode", "unary"]
         c1 = run_load(f"{name} c1 r{rnd}", srv, common + ["--concurrency", "1"], d,

@@ -19,17 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import BENCH_KEY, auth_args, key_env
+from benchmarks.procs import BENCH_KEY, auth_args, setup_stock
 from benchmarks.run import ServerProc, log, run_load
 from oms.clients.client import OmsClient
-from oms.clients.metros import METROS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("on", "off")
@@ -59,10 +57,7 @@ def one_mode(mode: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[s
     srv = ServerProc(f"oms-server --auth {mode}", server_cmd(mode, d), d / "server.log").start()
     try:
         admin = BENCH_KEY if mode == "on" else ""
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
-                        "--warehouses", str(len(METROS)), "--skus", str(args.skus),
-                        "--duration", "0"], cwd=ROOT, check=True, timeout=900,
-                       stdout=subprocess.DEVNULL, env=key_env(admin))
+        setup_stock(srv, args.skus, api_key=admin)
         key = intake_key(srv.target) if mode == "on" else ""
         common = ["--channels", "32", "--skus", str(args.skus), "--pool-cache", str(tmp / "pools")]
         batch = run_load(f"auth {mode} batch r{rnd}", srv, common + [

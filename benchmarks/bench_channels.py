@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import BENCH_KEY, ROOT, ServerProc, auth_args, key_env, log, run_load
+from benchmarks.procs import BENCH_KEY, ROOT, ServerProc, auth_args, log, run_load, setup_stock
 from oms.clients import demo_channels as dc
 from oms.clients import shopify_orders as so
 from oms.clients.client import OmsClient
@@ -80,10 +80,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     procs: list[subprocess.Popen[Any]] = []
     try:
         log(f"oms-server at {srv.target}; network: 10 warehouses, {args.skus} SKUs")
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target,
-                        "--setup", "--warehouses", "10", "--skus", str(args.skus),
-                        "--duration", "0"], cwd=ROOT, check=True, timeout=900,
-                       stdout=subprocess.DEVNULL, env=key_env(BENCH_KEY))
+        setup_stock(srv, args.skus, 10, api_key=BENCH_KEY)
         skus = [sku_name(k) for k in range(args.skus)]
         wids = [m[0] for m in METROS[:10]]
         secret = "whsec_bench_0123456789abcdef"

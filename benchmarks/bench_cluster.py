@@ -26,14 +26,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import auth_args, key_env
+from benchmarks.procs import auth_args, setup_stock
 from benchmarks.run import ServerProc, log, run_load
 from oms.clients.metros import METROS
 
@@ -80,10 +79,7 @@ def one_mode(mode: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[s
     try:
         nodes = label_nodes(srv, d / "redis")
         whs = 1 if mode in HOT else len(METROS)
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target,
-                        "--setup", "--warehouses", str(whs), "--skus", str(args.skus),
-                        "--duration", "0"], cwd=ROOT, check=True, timeout=900,
-                       stdout=subprocess.DEVNULL, env=key_env())
+        setup_stock(srv, args.skus, whs)
         res = run_load(f"{mode} r{rnd}", srv, [
             "--channels", "32", "--skus", str(args.skus), "--pool-cache", str(tmp / "pools"),
             "--mode", "batch", "--lines", "3", "--batch-size", "500", "--concurrency", "16"],

@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import ROOT, ServerProc, auth_args, key_env, log, run_load
-from oms.clients.load import METROS
+from benchmarks.procs import ROOT, ServerProc, auth_args, log, run_load, setup_stock
 
 
 def one_run(window: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -34,9 +32,7 @@ def one_run(window: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[
            "--coalesce-wait-ms", window, *auth_args(d), *args.server_arg]
     srv = ServerProc(f"oms-server window {window} ms", cmd, d / "server.log").start()
     try:
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
-                        "--warehouses", str(len(METROS)), "--skus", str(args.skus), "--duration", "0"],
-                       cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL, env=key_env())
+        setup_stock(srv, args.skus)
         common = ["--channels", "32", "--skus", str(args.skus), "--hot-share", "0.1", "--pool-cache",
                   str(tmp / "pools"), "--mode", "unary", "--concurrency", "64", "--rate", str(args.rate)]
         op = run_load(f"window {window} ms r{rnd}", srv, common, d, warmup=2, duration=args.seconds)

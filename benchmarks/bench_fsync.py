@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import auth_args, key_env
+from benchmarks.procs import auth_args, setup_stock
 from benchmarks.run import ServerProc, log, run_load
-from oms.clients.metros import METROS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("always", "everysec")
@@ -41,10 +39,7 @@ def one_mode(mode: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[s
            *auth_args(d)]
     srv = ServerProc(f"oms-server --fsync {mode}", cmd, d / "server.log").start()
     try:
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
-                        "--warehouses", str(len(METROS)), "--skus", str(args.skus),
-                        "--duration", "0"], cwd=ROOT, check=True, timeout=900,
-                       stdout=subprocess.DEVNULL, env=key_env())
+        setup_stock(srv, args.skus)
         common = ["--channels", "32", "--skus", str(args.skus), "--pool-cache", str(tmp / "pools")]
         batch = run_load(f"{mode} batch r{rnd}", srv, common + [
             "--mode", "batch", "--lines", "3", "--batch-size", "500", "--concurrency", "16"],

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import auth_args, key_env
+from benchmarks.procs import auth_args, setup_stock
 from benchmarks.run import ServerProc, log, run_load
-from oms.clients.load import METROS
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = {"single": [], "cluster-3": ["--embedded-cluster", "3"]}
@@ -38,9 +36,7 @@ def one_run(mode: str, rnd: int, tmp: Path, args: argparse.Namespace) -> dict[st
            str(d / "redis"), "--log-level", "WARNING", "--workers", "2", *auth_args(d), *MODES[mode]]
     srv = ServerProc(f"oms-server {mode}", cmd, d / "server.log").start()
     try:
-        subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", srv.target, "--setup",
-                        "--warehouses", str(len(METROS)), "--skus", str(args.skus), "--duration", "0"],
-                       cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL, env=key_env())
+        setup_stock(srv, args.skus)
         common = ["--channels", "32", "--skus", str(args.skus), "--hot-share", "0.1", "--pool-cache",
                   str(tmp / "pools"), "--mode", "unary", "--concurrency", "64"]
         best = run_load(f"{mode} c64 r{rnd}", srv, common, d, warmup=2, duration=args.best_s)

@@ -99,6 +99,18 @@ class ServerProc:
         self.log_file.close()
 
 
+def setup_stock(server: ServerProc, skus: int, warehouses: int | None = None,
+                api_key: str = BENCH_KEY) -> None:
+    """``oms-load --setup`` against ``server``: ``warehouses`` of the load generator's metros
+    (default all) with ``skus`` SKUs each, quietly; raises if it fails."""
+    from oms.clients.load import METROS  # noqa: PLC0415
+
+    n = len(METROS) if warehouses is None else warehouses
+    subprocess.run([sys.executable, "-m", "oms.clients.load", "--target", server.target, "--setup",
+                    "--warehouses", str(n), "--skus", str(skus), "--duration", "0"],
+                   cwd=ROOT, check=True, timeout=900, stdout=subprocess.DEVNULL, env=key_env(api_key))
+
+
 def run_load(name: str, server: ServerProc, extra: list[str], tmp: Path, *, warmup: float,
              duration: float, timeout: float = 30.0, api_key: str = BENCH_KEY) -> dict[str, Any]:
     """One oms-load run in its own process, sending ``api_key``; its progress line goes to our

@@ -13,14 +13,23 @@ from benchmarks.cpu import CpuSampler, cost_per_order, session_cpu, session_pids
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
 
 
+def _burner(cpu_s: float, *, own_session: bool) -> subprocess.Popen[str]:
+    """A child that burns ``cpu_s`` of CPU, says "done", then sleeps (its CPU stays readable)."""
+    code = f"import time\nend = time.process_time() + {cpu_s}\nwhile time.process_time() < end: pass\n" \
+           "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            start_new_session=own_session)
+
+
+def _done(p: subprocess.Popen[str]) -> bool:
+    return p.stdout is not None and p.stdout.readline() == "done\n"
+
+
 def test_session_cpu_counts_a_child_session_and_nothing_else() -> None:
     # A child in its own session that burns 0.3 s of CPU: its session shows it, ours does not.
-    code = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n" \
-           "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p = _burner(0.3, own_session=True)
     try:
-        assert p.stdout is not None and p.stdout.readline() == "done\n"
+        assert _done(p)
         got = session_cpu(p.pid)
         assert got["redis"] == 0.0
         assert 0.25 <= got["server"] <= 5.0
@@ -31,12 +40,9 @@ def test_session_cpu_counts_a_child_session_and_nothing_else() -> None:
 
 
 def test_session_cpu_reads_the_given_pids_of_its_session_only() -> None:
-    code = "import time\nend = time.process_time() + 0.2\nwhile time.process_time() < end: pass\n" \
-           "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                         start_new_session=True)
+    p = _burner(0.2, own_session=True)
     try:
-        assert p.stdout is not None and p.stdout.readline() == "done\n"
+        assert _done(p)
         assert session_pids(p.pid) == [p.pid]
         assert session_cpu(p.pid, pids=[p.pid])["server"] >= 0.15
         # a pid of another session (here ours: a pid reused since the scan) is not counted
@@ -66,16 +72,14 @@ def test_sampler_sees_cpu_used_in_its_session() -> None:
     # The burn runs in a child of this session, not in this process: a busy thread here would
     # starve the sampler's thread of the GIL, stretch the gap between its samples and so spread
     # the burn's CPU over a wider span than [t0, t1] when it interpolates.
-    code = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n" \
-           "import sys; sys.stdout.write('done\\n'); sys.stdout.flush(); time.sleep(30)"
     # rescans: the child starts after the sampler did, and is found at a rescan of /proc
     s = CpuSampler(os.getsid(0), interval=0.02, rescan_s=0.1).start()
     p = None
     try:
         _wait_for_sample_after(s, 0.0)
         t0 = time.time()
-        p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-        assert p.stdout is not None and p.stdout.readline() == "done\n"
+        p = _burner(0.3, own_session=False)
+        assert _done(p)
         # a sample taken after the burn ended, then one after t1, so both ends are bracketed
         time.sleep(0.15)  # a rescan
         _wait_for_sample_after(s, time.time())
