@@ -9,6 +9,8 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
+from oms.server.handler_cache import HandlerCache
+
 RPC_LATENCY = Histogram(
     "oms_rpc_latency_seconds", "gRPC handling time by method and status code",
     ["method", "code"],
@@ -25,24 +27,19 @@ def serve_metrics(host: str, port: int) -> None:
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Times unary handlers (streaming handlers are counted per call, not per message).
 
-    A method's timed handler is built once, not per call (like the auth and transport
-    interceptors): ``_timed`` maps the method to (the handler it wrapped, the timed one), bounded
-    by the registered methods (an unknown method's handler is None and is not stored)."""
+    A method's timed handler is built once, not per call, like the auth and transport
+    interceptors' (``HandlerCache``)."""
 
     def __init__(self) -> None:
-        self._timed: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._timed = HandlerCache()
 
     async def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
                                 details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        hit = self._timed.get(details.method)
-        if hit is not None and hit[0] is handler:
-            return hit[1]
-        timed = _timed_handler(handler, details.method.rsplit("/", 1)[-1])
-        self._timed[details.method] = (handler, timed)
-        return timed
+        return self._timed.wrap(details.method, handler, lambda: _timed_handler(
+            handler, details.method.rsplit("/", 1)[-1]))
 
 
 def _timed_handler(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

@@ -27,6 +27,8 @@ from typing import Any
 
 import grpc
 
+from oms.server.handler_cache import HandlerCache
+
 log = logging.getLogger(__name__)
 
 # One PlaceOrderRequest at every documented limit (100 lines, every text field at its length
@@ -165,9 +167,7 @@ class TransportInterceptor(grpc.aio.ServerInterceptor):
                  default_limit: int = DEFAULT_REQUEST_LIMIT) -> None:
         self.limits = dict(limits or {})
         self.default_limit = default_limit
-        # method -> (the handler it wrapped, the guarded one): built once per method, not per
-        # call; bounded by the registered methods (an unknown method's handler is None)
-        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._guarded = HandlerCache()
 
     async def intercept_service(
             self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -176,12 +176,8 @@ class TransportInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         method = details.method
-        hit = self._guarded.get(method)
-        if hit is not None and hit[0] is handler:
-            return hit[1]
-        guarded = guard_handler(handler, method, self.limits.get(method, self.default_limit))
-        self._guarded[method] = (handler, guarded)
-        return guarded
+        return self._guarded.wrap(method, handler, lambda: guard_handler(
+            handler, method, self.limits.get(method, self.default_limit)))
 
 
 def transport_interceptor(max_batch: int) -> TransportInterceptor:

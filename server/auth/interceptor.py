@@ -18,6 +18,7 @@ from oms.engine.errors import OmsError
 from oms.server.auth.authenticator import Authenticator
 from oms.server.auth.principal import ADMIN, Principal, set_principal
 from oms.server.auth.scopes import is_open
+from oms.server.handler_cache import HandlerCache
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,9 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, auth: Authenticator | None) -> None:
         self.auth = auth
-        # method -> (the handler it wrapped, the gated one). A gate holds no per-call state, and
-        # building one with its closures and handler per call cost every unary call; bounded by
-        # the registered methods (an unknown method's handler is None, never stored).
-        self._gated: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        # A gate holds no per-call state, and building one with its closures and handler per
+        # call cost every unary call.
+        self._gated = HandlerCache()
 
     async def intercept_service(
             self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -154,9 +154,5 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or is_open(details.method):
             return handler
-        hit = self._gated.get(details.method)
-        if hit is not None and hit[0] is handler:
-            return hit[1]
-        gated = gate_handler(handler, _Gate(self.auth, details.method))
-        self._gated[details.method] = (handler, gated)
-        return gated
+        return self._gated.wrap(details.method, handler,
+                                lambda: gate_handler(handler, _Gate(self.auth, details.method)))
